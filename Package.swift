@@ -1,0 +1,31 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Specula",
+    products: [
+        .library(name: "SpeculaVerify", targets: ["SpeculaVerify"]),
+        .library(name: "SpeculaTheory", targets: ["SpeculaTheory"]),
+        .executable(name: "specula", targets: ["specula"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        // Probability vectors, logit processors, draft laws, verifiers, draft trees. No tensors, no files.
+        .target(name: "SpeculaVerify"),
+        // Exact acceptance of each verifier, the optimal acceptance α*, Monte-Carlo estimators.
+        .target(name: "SpeculaTheory", dependencies: ["SpeculaVerify"]),
+        // The command-line tool: parse, validate, call the libraries, print.
+        .executableTarget(
+            name: "specula",
+            dependencies: [
+                "SpeculaVerify", "SpeculaTheory",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SpeculaVerifyTests", dependencies: ["SpeculaVerify", "SpeculaTheory"]),
+        .testTarget(name: "SpeculaTheoryTests", dependencies: ["SpeculaVerify", "SpeculaTheory"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

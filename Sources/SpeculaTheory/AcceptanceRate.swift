@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+import SpeculaVerify
+
+/// The expected acceptance `α` of each verifier at one node: closed forms where they exist (ALGORITHMS.md §5.4),
+/// exact enumeration for small vocabularies, and a seeded Monte-Carlo estimator for any rule at any size.
+public enum AcceptanceRate {
+    /// Token verification (one draft): `β = Σ min(p, q) = 1 − TV(p, q)`. O(|V|).
+    public static func token(target: [Double], draft: [Double]) throws -> Double {
+        try Probability.validatePair(target: target, draft: draft)
+        return Probability.overlap(target, draft)
+    }
+
+    /// RRS with replacement: `1 − Π_k (1 − β_k)` with `β_k = Σ min(p_{k−1}, q)`, `p_k = res(p_{k−1}, q)` (§4.3).
+    /// O(n·|V|).
+    public static func rrs(target: [Double], draft: [Double], count: Int) throws -> Double {
+        try Probability.validatePair(target: target, draft: draft)
+        try checkCount(count, "rrs")
+        var running = target
+        var rejection = 1.0
+        var scratch: [Double] = []
+        for step in 0..<count {
+            let beta = Probability.overlap(running, draft)
+            rejection *= max(1 - beta, 0)
+            if step + 1 == count { break }
+            let mass = Probability.positivePart(running, minus: draft, into: &scratch)
+            if mass <= Probability.negligibleMass { return 1 }
+            running = scratch.map { $0 / mass }
+        }
+        return min(max(1 - rejection, 0), 1)
+    }
+
+    /// K-SEQ: `1 − (1 − β(ρ*))ⁿ` (§4.5), with the verifier's own `ρ*`. O(|V|) expected.
+    public static func kseq(target: [Double], draft: [Double], count: Int) throws -> (acceptance: Double, rho: Double) {
+        try Probability.validatePair(target: target, draft: draft)
+        try checkCount(count, "kseq")
+        var indices: [Int] = []
+        let (rho, beta) = KSEQVerifier.solve(target: target, draft: draft, draftCount: count, indices: &indices)
+        return (1 - pow(1 - beta, Double(count)), rho)
+    }
+
+    /// SpecHub (two drafts): `p(a) + Σ_{i≠a} min(p(i), q′(i))`, `a = argmax q` (§4.6). Also `α*` of the hub-pair law.
+    public static func specHub(target: [Double], draft: [Double]) throws -> Double {
+        try Probability.validatePair(target: target, draft: draft)
+        if target.count < 2 {
+            throw VerifyError.unsupportedDraftCount(verifier: "spechub", count: 2, supported: "a vocabulary of ≥ 2 tokens")
+        }
+        let hub = Probability.argmax(draft)
+        let rest = DraftLaw.remainder(draft: draft, excluding: [hub])
+        var total = target[hub]
+        for token in target.indices where token != hub { total += min(target[token], rest[token]) }
+        return min(total, 1)
+    }
+
+    /// Greedy-law verifier: `p(T) + Σ_{y∉T} min(p(y), q′(y))` for the top `n − 1` draft tokens `T` (§4.7); also `α*`
+    /// of the greedy law. O(n·|V|).
+    public static func greedy(target: [Double], draft: [Double], count: Int) throws -> Double {
+        try Probability.validatePair(target: target, draft: draft)
+        try DraftLaw.greedy.validate(count: count, vocabularySize: target.count)
+        let fixed = SamplingSettings.topIndices(draft, count: count - 1)
+        let rest = DraftLaw.remainder(draft: draft, excluding: fixed)
+        var total = 0.0
+        for token in target.indices {
+            total += fixed.contains(token) ? target[token] : min(target[token], rest[token])
+        }
+        return min(total, 1)
+    }
+
+    /// RRS without replacement, two drafts, exactly (§4.4): `β_1 + Σ_{x_1} (q(x_1) − min(p, q)(x_1))·
+    /// Σ_{x≠x_1} min(p_1(x), q(x)/(1 − q(x_1)))`, with `1 − q(x_1)` summed from the other entries. O(|V|²).
+    public static func rrswTwoDrafts(target: [Double], draft: [Double]) throws -> Double {
+        try Probability.validatePair(target: target, draft: draft)
+        let first = Probability.overlap(target, draft)
+        var scratch: [Double] = []
+        let mass = Probability.positivePart(target, minus: draft, into: &scratch)
+        if mass <= Probability.negligibleMass { return 1 }
+        let residual = scratch.map { $0 / mass }
+        // Prefix sums give each Σ_{y≠x} q(y) without subtracting from 1.
+        var prefix = [Double](repeating: 0, count: draft.count + 1)
+        for index in draft.indices { prefix[index + 1] = prefix[index] + draft[index] }
+        var suffix = [Double](repeating: 0, count: draft.count + 1)
+        for index in draft.indices.reversed() { suffix[index] = suffix[index + 1] + draft[index] }
+        var total = first
+        for x1 in draft.indices {
+            let rejected = draft[x1] - min(target[x1], draft[x1])
+            if rejected <= 0 { continue }
+            let others = prefix[x1] + suffix[x1 + 1]
+            if others <= 0 { continue }
+            var second = 0.0
+            for x in draft.indices where x != x1 { second += min(residual[x], draft[x] / others) }
+            total += rejected * second
+        }
+        return min(total, 1)
+    }
+
+    /// Exact acceptance of any verifier by enumerating its draft tuples (small vocabularies).
+    public static func exact(verifier: any NodeVerifier, target: [Double], draft: [Double], count: Int) throws -> Double {
+        try ExactNode.law(verifier: verifier, target: target, draft: draft, count: count).acceptance
+    }
+
+    /// A Monte-Carlo estimate of any verifier's acceptance: sample draft tuples from the verifier's law with a
+    /// seeded generator and average the exact acceptance probability of each tuple (from the deterministic core;
+    /// lower variance than sampling the outcome too). Returns the mean and its standard error.
+    /// - Complexity: O(samples · n·|V|).
+    public static func monteCarlo(
+        verifier: any NodeVerifier, target: [Double], draft: [Double], count: Int, samples: Int, seed: UInt64
+    ) throws -> (mean: Double, standardError: Double) {
+        try Probability.validatePair(target: target, draft: draft)
+        if samples < 2 {
+            throw VerifyError.invalidSetting(name: "samples", value: "\(samples)", reason: "must be ≥ 2")
+        }
+        var generator = SplitMix64(seed: seed)
+        var decision = NodeDecision()
+        var sum = 0.0
+        var sumOfSquares = 0.0
+        let drawn = verifier.draftLaw.draftCount(requested: count, draft: draft)
+        let rule: any NodeVerifier = drawn == 1 ? TokenVerifier() : verifier
+        for _ in 0..<samples {
+            let drafts = try verifier.draftLaw.sample(draft: draft, count: count, using: &generator)
+            try rule.decide(target: target, draft: draft, drafts: drafts, into: &decision)
+            let value = decision.acceptanceProbability(target: target)
+            sum += value
+            sumOfSquares += value * value
+        }
+        let n = Double(samples)
+        let mean = sum / n
+        let variance = max(sumOfSquares / n - mean * mean, 0) * n / (n - 1)
+        return (mean, (variance / n).squareRoot())
+    }
+
+    static func checkCount(_ count: Int, _ name: String) throws {
+        if count < 1 { throw VerifyError.unsupportedDraftCount(verifier: name, count: count, supported: "n ≥ 1") }
+    }
+}

@@ -1,0 +1,178 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The sampling settings that turn logits into the processed distribution every verifier sees.
+///
+/// The processors run in one fixed order (ALGORITHMS.md §1.1), for target and draft alike:
+/// 1. penalties on the logits of tokens already in the history: repetition (divide a positive logit by the
+///    penalty, multiply a negative one, as CTRL and llama.cpp do), then presence (subtract once) and frequency
+///    (subtract per occurrence);
+/// 2. temperature: divide by `T`; `T = 0` is greedy, a one-hot on the argmax with the smallest id on ties, and
+///    the filters below are skipped;
+/// 3. softmax in `Double`;
+/// 4. top-k: keep the `k` most probable tokens (ties: smaller id first);
+/// 5. top-p: keep the smallest prefix of the same order whose mass reaches `p`;
+/// 6. min-p: keep tokens with probability at least `minP` times the largest;
+/// each filter zeroes entries and renormalises. Losslessness is relative to the vector this returns.
+public struct SamplingSettings: Sendable, Equatable, Codable {
+    public var temperature: Double = 1
+    /// 0 disables top-k.
+    public var topK: Int = 0
+    /// 1 disables top-p.
+    public var topP: Double = 1
+    /// 0 disables min-p.
+    public var minP: Double = 0
+    /// 1 disables the repetition penalty.
+    public var repetitionPenalty: Double = 1
+    public var presencePenalty: Double = 0
+    public var frequencyPenalty: Double = 0
+
+    public init(
+        temperature: Double = 1, topK: Int = 0, topP: Double = 1, minP: Double = 0,
+        repetitionPenalty: Double = 1, presencePenalty: Double = 0, frequencyPenalty: Double = 0
+    ) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.minP = minP
+        self.repetitionPenalty = repetitionPenalty
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
+    }
+
+    /// Greedy decoding: temperature 0.
+    public static let greedy = SamplingSettings(temperature: 0)
+
+    public var isGreedy: Bool { temperature == 0 }
+
+    /// Checks every setting's range; throws ``VerifyError/invalidSetting(name:value:reason:)`` naming the first bad
+    /// one.
+    public func validate() throws {
+        func bad(_ name: String, _ value: Any, _ reason: String) -> VerifyError {
+            .invalidSetting(name: name, value: "\(value)", reason: reason)
+        }
+        if !(temperature.isFinite && temperature >= 0) { throw bad("temperature", temperature, "must be ≥ 0") }
+        if topK < 0 { throw bad("top-k", topK, "must be ≥ 0 (0 disables it)") }
+        if !(topP > 0 && topP <= 1) { throw bad("top-p", topP, "must be in (0, 1]") }
+        if !(minP >= 0 && minP <= 1) { throw bad("min-p", minP, "must be in [0, 1]") }
+        if !(repetitionPenalty.isFinite && repetitionPenalty > 0) {
+            throw bad("repetition penalty", repetitionPenalty, "must be > 0 (1 disables it)")
+        }
+        if !presencePenalty.isFinite { throw bad("presence penalty", presencePenalty, "must be finite") }
+        if !frequencyPenalty.isFinite { throw bad("frequency penalty", frequencyPenalty, "must be finite") }
+    }
+
+    /// The processed distribution for `logits`, given the tokens seen so far (`history`, for the penalties).
+    ///
+    /// - Complexity: O(|V| + |history|), plus O(|V| log |V|) when top-p runs without a top-k in front of it.
+    public func process(logits: [Double], history: [Int] = []) throws -> [Double] {
+        try validate()
+        if logits.isEmpty { throw VerifyError.emptyVocabulary(what: "logits") }
+        var adjusted = logits
+        try applyPenalties(&adjusted, history: history)
+        if isGreedy {
+            for (index, value) in adjusted.enumerated() where value.isNaN {
+                throw VerifyError.notFinite(what: "logits", index: index, value: value)
+            }
+            var onehot = [Double](repeating: 0, count: adjusted.count)
+            onehot[Probability.argmax(adjusted)] = 1
+            return onehot
+        }
+        if temperature != 1 {
+            for index in adjusted.indices { adjusted[index] /= temperature }
+        }
+        var probabilities = try Probability.softmax(adjusted)
+        applyFilters(&probabilities)
+        return probabilities
+    }
+
+    /// Processes a probability vector as if its logits were `ln p` (zero entries stay zero). Penalties, which need
+    /// raw logits, apply to `ln p` too.
+    public func process(probabilities: [Double], history: [Int] = []) throws -> [Double] {
+        let normalized = try Probability.normalized(probabilities, "probabilities")
+        return try process(logits: normalized.map { $0 > 0 ? log($0) : -.infinity }, history: history)
+    }
+
+    private func applyPenalties(_ logits: inout [Double], history: [Int]) throws {
+        if history.isEmpty || (repetitionPenalty == 1 && presencePenalty == 0 && frequencyPenalty == 0) { return }
+        var counts: [Int: Int] = [:]
+        for token in history {
+            guard token >= 0 && token < logits.count else {
+                throw VerifyError.tokenOutOfRange(what: "history", token: token, vocabularySize: logits.count)
+            }
+            counts[token, default: 0] += 1
+        }
+        for (token, count) in counts {
+            var value = logits[token]
+            if repetitionPenalty != 1 { value = value > 0 ? value / repetitionPenalty : value * repetitionPenalty }
+            value -= presencePenalty + frequencyPenalty * Double(count)
+            logits[token] = value
+        }
+    }
+
+    /// Top-k, top-p and min-p on a normalised vector, in that order, each renormalising.
+    private func applyFilters(_ probabilities: inout [Double]) {
+        let vocabularySize = probabilities.count
+        let useTopK = topK > 0 && topK < vocabularySize
+        let useTopP = topP < 1
+        if useTopK || useTopP {
+            // Order by (probability descending, id ascending): ties keep the smaller id.
+            var order: [Int]
+            if useTopK {
+                order = SamplingSettings.topIndices(probabilities, count: topK)
+            } else {
+                order = probabilities.indices.filter { probabilities[$0] > 0 }
+                order.sort { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
+            }
+            var keep = order.count
+            if useTopP {
+                var kept = 0.0
+                var total = 0.0
+                for index in order { total += probabilities[index] }
+                for (rank, index) in order.enumerated() {
+                    kept += probabilities[index]
+                    if kept >= topP * total {
+                        keep = rank + 1
+                        break
+                    }
+                }
+            }
+            var filtered = [Double](repeating: 0, count: vocabularySize)
+            for index in order.prefix(keep) { filtered[index] = probabilities[index] }
+            probabilities = filtered
+            renormalize(&probabilities)
+        }
+        if minP > 0 {
+            let threshold = minP * (probabilities.max() ?? 0)
+            for index in probabilities.indices where probabilities[index] < threshold { probabilities[index] = 0 }
+            renormalize(&probabilities)
+        }
+    }
+
+    private func renormalize(_ probabilities: inout [Double]) {
+        let total = Probability.sum(probabilities)
+        for index in probabilities.indices { probabilities[index] /= total }
+    }
+
+    /// The `count` largest entries in (value descending, id ascending) order.
+    /// - Complexity: O(|V| · log count) with a small binary heap kept as a sorted array.
+    public static func topIndices(_ values: [Double], count: Int) -> [Int] {
+        precondition(count >= 0)
+        var top: [Int] = []
+        top.reserveCapacity(count + 1)
+        func before(_ a: Int, _ b: Int) -> Bool { values[a] > values[b] || (values[a] == values[b] && a < b) }
+        for index in values.indices {
+            if top.count == count {
+                guard let last = top.last, before(index, last) else { continue }
+                top.removeLast()
+            }
+            var position = top.count
+            while position > 0 && before(index, top[position - 1]) { position -= 1 }
+            top.insert(index, at: position)
+        }
+        return top
+    }
+}
