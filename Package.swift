@@ -25,7 +25,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SpeculaVerifyTests", dependencies: ["SpeculaVerify", "SpeculaTheory"]),
-        .testTarget(name: "SpeculaTheoryTests", dependencies: ["SpeculaVerify", "SpeculaTheory"]),
+        .testTarget(
+            name: "SpeculaTheoryTests", dependencies: ["SpeculaVerify", "SpeculaTheory"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )
