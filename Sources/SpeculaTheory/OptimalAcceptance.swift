@@ -34,7 +34,7 @@ public enum OptimalAcceptance {
 
     /// The support of `q` sorted by `p/q` ascending (ties in any order), with prefix sums of `p` and suffix sums of
     /// `q` along that order.
-    struct SortedSupport {
+    package struct SortedSupport {
         var order: [Int]
         /// targetPrefix[k] = p(H_k).
         var targetPrefix: [Double]
@@ -43,7 +43,7 @@ public enum OptimalAcceptance {
         /// draftPrefix[k] = q(H_k).
         var draftPrefix: [Double]
 
-        init(target: [Double], draft: [Double]) {
+        package init(target: [Double], draft: [Double]) {
             var keyed: [(ratio: Double, token: Int)] = []
             keyed.reserveCapacity(draft.count)
             for token in draft.indices where draft[token] > 0 { keyed.append((target[token] / draft[token], token)) }
@@ -131,7 +131,7 @@ public enum OptimalAcceptance {
     }
 
     /// Method E: sum the new pairs directly as each token joins the prefix. O(N²).
-    static func threeDraftsExact(_ sorted: SortedSupport, _ draft: [Double]) -> Double {
+    package static func threeDraftsExact(_ sorted: SortedSupport, _ draft: [Double]) -> Double {
         let support = sorted.order.count
         var best = sorted.targetPrefix[0] + sorted.draftSuffix[0]
         var aSum = 0.0
@@ -159,7 +159,7 @@ public enum OptimalAcceptance {
     ///
     /// This differs from §5.3's wording (which sums tail–head pairs exactly, O(N·h)): the series is used for those
     /// too, with the tail member as the small partner, under the same bound. Tests hold it to Method E within 1e-12.
-    static func threeDraftsSeries(_ sorted: SortedSupport, _ draft: [Double]) -> Double {
+    package static func threeDraftsSeries(_ sorted: SortedSupport, _ draft: [Double]) -> Double {
         let support = sorted.order.count
         let terms = seriesTerms
         let headTokens = SamplingSettings.topIndices(draft, count: seriesHead)

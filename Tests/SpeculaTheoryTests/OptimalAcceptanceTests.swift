@@ -2,7 +2,7 @@ import Foundation
 import SpeculaVerify
 import Testing
 
-@testable import SpeculaTheory
+import SpeculaTheory
 
 func randomDistribution(size: Int, using generator: inout SplitMix64, zeroChance: UInt64 = 4) -> [Double] {
     var weights = (0..<size).map { _ in generator.nextUniform() + 0.005 }

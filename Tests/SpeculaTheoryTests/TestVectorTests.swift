@@ -1,7 +1,7 @@
 import SpeculaVerify
 import Testing
 
-@testable import SpeculaTheory
+import SpeculaTheory
 
 /// The test vectors of ALGORITHMS.md §8, typed in from the specification (exact rationals where it gives them).
 @Suite("ALGORITHMS.md §8 test vectors")

@@ -2,7 +2,7 @@ import Foundation
 import SpeculaTheory
 import Testing
 
-@testable import SpeculaVerify
+import SpeculaVerify
 
 /// Exact losslessness of every node verifier by enumeration (ALGORITHMS.md §7): every draft tuple with its
 /// probability, the verifier's own deterministic core, the outcome law accumulated in Double.

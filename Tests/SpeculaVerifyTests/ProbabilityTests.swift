@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import SpeculaVerify
+import SpeculaVerify
 
 @Suite("Probability vectors and sampling settings")
 struct ProbabilityTests {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import SpeculaVerify
+import SpeculaVerify
 
 @Suite("Tree topologies, masks, Sequoia trees, the sampled walk")
 struct TopologyTests {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import SpeculaVerify
+import SpeculaVerify
 
 /// A random context-dependent model pair on a tiny vocabulary: a target and a draft vector for every prefix,
 /// derived from a hash of the prefix, so the same prefix always gives the same vectors.
