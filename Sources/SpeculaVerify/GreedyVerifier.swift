@@ -20,8 +20,9 @@ public struct GreedyVerifier: NodeVerifier {
                 verifier: name, count: count, supported: "n ≤ vocabulary size \(target.count)")
         }
         decision.reset(vocabularySize: target.count, drafts: drafts)
-        let fixed = SamplingSettings.topIndices(draft, count: count - 1)
-        if Array(drafts.prefix(count - 1)) != fixed {
+        SamplingSettings.topIndices(draft, count: count - 1, into: &decision.fixedTokens)
+        let fixed = decision.fixedTokens
+        if !drafts.prefix(count - 1).elementsEqual(fixed) {
             throw VerifyError.draftsNotFromLaw(
                 verifier: name, reason: "the first \(count - 1) drafts must be the most likely draft tokens \(fixed)")
         }

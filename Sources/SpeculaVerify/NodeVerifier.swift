@@ -45,6 +45,7 @@ public struct NodeDecision: Sendable {
     package var scratch: [Double] = []
     package var scratch2: [Double] = []
     package var indices: [Int] = []
+    package var fixedTokens: [Int] = []
 
     public init() {}
 

@@ -160,8 +160,15 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
     /// The `count` largest entries in (value descending, id ascending) order.
     /// - Complexity: O(|V| · log count) with a small binary heap kept as a sorted array.
     public static func topIndices(_ values: [Double], count: Int) -> [Int] {
-        precondition(count >= 0)
         var top: [Int] = []
+        topIndices(values, count: count, into: &top)
+        return top
+    }
+
+    /// ``topIndices(_:count:)`` into a caller's array, reusing its capacity (no allocation after warm-up).
+    public static func topIndices(_ values: [Double], count: Int, into top: inout [Int]) {
+        precondition(count >= 0)
+        top.removeAll(keepingCapacity: true)
         top.reserveCapacity(count + 1)
         func before(_ a: Int, _ b: Int) -> Bool { values[a] > values[b] || (values[a] == values[b] && a < b) }
         for index in values.indices {
@@ -173,6 +180,5 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
             while position > 0 && before(index, top[position - 1]) { position -= 1 }
             top.insert(index, at: position)
         }
-        return top
     }
 }
