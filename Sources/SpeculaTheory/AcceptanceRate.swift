@@ -37,8 +37,13 @@ public enum AcceptanceRate {
     public static func kseq(target: [Double], draft: [Double], count: Int) throws -> (acceptance: Double, rho: Double) {
         try Probability.validatePair(target: target, draft: draft)
         try checkCount(count, "kseq")
-        var indices: [Int] = []
-        let (rho, beta) = KSEQVerifier.solve(target: target, draft: draft, draftCount: count, indices: &indices)
+        var ratios: [Double] = []
+        var targets: [Double] = []
+        var drafts: [Double] = []
+        var cells: [Double] = []
+        let (rho, beta) = KSEQVerifier.solve(
+            target: target, draft: draft, draftCount: count, ratios: &ratios, targets: &targets, drafts: &drafts,
+            cells: &cells)
         return (1 - pow(1 - beta, Double(count)), rho)
     }
 

@@ -44,11 +44,17 @@ public enum OptimalAcceptance {
         var draftPrefix: [Double]
 
         package init(target: [Double], draft: [Double]) {
-            var keyed: [(ratio: Double, token: Int)] = []
-            keyed.reserveCapacity(draft.count)
-            for token in draft.indices where draft[token] > 0 { keyed.append((target[token] / draft[token], token)) }
-            keyed.sort { $0.ratio < $1.ratio }
-            order = keyed.map(\.token)
+            var keys: [UInt64] = []
+            var tokens: [Int32] = []
+            keys.reserveCapacity(draft.count)
+            tokens.reserveCapacity(draft.count)
+            for token in draft.indices where draft[token] > 0 {
+                // Non-negative doubles (+∞ included) order exactly as their bit patterns.
+                keys.append((target[token] / draft[token]).bitPattern)
+                tokens.append(Int32(token))
+            }
+            RadixSort.sort(keys: &keys, values: &tokens)
+            order = tokens.map { Int($0) }
             let count = order.count
             targetPrefix = [Double](repeating: 0, count: count + 1)
             draftPrefix = [Double](repeating: 0, count: count + 1)

@@ -96,6 +96,10 @@ public enum DraftLaw: String, Sendable, CaseIterable, Codable {
             let uniform = generator.nextOpenUniform()
             let key: Double
             if draft[token] > 0 {
+                // −ln u ≥ 1 − u, so a token whose lower bound already loses needs no logarithm (same race, exactly).
+                if winners.count == count, let last = winners.last, (1 - uniform) / draft[token] >= last.key {
+                    continue
+                }
                 key = -log(uniform) / draft[token]
             } else if includeZeroMass {
                 key = .infinity

@@ -21,12 +21,16 @@ public struct KSEQVerifier: NodeVerifier {
 
     /// Bisection iterations on `[1, n]`; the upper bracket is returned so that `f(ρ*) ≤ 0`.
     public static let bisectionIterations = 60
+    /// Cells of the binning that replaces the first log2(cells) bisection steps.
+    static let histogramCells = 4096
 
     public func decide(target: [Double], draft: [Double], drafts: [Int], into decision: inout NodeDecision) throws {
         try validate(target: target, draft: draft, drafts: drafts)
         decision.reset(vocabularySize: target.count, drafts: drafts)
+        // The residual buffer serves as scratch here; it is written afterwards.
         let (rho, beta) = KSEQVerifier.solve(
-            target: target, draft: draft, draftCount: drafts.count, indices: &decision.indices)
+            target: target, draft: draft, draftCount: drafts.count, ratios: &decision.scratch,
+            targets: &decision.scratch2, drafts: &decision.residual, cells: &decision.cells)
         for (child, token) in drafts.enumerated() {
             decision.tests.append(NodeTest(child: child, numerator: target[token], denominator: rho * draft[token]))
         }
@@ -36,11 +40,12 @@ public struct KSEQVerifier: NodeVerifier {
         }
         let acceptance = 1 - pow(1 - beta, Double(drafts.count))
         let scale = acceptance / beta
+        let inverseRho = 1 / rho
         target.withUnsafeBufferPointer { p in
             draft.withUnsafeBufferPointer { q in
                 decision.residual.withUnsafeMutableBufferPointer { r in
                     for index in 0..<p.count {
-                        r[index] = max(p[index] - min(q[index], p[index] / rho) * scale, 0)
+                        r[index] = max(p[index] - min(q[index], p[index] * inverseRho) * scale, 0)
                     }
                 }
             }
@@ -51,66 +56,145 @@ public struct KSEQVerifier: NodeVerifier {
     ///
     /// Tokens with `p = 0` or `q = 0` add nothing to `β`. For the others, `β(ρ) = Σ_{p/q ≥ ρ} q + (1/ρ)·Σ_{p/q < ρ} p`:
     /// once a token's ratio lies outside the bracket its term is fixed, so each iteration touches only the tokens
-    /// still inside. `indices` is scratch space, reused without reallocation.
+    /// still inside, kept contiguous (ratio, p, q) in the three scratch arrays, which are reused without
+    /// reallocation. The first 12 steps run on per-cell sums of a 4096-cell binning of the bracket (`cells`), so the
+    /// whole solve reads the vocabulary about twice instead of once per step.
     public static func solve(
-        target: [Double], draft: [Double], draftCount: Int, indices: inout [Int]
+        target: [Double], draft: [Double], draftCount: Int,
+        ratios: inout [Double], targets: inout [Double], drafts: inout [Double], cells: inout [Double]
     ) -> (rho: Double, beta: Double) {
         let n = Double(draftCount)
         var lower = 1.0
         var upper = n
         var fixedDraft = 0.0  // Σ q over tokens with ratio ≥ upper
         var fixedTarget = 0.0  // Σ p over tokens with ratio < lower
-        if indices.count < target.count { indices = [Int](repeating: 0, count: target.count) }
+        let size = target.count
+        if ratios.count < size { ratios = [Double](repeating: 0, count: size) }
+        if targets.count < size { targets = [Double](repeating: 0, count: size) }
+        if drafts.count < size { drafts = [Double](repeating: 0, count: size) }
         var activeCount = 0
-        indices.withUnsafeMutableBufferPointer { active in
-            target.withUnsafeBufferPointer { p in
-                draft.withUnsafeBufferPointer { q in
-                    for token in 0..<p.count where p[token] > 0 && q[token] > 0 {
-                        // ratio ≥ upper ⇔ p ≥ upper·q; ratio < lower ⇔ p < lower·q.
-                        if p[token] >= upper * q[token] {
-                            fixedDraft += q[token]
-                        } else if p[token] < lower * q[token] {
-                            fixedTarget += p[token]
-                        } else {
-                            active[activeCount] = token
-                            activeCount += 1
+        if cells.count < 2 * histogramCells { cells = [Double](repeating: 0, count: 2 * histogramCells) }
+        var initialDraft = 0.0
+        var initialTarget = 0.0
+        ratios.withUnsafeMutableBufferPointer { ratio in
+            targets.withUnsafeMutableBufferPointer { activeP in
+                drafts.withUnsafeMutableBufferPointer { activeQ in
+                    target.withUnsafeBufferPointer { p in
+                        draft.withUnsafeBufferPointer { q in
+                            // Branch-free classification: ratio ≥ upper ⇔ p ≥ upper·q (term q), ratio < lower ⇔
+                            // p < lower·q (term p/ρ), else active. A token with q = 0 lands in the first class and
+                            // one with p = 0 in the second, where each adds 0, as it should.
+                            for token in 0..<size {
+                                let pt = p[token]
+                                let qt = q[token]
+                                let high = pt >= upper * qt
+                                let low = pt < lower * qt
+                                fixedDraft += high ? qt : 0
+                                fixedTarget += low ? pt : 0
+                                activeP[activeCount] = pt
+                                activeQ[activeCount] = qt
+                                activeCount += high == low ? 1 : 0
+                            }
                         }
                     }
-                    for _ in 0..<bisectionIterations {
+                    initialDraft = fixedDraft
+                    initialTarget = fixedTarget
+                    for index in 0..<activeCount { ratio[index] = activeP[index] / activeQ[index] }
+                    // Phase 1: the first `histogramLevels` bisection steps only need sums over dyadic cells of the
+                    // bracket, so one pass bins the active tokens and those steps cost O(cells).
+                    var iteration = 0
+                    if activeCount > 4 * histogramCells && upper > lower {
+                        cells.withUnsafeMutableBufferPointer { cellBuffer in
+                            do {
+                                // cells[0..<H] holds Σ p per cell, cells[H..<2H] Σ q per cell.
+                                let cellP = UnsafeMutableBufferPointer(rebasing: cellBuffer[0..<histogramCells])
+                                let cellQ = UnsafeMutableBufferPointer(
+                                    rebasing: cellBuffer[histogramCells..<(2 * histogramCells)])
+                                for cell in 0..<histogramCells {
+                                    cellP[cell] = 0
+                                    cellQ[cell] = 0
+                                }
+                                let cellsPerUnit = Double(histogramCells) / (upper - lower)
+                                for index in 0..<activeCount {
+                                    let cell = min(Int((ratio[index] - lower) * cellsPerUnit), histogramCells - 1)
+                                    cellP[cell] += activeP[index]
+                                    cellQ[cell] += activeQ[index]
+                                }
+                                var lowCell = 0
+                                var highCell = histogramCells
+                                while highCell - lowCell > 1 && iteration < bisectionIterations {
+                                    let middleCell = (lowCell + highCell) / 2
+                                    let middle = (lower + upper) / 2
+                                    var targetBelow = 0.0
+                                    var draftAbove = 0.0
+                                    for cell in lowCell..<middleCell { targetBelow += cellP[cell] }
+                                    for cell in middleCell..<highCell { draftAbove += cellQ[cell] }
+                                    let beta = fixedDraft + draftAbove + (fixedTarget + targetBelow) / middle
+                                    if 1 - pow(1 - beta, n) - middle * beta > 0 {
+                                        lower = middle
+                                        fixedTarget += targetBelow
+                                        lowCell = middleCell
+                                    } else {
+                                        upper = middle
+                                        fixedDraft += draftAbove
+                                        highCell = middleCell
+                                    }
+                                    iteration += 1
+                                }
+                            }
+                        }
+                        // Restart the fixed sums from the exact comparisons, so that the state equals plain
+                        // bisection's even for a token the binning put on the other side of a cell boundary.
+                        fixedDraft = initialDraft
+                        fixedTarget = initialTarget
+                        var kept = 0
+                        for index in 0..<activeCount {
+                            let r = ratio[index]
+                            let below = r < lower
+                            let above = r >= upper
+                            fixedTarget += below ? activeP[index] : 0
+                            fixedDraft += above ? activeQ[index] : 0
+                            ratio[kept] = r
+                            activeP[kept] = activeP[index]
+                            activeQ[kept] = activeQ[index]
+                            kept += below || above ? 0 : 1
+                        }
+                        activeCount = kept
+                    }
+                    // Phase 2: plain bisection over the few tokens left in the bracket.
+                    while iteration < bisectionIterations {
+                        iteration += 1
                         let middle = (lower + upper) / 2
-                        // Partition: ratio < middle first.
-                        var low = 0
-                        var high = activeCount
+                        // Branch-free sums over the active tokens (the comparison outcomes are unpredictable).
                         var targetBelow = 0.0
                         var draftAbove = 0.0
-                        while low < high {
-                            let token = active[low]
-                            if p[token] < middle * q[token] {
-                                targetBelow += p[token]
-                                low += 1
-                            } else {
-                                draftAbove += q[token]
-                                high -= 1
-                                active.swapAt(low, high)
-                            }
+                        for index in 0..<activeCount {
+                            let below = ratio[index] < middle
+                            targetBelow += below ? activeP[index] : 0
+                            draftAbove += below ? 0 : activeQ[index]
                         }
                         let beta = fixedDraft + draftAbove + (fixedTarget + targetBelow) / middle
                         let f = 1 - pow(1 - beta, n) - middle * beta
-                        if f > 0 {
+                        let keepAbove = f > 0
+                        if keepAbove {
                             lower = middle
                             fixedTarget += targetBelow
-                            // Keep [low, activeCount): move it to the front.
-                            for index in low..<activeCount { active[index - low] = active[index] }
-                            activeCount -= low
                         } else {
                             upper = middle
                             fixedDraft += draftAbove
-                            activeCount = low
                         }
+                        // Branch-free compaction: keep the tokens on the side the bracket moved to.
+                        var kept = 0
+                        for index in 0..<activeCount {
+                            let r = ratio[index]
+                            ratio[kept] = r
+                            activeP[kept] = activeP[index]
+                            activeQ[kept] = activeQ[index]
+                            kept += (r < middle) != keepAbove ? 1 : 0
+                        }
+                        activeCount = kept
                     }
-                    var activeTarget = 0.0
-                    for index in 0..<activeCount { activeTarget += p[active[index]] }
-                    fixedTarget += activeTarget
+                    for index in 0..<activeCount { fixedTarget += activeP[index] }
                 }
             }
         }

@@ -44,8 +44,8 @@ public struct NodeDecision: Sendable {
 
     package var scratch: [Double] = []
     package var scratch2: [Double] = []
-    package var indices: [Int] = []
     package var fixedTokens: [Int] = []
+    package var cells: [Double] = []
 
     public init() {}
 

@@ -20,11 +20,39 @@ public enum Probability {
     /// - Complexity: O(|V|).
     public static func validate(_ vector: [Double], _ what: String) throws {
         if vector.isEmpty { throw VerifyError.emptyVocabulary(what: what) }
+        // One branch-free pass: a NaN or an infinity makes the sum non-finite, a negative entry makes the minimum
+        // negative. The slow loop below runs only to name the first bad entry.
         var total = 0.0
-        for (index, value) in vector.enumerated() {
-            if !value.isFinite { throw VerifyError.notFinite(what: what, index: index, value: value) }
-            if value < 0 { throw VerifyError.negative(what: what, index: index, value: value) }
-            total += value
+        var minimum = 0.0
+        vector.withUnsafeBufferPointer { v in
+            var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+            var m0 = 0.0, m1 = 0.0, m2 = 0.0, m3 = 0.0
+            var index = 0
+            while index + 4 <= v.count {
+                s0 += v[index]
+                s1 += v[index + 1]
+                s2 += v[index + 2]
+                s3 += v[index + 3]
+                m0 = min(m0, v[index])
+                m1 = min(m1, v[index + 1])
+                m2 = min(m2, v[index + 2])
+                m3 = min(m3, v[index + 3])
+                index += 4
+            }
+            while index < v.count {
+                s0 += v[index]
+                m0 = min(m0, v[index])
+                index += 1
+            }
+            total = (s0 + s1) + (s2 + s3)
+            minimum = min(min(m0, m1), min(m2, m3))
+        }
+        let allGood = total.isFinite && minimum >= 0
+        if !allGood {
+            for (index, value) in vector.enumerated() {
+                if !value.isFinite { throw VerifyError.notFinite(what: what, index: index, value: value) }
+                if value < 0 { throw VerifyError.negative(what: what, index: index, value: value) }
+            }
         }
         if total <= 0 { throw VerifyError.zeroMass(what: what) }
         if abs(total - 1) > normalizationTolerance { throw VerifyError.notNormalized(what: what, total: total) }

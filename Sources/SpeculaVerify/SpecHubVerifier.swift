@@ -34,25 +34,42 @@ public struct SpecHubVerifier: NodeVerifier {
             if bestOther < 0 || draft[token] > draft[bestOther] { bestOther = token }
         }
         let hubMass = draft[hub]
-        @inline(__always) func restricted(_ token: Int) -> Double {
-            if otherMass > 0 { return draft[token] / otherMass }
-            return token == bestOther ? 1 : 0
-        }
+        let scale = otherMass > 0 ? hubMass / otherMass : 0
         // p1 = (p − Q_ia)₊ in scratch, p2 = (p1 − Q_ai)₊ in residual; leftovers summed into SB and SA.
         var leftoverFirst = 0.0  // SB = Σ (Q_ia − p)₊
         var leftoverSecond = 0.0  // SA = Σ (Q_ai − p1)₊
-        for token in target.indices where token != hub {
-            let pairFirst = draft[token]  // Q_ia(i) = q(i)
-            let pairSecond = hubMass * restricted(token)  // Q_ai(i) = q(a)·q′(i)
-            let p1 = max(target[token] - pairFirst, 0)
-            leftoverFirst += max(pairFirst - target[token], 0)
-            decision.scratch[token] = p1
-            decision.residual[token] = max(p1 - pairSecond, 0)
-            leftoverSecond += max(pairSecond - p1, 0)
+        let hubTarget = target[hub]
+        target.withUnsafeBufferPointer { p in
+            draft.withUnsafeBufferPointer { q in
+                decision.scratch.withUnsafeMutableBufferPointer { first in
+                    decision.residual.withUnsafeMutableBufferPointer { r in
+                        for token in 0..<p.count where token != hub {
+                            let pairFirst = q[token]  // Q_ia(i) = q(i)
+                            let pairSecond = q[token] * scale  // Q_ai(i) = q(a)·q′(i)
+                            let p1 = max(p[token] - pairFirst, 0)
+                            leftoverFirst += max(pairFirst - p[token], 0)
+                            first[token] = p1
+                            r[token] = max(p1 - pairSecond, 0)
+                            leftoverSecond += max(pairSecond - p1, 0)
+                        }
+                        if otherMass <= 0 {
+                            // Degenerate q′: a point mass on the best other token; Q_ai is q(a) there.
+                            leftoverSecond = 0
+                            for token in 0..<p.count where token != hub {
+                                let pairSecond = token == bestOther ? hubMass : 0
+                                r[token] = max(first[token] - pairSecond, 0)
+                                leftoverSecond += max(pairSecond - first[token], 0)
+                            }
+                        }
+                    }
+                }
+            }
         }
-        let hubAfterFirst = max(target[hub] - leftoverSecond, 0)  // pa1 = (p(a) − SA)₊
+        let hubAfterFirst = max(hubTarget - leftoverSecond, 0)  // pa1 = (p(a) − SA)₊
         decision.scratch[hub] = 0
         decision.residual[hub] = max(hubAfterFirst - leftoverFirst, 0)  // pa2 = (pa1 − SB)₊
+        // Q_ai(i), computed exactly as in the loop above.
+        let pairSecondMass = otherMass > 0 ? draft[second] * scale : (second == bestOther ? hubMass : 0)
         if second == hub {
             // Pair (i, a): step 1 on child 0 (token i), then step 4 on child 1 (the hub).
             decision.tests.append(NodeTest(child: 0, numerator: target[first], denominator: draft[first]))
@@ -60,7 +77,7 @@ public struct SpecHubVerifier: NodeVerifier {
         } else {
             // Pair (a, i): step 2 on child 1 (token i), then step 3 on child 0 (the hub).
             decision.tests.append(
-                NodeTest(child: 1, numerator: decision.scratch[second], denominator: hubMass * restricted(second)))
+                NodeTest(child: 1, numerator: decision.scratch[second], denominator: pairSecondMass))
             decision.tests.append(NodeTest(child: 0, numerator: target[hub], denominator: leftoverSecond))
         }
     }
