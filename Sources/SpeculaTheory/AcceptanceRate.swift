@@ -1,9 +1,10 @@
+import SpeculaVerify
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import SpeculaVerify
 
 /// The expected acceptance `α` of each verifier at one node: closed forms where they exist (ALGORITHMS.md §5.4),
 /// exact enumeration for small vocabularies, and a seeded Monte-Carlo estimator for any rule at any size.
@@ -51,7 +52,8 @@ public enum AcceptanceRate {
     public static func specHub(target: [Double], draft: [Double]) throws -> Double {
         try Probability.validatePair(target: target, draft: draft)
         if target.count < 2 {
-            throw VerifyError.unsupportedDraftCount(verifier: "spechub", count: 2, supported: "a vocabulary of ≥ 2 tokens")
+            throw VerifyError.unsupportedDraftCount(
+                verifier: "spechub", count: 2, supported: "a vocabulary of ≥ 2 tokens")
         }
         let hub = Probability.argmax(draft)
         let rest = DraftLaw.remainder(draft: draft, excluding: [hub])
@@ -102,7 +104,8 @@ public enum AcceptanceRate {
     }
 
     /// Exact acceptance of any verifier by enumerating its draft tuples (small vocabularies).
-    public static func exact(verifier: any NodeVerifier, target: [Double], draft: [Double], count: Int) throws -> Double {
+    public static func exact(verifier: any NodeVerifier, target: [Double], draft: [Double], count: Int) throws -> Double
+    {
         try ExactNode.law(verifier: verifier, target: target, draft: draft, count: count).acceptance
     }
 

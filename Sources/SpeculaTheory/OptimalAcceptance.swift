@@ -1,9 +1,10 @@
+import SpeculaVerify
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import SpeculaVerify
 
 /// The optimal acceptance rate `α*`: the largest acceptance any lossless verifier can reach for a draft law and a
 /// target (Hu et al., ICLR 2025, arXiv:2502.18779; Khisti et al., ICLR 2025, arXiv:2410.18234).

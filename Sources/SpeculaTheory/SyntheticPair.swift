@@ -1,9 +1,10 @@
+import SpeculaVerify
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
-import SpeculaVerify
 
 /// Seeded synthetic target/draft pairs shaped like a language model's next-token distributions, for benchmarks and
 /// large-vocabulary tests: Zipf-like logits over a shuffled vocabulary (a few likely tokens, a long tail), with the

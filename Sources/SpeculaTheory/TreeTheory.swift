@@ -61,7 +61,9 @@ public enum TreeTheory {
     public static func expectedAccepted(
         model: ContextModel, vocabularySize: Int, length gamma: Int, rule: ChainRule
     ) throws -> Double {
-        if gamma < 1 { throw VerifyError.invalidSetting(name: "chain length", value: "\(gamma)", reason: "must be ≥ 1") }
+        if gamma < 1 {
+            throw VerifyError.invalidSetting(name: "chain length", value: "\(gamma)", reason: "must be ≥ 1")
+        }
         var blocks = 1.0
         for _ in 0..<gamma { blocks *= Double(vocabularySize) }
         if blocks > 1e6 { throw VerifyError.tooLarge(what: "block enumeration", size: Int(blocks), limit: 1_000_000) }

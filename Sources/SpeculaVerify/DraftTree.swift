@@ -127,7 +127,8 @@ public enum TreeWalk {
         decision: inout NodeDecision, using generator: inout some RandomNumberGenerator
     ) throws -> TreeWalkResult {
         if target.count != tree.nodeCount {
-            throw VerifyError.lengthMismatch(what: "target vectors for the tree", expected: tree.nodeCount, actual: target.count)
+            throw VerifyError.lengthMismatch(
+                what: "target vectors for the tree", expected: tree.nodeCount, actual: target.count)
         }
         var node = 0
         var accepted: [Int] = []
@@ -165,7 +166,8 @@ public enum TreeWalk {
     /// Its output equals plain greedy decoding token for token.
     public static func greedyWalk(tree: DraftTree, target: [[Double]]) throws -> TreeWalkResult {
         if target.count != tree.nodeCount {
-            throw VerifyError.lengthMismatch(what: "target vectors for the tree", expected: tree.nodeCount, actual: target.count)
+            throw VerifyError.lengthMismatch(
+                what: "target vectors for the tree", expected: tree.nodeCount, actual: target.count)
         }
         var node = 0
         var accepted: [Int] = []
@@ -191,7 +193,8 @@ public enum TreeWalk {
         var node = 0
         while let next = tree.children[node].first {
             if tree.children[node].count != 1 {
-                throw VerifyError.invalidTree(reason: "block verification needs a chain; node \(node) has several children")
+                throw VerifyError.invalidTree(
+                    reason: "block verification needs a chain; node \(node) has several children")
             }
             chain.append(next)
             node = next
@@ -200,7 +203,8 @@ public enum TreeWalk {
             throw VerifyError.invalidTree(reason: "block verification needs at least one draft")
         }
         if target.count != tree.nodeCount {
-            throw VerifyError.lengthMismatch(what: "target vectors for the tree", expected: tree.nodeCount, actual: target.count)
+            throw VerifyError.lengthMismatch(
+                what: "target vectors for the tree", expected: tree.nodeCount, actual: target.count)
         }
         let drafts = [0] + chain.dropLast()
         let draftVectors = try drafts.map { index -> [Double] in

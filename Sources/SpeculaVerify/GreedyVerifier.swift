@@ -47,7 +47,8 @@ public struct GreedyVerifier: NodeVerifier {
             for index in decision.scratch.indices { decision.scratch[index] = index == best ? 1 : 0 }
         }
         if decision.scratch[last] <= 0 {
-            throw VerifyError.draftsNotFromLaw(verifier: name, reason: "the last draft \(last) has zero probability under q′")
+            throw VerifyError.draftsNotFromLaw(
+                verifier: name, reason: "the last draft \(last) has zero probability under q′")
         }
         decision.tests.append(NodeTest(child: count - 1, numerator: target[last], denominator: decision.scratch[last]))
         _ = Probability.positivePart(target, minus: decision.scratch, into: &decision.residual)

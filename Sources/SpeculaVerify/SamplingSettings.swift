@@ -68,14 +68,14 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
     /// The processed distribution for `logits`, given the tokens seen so far (`history`, for the penalties).
     ///
     /// - Complexity: O(|V| + |history|), plus O(|V| log |V|) when top-p runs without a top-k in front of it.
-    public func process(logits: [Double], history: [Int] = []) throws -> [Double] {
+    public func process(logits: [Double], history: [Int] = [], what: String = "logits") throws -> [Double] {
         try validate()
-        if logits.isEmpty { throw VerifyError.emptyVocabulary(what: "logits") }
+        if logits.isEmpty { throw VerifyError.emptyVocabulary(what: what) }
         var adjusted = logits
         try applyPenalties(&adjusted, history: history)
         if isGreedy {
             for (index, value) in adjusted.enumerated() where value.isNaN {
-                throw VerifyError.notFinite(what: "logits", index: index, value: value)
+                throw VerifyError.notFinite(what: what, index: index, value: value)
             }
             var onehot = [Double](repeating: 0, count: adjusted.count)
             onehot[Probability.argmax(adjusted)] = 1
@@ -84,16 +84,18 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
         if temperature != 1 {
             for index in adjusted.indices { adjusted[index] /= temperature }
         }
-        var probabilities = try Probability.softmax(adjusted)
+        var probabilities = try Probability.softmax(adjusted, what)
         applyFilters(&probabilities)
         return probabilities
     }
 
     /// Processes a probability vector as if its logits were `ln p` (zero entries stay zero). Penalties, which need
     /// raw logits, apply to `ln p` too.
-    public func process(probabilities: [Double], history: [Int] = []) throws -> [Double] {
-        let normalized = try Probability.normalized(probabilities, "probabilities")
-        return try process(logits: normalized.map { $0 > 0 ? log($0) : -.infinity }, history: history)
+    public func process(probabilities: [Double], history: [Int] = [], what: String = "probabilities") throws
+        -> [Double]
+    {
+        let normalized = try Probability.normalized(probabilities, what)
+        return try process(logits: normalized.map { $0 > 0 ? log($0) : -.infinity }, history: history, what: what)
     }
 
     private func applyPenalties(_ logits: inout [Double], history: [Int]) throws {
@@ -125,7 +127,9 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
                 order = SamplingSettings.topIndices(probabilities, count: topK)
             } else {
                 order = probabilities.indices.filter { probabilities[$0] > 0 }
-                order.sort { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
+                order.sort {
+                    probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1)
+                }
             }
             var keep = order.count
             if useTopP {

@@ -132,7 +132,9 @@ public struct SequoiaPlanner: Sendable {
     private func appendChildren(_ m: Int, _ l: Int, _ b: Int, prefix: [Int], into paths: inout [[Int]]) {
         if b == 0 { return }
         if b == 1 {
-            if let childB = bestRootDegree(m - 1, l - 1) { build(m - 1, l - 1, childB, prefix: prefix + [0], into: &paths) }
+            if let childB = bestRootDegree(m - 1, l - 1) {
+                build(m - 1, l - 1, childB, prefix: prefix + [0], into: &paths)
+            }
             return
         }
         let y = splits[m][l][b]

@@ -23,7 +23,8 @@ public struct SpecHubVerifier: NodeVerifier {
         let second = drafts[1]
         guard (first == hub) != (second == hub) else {
             throw VerifyError.draftsNotFromLaw(
-                verifier: name, reason: "exactly one of the two drafts must be the hub token \(hub), got (\(first), \(second))")
+                verifier: name,
+                reason: "exactly one of the two drafts must be the hub token \(hub), got (\(first), \(second))")
         }
         decision.reset(vocabularySize: target.count, drafts: drafts)
         // q′ = q without the hub, renormalised by the sum of the others; degenerate: point mass (§4.1).

@@ -32,11 +32,18 @@ struct BenchVerify: ParsableCommand {
         #if DEBUG
             FileHandle.standardError.write(Data("warning: debug build; time with `swift build -c release`\n".utf8))
         #endif
-        print("vocabulary \(vocabularySize), single-draft acceptance \(String(format: "%.3f", Probability.overlap(target, draft))), \(runs) runs, medians")
+        print(
+            "vocabulary \(vocabularySize), single-draft acceptance \(String(format: "%.3f", Probability.overlap(target, draft))), \(runs) runs, medians"
+        )
         var records: [JSONValue] = []
         func report(_ name: String, _ n: Int, _ milliseconds: Double, _ extra: String = "") {
-            print(name.padding(toLength: 34, withPad: " ", startingAt: 0) + "n=\(n)  " + String(format: "%9.4f ms", milliseconds) + (extra.isEmpty ? "" : "  " + extra))
-            records.append(.object([("name", .string(name)), ("drafts", .integer(n)), ("medianMilliseconds", .number(milliseconds))]))
+            print(
+                name.padding(toLength: 34, withPad: " ", startingAt: 0) + "n=\(n)  "
+                    + String(format: "%9.4f ms", milliseconds) + (extra.isEmpty ? "" : "  " + extra))
+            records.append(
+                .object([
+                    ("name", .string(name)), ("drafts", .integer(n)), ("medianMilliseconds", .number(milliseconds)),
+                ]))
         }
         let cases: [(any NodeVerifier, Int)] = [
             (TokenVerifier(), 1), (RRSVerifier(), 2), (RRSVerifier(), 3), (RRSWithoutReplacementVerifier(), 2),
@@ -82,12 +89,17 @@ struct BenchVerify: ParsableCommand {
         }
         print("-- exact acceptance (closed forms)")
         for n in [2, 3] {
-            report("α rrs", n, try median(max(runs / 10, 3)) { _ = try AcceptanceRate.rrs(target: target, draft: draft, count: n) })
-            report("α kseq", n, try median(max(runs / 10, 3)) { _ = try AcceptanceRate.kseq(target: target, draft: draft, count: n) })
+            report(
+                "α rrs", n,
+                try median(max(runs / 10, 3)) { _ = try AcceptanceRate.rrs(target: target, draft: draft, count: n) })
+            report(
+                "α kseq", n,
+                try median(max(runs / 10, 3)) { _ = try AcceptanceRate.kseq(target: target, draft: draft, count: n) })
         }
         if let json {
             let document = JSONValue.object([
-                ("benchmark", .string("verify")), ("vocabularySize", .integer(vocabularySize)), ("runs", .integer(runs)),
+                ("benchmark", .string("verify")), ("vocabularySize", .integer(vocabularySize)),
+                ("runs", .integer(runs)),
                 ("seed", .integer(Int(seed))), ("results", .array(records)),
             ])
             do {

@@ -57,10 +57,17 @@ struct Bound: ParsableCommand {
         let rawTarget = try readVector(target, name: "target")
         let rawDraft = try readVector(draft, name: "draft")
         if rawTarget.count != rawDraft.count {
-            throw VerifyError.lengthMismatch(what: "draft distribution", expected: rawTarget.count, actual: rawDraft.count)
+            throw VerifyError.lengthMismatch(
+                what: "draft distribution", expected: rawTarget.count, actual: rawDraft.count)
         }
-        let p = try logits ? settings.process(logits: rawTarget) : settings.process(probabilities: rawTarget)
-        let q = try logits ? settings.process(logits: rawDraft) : settings.process(probabilities: rawDraft)
+        let p =
+            try logits
+            ? settings.process(logits: rawTarget, what: "target logits")
+            : settings.process(probabilities: rawTarget, what: "target probabilities")
+        let q =
+            try logits
+            ? settings.process(logits: rawDraft, what: "draft logits")
+            : settings.process(probabilities: rawDraft, what: "draft probabilities")
         let report = try BoundReport(target: p, draft: q, drafts: drafts, samples: samples, seed: seed)
         switch format {
         case .json: print(report.json.rendered())
@@ -92,7 +99,8 @@ struct BoundReport {
             acceptance.append(("rrsw", try AcceptanceRate.rrswTwoDrafts(target: p, draft: q)))
             methods.append(("rrsw", .string("closedForm")))
         } else if p.count <= Bound.enumerationLimit && enumerationSize <= Double(ExactNode.tupleLimit) {
-            let value = try AcceptanceRate.exact(verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: n)
+            let value = try AcceptanceRate.exact(
+                verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: n)
             acceptance.append(("rrsw", value))
             methods.append(("rrsw", .string("enumeration")))
         } else {
@@ -100,10 +108,13 @@ struct BoundReport {
                 verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: n, samples: samples, seed: seed)
             acceptance.append(("rrsw", estimate.mean))
             methods.append(
-                ("rrsw", .object([
-                    ("method", .string("monteCarlo")), ("samples", .integer(samples)),
-                    ("standardError", .number(estimate.standardError)),
-                ])))
+                (
+                    "rrsw",
+                    .object([
+                        ("method", .string("monteCarlo")), ("samples", .integer(samples)),
+                        ("standardError", .number(estimate.standardError)),
+                    ])
+                ))
         }
         let kseq = try AcceptanceRate.kseq(target: p, draft: q, count: n)
         acceptance.append(("kseq", kseq.acceptance))

@@ -1,8 +1,7 @@
 import Foundation
+import SpeculaTheory
 import SpeculaVerify
 import Testing
-
-import SpeculaTheory
 
 func randomDistribution(size: Int, using generator: inout SplitMix64, zeroChance: UInt64 = 4) -> [Double] {
     var weights = (0..<size).map { _ in generator.nextUniform() + 0.005 }
@@ -20,7 +19,9 @@ func bruteForceOptimal(law: DraftLaw, target: [Double], draft: [Double], count: 
         var pH = 0.0
         for token in target.indices where mask & (1 << token) != 0 { pH += target[token] }
         var outside = 0.0  // 1 − Q(H): mass of tuples with a token outside H
-        for tuple in tuples where tuple.tokens.contains(where: { mask & (1 << $0) == 0 }) { outside += tuple.probability }
+        for tuple in tuples where tuple.tokens.contains(where: { mask & (1 << $0) == 0 }) {
+            outside += tuple.probability
+        }
         best = min(best, pH + outside)
     }
     return best
@@ -39,10 +40,15 @@ struct OptimalAcceptanceTests {
                 let tolerance = 1e-12
                 let with = try OptimalAcceptance.withReplacement(target: p, draft: q, count: n)
                 let without = try OptimalAcceptance.withoutReplacement(target: p, draft: q, count: n).value
-                #expect(abs(with - (try OptimalAcceptance.maxFlow(law: .independent, target: p, draft: q, count: n))) < tolerance)
-                #expect(abs(with - (try bruteForceOptimal(law: .independent, target: p, draft: q, count: n))) < tolerance)
                 #expect(
-                    abs(without - (try OptimalAcceptance.maxFlow(law: .withoutReplacement, target: p, draft: q, count: n)))
+                    abs(with - (try OptimalAcceptance.maxFlow(law: .independent, target: p, draft: q, count: n)))
+                        < tolerance)
+                #expect(
+                    abs(with - (try bruteForceOptimal(law: .independent, target: p, draft: q, count: n))) < tolerance)
+                #expect(
+                    abs(
+                        without
+                            - (try OptimalAcceptance.maxFlow(law: .withoutReplacement, target: p, draft: q, count: n)))
                         < tolerance)
                 #expect(
                     abs(without - (try bruteForceOptimal(law: .withoutReplacement, target: p, draft: q, count: n)))
@@ -50,10 +56,15 @@ struct OptimalAcceptanceTests {
                 #expect(without >= with - tolerance, "α*_wo ≥ α*_w")
 
                 let rrs = try AcceptanceRate.rrs(target: p, draft: q, count: n)
-                #expect(abs(rrs - (try AcceptanceRate.exact(verifier: RRSVerifier(), target: p, draft: q, count: n))) < tolerance)
+                #expect(
+                    abs(rrs - (try AcceptanceRate.exact(verifier: RRSVerifier(), target: p, draft: q, count: n)))
+                        < tolerance)
                 let kseq = try AcceptanceRate.kseq(target: p, draft: q, count: n).acceptance
-                #expect(abs(kseq - (try AcceptanceRate.exact(verifier: KSEQVerifier(), target: p, draft: q, count: n))) < tolerance)
-                let rrsw = try AcceptanceRate.exact(verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: n)
+                #expect(
+                    abs(kseq - (try AcceptanceRate.exact(verifier: KSEQVerifier(), target: p, draft: q, count: n)))
+                        < tolerance)
+                let rrsw = try AcceptanceRate.exact(
+                    verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: n)
                 let single = try AcceptanceRate.token(target: p, draft: q)
                 for (name, value, bound) in [("rrs", rrs, with), ("kseq", kseq, with), ("rrsw", rrsw, without)] {
                     #expect(value <= bound + tolerance, "\(name) \(value) > α* \(bound)")
@@ -63,18 +74,33 @@ struct OptimalAcceptanceTests {
                 if n == 2 {
                     #expect(abs(rrsw - (try AcceptanceRate.rrswTwoDrafts(target: p, draft: q))) < tolerance)
                     let hub = try AcceptanceRate.specHub(target: p, draft: q)
-                    #expect(abs(hub - (try AcceptanceRate.exact(verifier: SpecHubVerifier(), target: p, draft: q, count: 2))) < tolerance)
-                    #expect(abs(hub - (try OptimalAcceptance.maxFlow(law: .hubPair, target: p, draft: q, count: 2))) < tolerance)
-                    #expect(abs(hub - (try AcceptanceRate.greedy(target: p, draft: q, count: 2))) < tolerance, "SpecHub = greedy, n = 2")
+                    #expect(
+                        abs(
+                            hub - (try AcceptanceRate.exact(verifier: SpecHubVerifier(), target: p, draft: q, count: 2))
+                        ) < tolerance)
+                    #expect(
+                        abs(hub - (try OptimalAcceptance.maxFlow(law: .hubPair, target: p, draft: q, count: 2)))
+                            < tolerance)
+                    #expect(
+                        abs(hub - (try AcceptanceRate.greedy(target: p, draft: q, count: 2))) < tolerance,
+                        "SpecHub = greedy, n = 2")
                 }
                 if n >= 2 && n <= size {
                     let greedy = try AcceptanceRate.greedy(target: p, draft: q, count: n)
-                    #expect(abs(greedy - (try AcceptanceRate.exact(verifier: GreedyVerifier(), target: p, draft: q, count: n))) < tolerance)
-                    #expect(abs(greedy - (try OptimalAcceptance.maxFlow(law: .greedy, target: p, draft: q, count: n))) < tolerance)
-                    #expect(abs(greedy - (try bruteForceOptimal(law: .greedy, target: p, draft: q, count: n))) < tolerance)
+                    #expect(
+                        abs(
+                            greedy
+                                - (try AcceptanceRate.exact(verifier: GreedyVerifier(), target: p, draft: q, count: n)))
+                            < tolerance)
+                    #expect(
+                        abs(greedy - (try OptimalAcceptance.maxFlow(law: .greedy, target: p, draft: q, count: n)))
+                            < tolerance)
+                    #expect(
+                        abs(greedy - (try bruteForceOptimal(law: .greedy, target: p, draft: q, count: n))) < tolerance)
                 }
                 for law in [DraftLaw.independent, .withoutReplacement] {
-                    let otm = try AcceptanceRate.exact(verifier: OptimalTransportVerifier(law: law), target: p, draft: q, count: n)
+                    let otm = try AcceptanceRate.exact(
+                        verifier: OptimalTransportVerifier(law: law), target: p, draft: q, count: n)
                     let bound = law == .independent ? with : without
                     #expect(abs(otm - bound) < tolerance, "OTM attains α* of \(law)")
                 }
@@ -108,7 +134,8 @@ struct OptimalAcceptanceTests {
             #expect(abs(flow - c.optimal) < 1e-6, "\(c.law) n=\(c.drafts): max-flow \(flow), LP \(c.optimal)")
             let closed: Double
             switch law {
-            case .independent: closed = try OptimalAcceptance.withReplacement(target: target, draft: draft, count: c.drafts)
+            case .independent:
+                closed = try OptimalAcceptance.withReplacement(target: target, draft: draft, count: c.drafts)
             case .withoutReplacement:
                 closed = try OptimalAcceptance.withoutReplacement(target: target, draft: draft, count: c.drafts).value
             default: closed = try OptimalAcceptance.greedy(target: target, draft: draft, count: c.drafts)
@@ -172,12 +199,15 @@ struct OptimalAcceptanceTests {
     @Test func treeExpectations() throws {
         let chain = try TreeTopology.chain(4)
         #expect(
-            abs(TreeTheory.expectedTokensPerStep(topology: chain, positionalAcceptance: [0.7])
-                - TreeTheory.chainTokensPerStep(acceptance: 0.7, length: 4)) < 1e-12)
+            abs(
+                TreeTheory.expectedTokensPerStep(topology: chain, positionalAcceptance: [0.7])
+                    - TreeTheory.chainTokensPerStep(acceptance: 0.7, length: 4)) < 1e-12)
         let binary = try TreeTopology.binary(levels: 3)
         // 1 + (a1 + a2) + (a1 + a2)·(a1 + a2)
         let s = 0.5 + 0.2
-        #expect(abs(TreeTheory.expectedTokensPerStep(topology: binary, positionalAcceptance: [0.5, 0.2]) - (1 + s + s * s)) < 1e-12)
+        #expect(
+            abs(TreeTheory.expectedTokensPerStep(topology: binary, positionalAcceptance: [0.5, 0.2]) - (1 + s + s * s))
+                < 1e-12)
         #expect(TreeTheory.chainTokensPerStep(acceptance: 1, length: 3) == 4)
     }
 
@@ -191,8 +221,10 @@ struct OptimalAcceptanceTests {
                 return (randomDistribution(size: 3, using: &generator), randomDistribution(size: 3, using: &generator))
             }
             for gamma in 1...3 {
-                let token = try TreeTheory.expectedAccepted(model: model, vocabularySize: 3, length: gamma, rule: .token)
-                let block = try TreeTheory.expectedAccepted(model: model, vocabularySize: 3, length: gamma, rule: .block)
+                let token = try TreeTheory.expectedAccepted(
+                    model: model, vocabularySize: 3, length: gamma, rule: .token)
+                let block = try TreeTheory.expectedAccepted(
+                    model: model, vocabularySize: 3, length: gamma, rule: .block)
                 #expect(block >= token - 1e-12, "seed \(seed) γ=\(gamma): block \(block) < token \(token)")
                 if gamma == 1 { #expect(abs(block - token) < 1e-12) }
             }
@@ -200,9 +232,15 @@ struct OptimalAcceptanceTests {
     }
 
     @Test func badInputIsReported() {
-        #expect(throws: VerifyError.self) { try OptimalAcceptance.withReplacement(target: [1], draft: [0.5, 0.5], count: 2) }
-        #expect(throws: VerifyError.self) { try OptimalAcceptance.withoutReplacement(target: [0.5, 0.5], draft: [0.5, 0.5], count: 0) }
-        #expect(throws: VerifyError.self) { try AcceptanceRate.greedy(target: [0.5, 0.5], draft: [0.5, 0.5], count: 3) }
+        #expect(throws: VerifyError.self) {
+            try OptimalAcceptance.withReplacement(target: [1], draft: [0.5, 0.5], count: 2)
+        }
+        #expect(throws: VerifyError.self) {
+            try OptimalAcceptance.withoutReplacement(target: [0.5, 0.5], draft: [0.5, 0.5], count: 0)
+        }
+        #expect(throws: VerifyError.self) {
+            try AcceptanceRate.greedy(target: [0.5, 0.5], draft: [0.5, 0.5], count: 3)
+        }
         #expect(throws: VerifyError.self) { try AcceptanceRate.specHub(target: [1], draft: [1]) }
         #expect(throws: VerifyError.self) { try AcceptanceRate.rrs(target: [.nan, 1], draft: [0.5, 0.5], count: 2) }
         #expect(throws: VerifyError.self) {

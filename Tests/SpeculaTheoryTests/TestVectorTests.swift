@@ -1,7 +1,6 @@
+import SpeculaTheory
 import SpeculaVerify
 import Testing
-
-import SpeculaTheory
 
 /// The test vectors of ALGORITHMS.md §8, typed in from the specification (exact rationals where it gives them).
 @Suite("ALGORITHMS.md §8 test vectors")

@@ -25,7 +25,8 @@ struct AllocationTests {
         let target = Fixture.peaked(size: 4096, seed: 1)
         let draft = Fixture.peaked(size: 4096, seed: 2)
         var drafting = SplitMix64(seed: 3)
-        let tuples = try (0..<16).map { _ in try verifier.draftLaw.sample(draft: draft, count: count, using: &drafting) }
+        let tuples = try (0..<16).map { _ in try verifier.draftLaw.sample(draft: draft, count: count, using: &drafting)
+        }
         var decision = NodeDecision()
         var generator = SplitMix64(seed: 4)
         var emitted = 0

@@ -1,8 +1,7 @@
 import Foundation
 import SpeculaTheory
-import Testing
-
 import SpeculaVerify
+import Testing
 
 /// Exact losslessness of every node verifier by enumeration (ALGORITHMS.md §7): every draft tuple with its
 /// probability, the verifier's own deterministic core, the outcome law accumulated in Double.

@@ -1,7 +1,6 @@
 import Foundation
-import Testing
-
 import SpeculaVerify
+import Testing
 
 @Suite("Probability vectors and sampling settings")
 struct ProbabilityTests {
@@ -74,7 +73,9 @@ struct ProbabilityTests {
             try Probability.validate([-0.5, 1.5], "x")
         }
         #expect(throws: VerifyError.zeroMass(what: "x")) { try Probability.validate([0, 0], "x") }
-        #expect(throws: VerifyError.notNormalized(what: "x", total: 0.5)) { try Probability.validate([0.25, 0.25], "x") }
+        #expect(throws: VerifyError.notNormalized(what: "x", total: 0.5)) {
+            try Probability.validate([0.25, 0.25], "x")
+        }
         #expect(throws: VerifyError.self) { try Probability.validate([.nan, 1], "x") }
         #expect(throws: VerifyError.lengthMismatch(what: "draft distribution", expected: 2, actual: 3)) {
             try Probability.validatePair(target: [0.5, 0.5], draft: [0.2, 0.3, 0.5])

@@ -1,7 +1,6 @@
 import Foundation
-import Testing
-
 import SpeculaVerify
+import Testing
 
 @Suite("Tree topologies, masks, Sequoia trees, the sampled walk")
 struct TopologyTests {
@@ -61,10 +60,12 @@ struct TopologyTests {
             #expect(abs(value - best) < 1e-12, "\(nodes) nodes: DP \(value), brute force \(best)")
         }
         // With a strong first child the best 4-node tree is a chain; with equal ranks, a star.
-        #expect(try SequoiaPlanner(acceptance: [0.9, 0.05], maxNodes: 4, maxLevels: 4).tree(nodes: 4, levels: 4)
-            == (try TreeTopology.chain(3)))
-        #expect(try SequoiaPlanner(acceptance: [0.3, 0.3, 0.3], maxNodes: 4, maxLevels: 4).tree(nodes: 4, levels: 4)
-            == (try TreeTopology(paths: [[0], [1], [2]])))
+        #expect(
+            try SequoiaPlanner(acceptance: [0.9, 0.05], maxNodes: 4, maxLevels: 4).tree(nodes: 4, levels: 4)
+                == (try TreeTopology.chain(3)))
+        #expect(
+            try SequoiaPlanner(acceptance: [0.3, 0.3, 0.3], maxNodes: 4, maxLevels: 4).tree(nodes: 4, levels: 4)
+                == (try TreeTopology(paths: [[0], [1], [2]])))
     }
 
     static func value(_ topology: TreeTopology, _ acceptance: [Double]) -> Double {

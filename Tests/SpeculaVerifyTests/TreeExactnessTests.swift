@@ -1,6 +1,5 @@
-import Testing
-
 import SpeculaVerify
+import Testing
 
 /// A random context-dependent model pair on a tiny vocabulary: a target and a draft vector for every prefix,
 /// derived from a hash of the prefix, so the same prefix always gives the same vectors.
@@ -100,7 +99,9 @@ struct TreeExactnessTests {
                 let token = tuple.tokens[rank]
                 let below = try walkLaw(
                     topology: topology, node: wanted[rank], context: context + [token], model: model, rule: rule)
-                for (sequence, chance) in below { law[[token] + sequence, default: 0] += tuple.probability * probability * chance }
+                for (sequence, chance) in below {
+                    law[[token] + sequence, default: 0] += tuple.probability * probability * chance
+                }
             }
             for (token, probability) in outcome.correction.enumerated() where probability > 0 {
                 law[[token], default: 0] += tuple.probability * probability
@@ -161,7 +162,8 @@ struct TreeExactnessTests {
             let model = TinyModel(vocabularySize: vocabularySize, seed: 99)
             for offset in 0..<5 {
                 let law = try Self.walkLaw(
-                    topology: topology, node: 0, context: [], model: model, rule: Self.mixedRule(topology, offset: offset))
+                    topology: topology, node: 0, context: [], model: model,
+                    rule: Self.mixedRule(topology, offset: offset))
                 let length = topology.depth + 1
                 let distance = lawDistance(
                     model.padded(law, context: [], length: length), model.targetJoint(context: [], length: length))
@@ -198,7 +200,8 @@ struct TreeExactnessTests {
                 }
                 try visit([], 1)
                 let distance = lawDistance(
-                    model.padded(law, context: [], length: gamma + 1), model.targetJoint(context: [], length: gamma + 1))
+                    model.padded(law, context: [], length: gamma + 1), model.targetJoint(context: [], length: gamma + 1)
+                )
                 #expect(distance < 1e-12, "γ=\(gamma) seed \(seed): off by \(distance)")
             }
         }
