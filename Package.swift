@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "SpeculaVerify", targets: ["SpeculaVerify"]),
         .library(name: "SpeculaTheory", targets: ["SpeculaTheory"]),
+        .library(name: "SpeculaKernels", targets: ["SpeculaKernels"]),
         .executable(name: "specula", targets: ["specula"]),
     ],
     dependencies: [
@@ -16,6 +17,8 @@ let package = Package(
         .target(name: "SpeculaVerify"),
         // Exact acceptance of each verifier, the optimal acceptance α*, Monte-Carlo estimators.
         .target(name: "SpeculaTheory", dependencies: ["SpeculaVerify"]),
+        // CPU compute on buffers: tensor types, scalar reference dequantization (fast kernels come with inference).
+        .target(name: "SpeculaKernels"),
         // The command-line tool: parse, validate, call the libraries, print.
         .executableTarget(
             name: "specula",
@@ -30,6 +33,7 @@ let package = Package(
             name: "SpeculaVerifyTests", dependencies: ["SpeculaVerify", "SpeculaTheory", "CAllocationCounter"]),
         // Runs the built `specula` binary: output formats, exit codes, one-line errors.
         .testTarget(name: "SpeculaCLITests", dependencies: ["specula"]),
+        .testTarget(name: "SpeculaKernelsTests", dependencies: ["SpeculaKernels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "SpeculaTheoryTests", dependencies: ["SpeculaVerify", "SpeculaTheory"], exclude: ["Fixtures"]),
     ],
