@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "SpeculaVerify", targets: ["SpeculaVerify"]),
         .library(name: "SpeculaTheory", targets: ["SpeculaTheory"]),
         .library(name: "SpeculaKernels", targets: ["SpeculaKernels"]),
+        .library(name: "SpeculaModels", targets: ["SpeculaModels"]),
         .executable(name: "specula", targets: ["specula"]),
     ],
     dependencies: [
@@ -19,11 +20,13 @@ let package = Package(
         .target(name: "SpeculaTheory", dependencies: ["SpeculaVerify"]),
         // CPU compute on buffers: tensor types, scalar reference dequantization (fast kernels come with inference).
         .target(name: "SpeculaKernels"),
+        // Model files: GGUF (memory-mapped), tokenizers, chat templates.
+        .target(name: "SpeculaModels", dependencies: ["SpeculaKernels"]),
         // The command-line tool: parse, validate, call the libraries, print.
         .executableTarget(
             name: "specula",
             dependencies: [
-                "SpeculaVerify", "SpeculaTheory",
+                "SpeculaVerify", "SpeculaTheory", "SpeculaKernels", "SpeculaModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
