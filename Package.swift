@@ -36,6 +36,7 @@ let package = Package(
             name: "SpeculaVerifyTests", dependencies: ["SpeculaVerify", "SpeculaTheory", "CAllocationCounter"]),
         // Runs the built `specula` binary: output formats, exit codes, one-line errors.
         .testTarget(name: "SpeculaCLITests", dependencies: ["specula"]),
+        .testTarget(name: "SpeculaModelsTests", dependencies: ["SpeculaModels", "SpeculaKernels"]),
         .testTarget(name: "SpeculaKernelsTests", dependencies: ["SpeculaKernels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "SpeculaTheoryTests", dependencies: ["SpeculaVerify", "SpeculaTheory"], exclude: ["Fixtures"]),
