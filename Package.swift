@@ -36,7 +36,8 @@ let package = Package(
             name: "SpeculaVerifyTests", dependencies: ["SpeculaVerify", "SpeculaTheory", "CAllocationCounter"]),
         // Runs the built `specula` binary: output formats, exit codes, one-line errors.
         .testTarget(name: "SpeculaCLITests", dependencies: ["specula"]),
-        .testTarget(name: "SpeculaModelsTests", dependencies: ["SpeculaModels", "SpeculaKernels"]),
+        .testTarget(
+            name: "SpeculaModelsTests", dependencies: ["SpeculaModels", "SpeculaKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeculaKernelsTests", dependencies: ["SpeculaKernels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "SpeculaTheoryTests", dependencies: ["SpeculaVerify", "SpeculaTheory"], exclude: ["Fixtures"]),

@@ -1,0 +1,98 @@
+import Foundation
+import SpeculaModels
+import Testing
+
+/// Golden ids from llama.cpp's tokenizer (scripts/make-tokenizer-golden.py) on a varied corpus, compared exactly.
+@Suite("Tokenizers against llama.cpp's", .enabled(if: PinnedModels.allPresent || PinnedModels.required))
+struct TokenizerTests {
+    struct Case: Decodable {
+        var bytes: String
+        var parseSpecial: Bool
+        var ids: [Int]
+    }
+    struct Model: Decodable {
+        var file: String
+        var cases: [Case]
+    }
+    struct Golden: Decodable { var models: [String: Model] }
+
+    static let golden: Golden? = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/tokenizer-golden.json")
+        guard let data = try? Data(contentsOf: url) else { return nil }
+        return try? JSONDecoder().decode(Golden.self, from: data)
+    }()
+
+    static func bytes(_ hex: String) -> [UInt8] {
+        var result: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            result.append(UInt8(hex[index..<next], radix: 16) ?? 0)
+            index = next
+        }
+        return result
+    }
+
+    static func tokenizer(_ name: String) throws -> Tokenizer {
+        guard let path = PinnedModels.path(name) else {
+            throw TokenizerError.invalid(path: name, reason: "model missing: run scripts/fetch-models")
+        }
+        return try Tokenizer(gguf: GGUFFile(path: path))
+    }
+
+    @Test(arguments: ["qwen2", "smollm2", "gemma3"])
+    func matchesLlamaCpp(model: String) throws {
+        let golden = try #require(Self.golden?.models[model])
+        let tokenizer = try Self.tokenizer(model)
+        var failures = 0
+        for c in golden.cases {
+            let input = Self.bytes(c.bytes)
+            let ids = tokenizer.encode(bytes: input, addSpecial: true, parseSpecial: c.parseSpecial)
+            if ids != c.ids {
+                failures += 1
+                if failures <= 5 {
+                    Issue.record(
+                        "\(model) special=\(c.parseSpecial) text \(String(decoding: input, as: UTF8.self).debugDescription.prefix(60)): ours \(ids.prefix(40)) vs \(c.ids.prefix(40))"
+                    )
+                }
+            }
+        }
+        #expect(failures == 0, "\(model): \(failures) of \(golden.cases.count) cases differ")
+    }
+
+    /// Decoding what was encoded gives the text back (valid UTF-8, no special tokens involved).
+    @Test(arguments: ["qwen2", "smollm2", "gemma3"])
+    func roundTrip(model: String) throws {
+        let tokenizer = try Self.tokenizer(model)
+        let text = "def f(x):\n    return x ** 2  # 你好 🤖 naïve\n\n\tdone  "
+        let ids = tokenizer.encode(text, addSpecial: false)
+        #expect(tokenizer.decode(ids) == text)
+    }
+
+    /// The streaming detokenizer never emits half a character: feed an emoji's byte tokens one at a time.
+    @Test func streamingNeverBreaksCharacters() throws {
+        let tokenizer = try Self.tokenizer("qwen2")
+        let text = "🤖👩‍👩‍👧‍👦 héllo 东京"
+        let ids = tokenizer.encode(text, addSpecial: false)
+        var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+        var output = ""
+        for id in ids {
+            let piece = detokenizer.append(id)
+            #expect(!piece.contains("\u{FFFD}"), "broken character after token \(id)")
+            output += piece
+        }
+        output += detokenizer.finish()
+        #expect(output == text)
+    }
+
+    @Test func specialTokens() throws {
+        let tokenizer = try Self.tokenizer("qwen2")
+        let imStart = try #require(tokenizer.tokens.firstIndex(of: "<|im_start|>"))
+        #expect(tokenizer.encode("<|im_start|>", addSpecial: false, parseSpecial: true) == [imStart])
+        #expect(tokenizer.encode("<|im_start|>", addSpecial: false, parseSpecial: false) != [imStart])
+        #expect(tokenizer.endOfGeneration.contains(try #require(tokenizer.tokens.firstIndex(of: "<|im_end|>"))))
+        #expect(tokenizer.decode([imStart]) == "")
+        #expect(tokenizer.decode([imStart], renderSpecial: true) == "<|im_start|>")
+    }
+}
