@@ -1,0 +1,149 @@
+import Foundation
+import SpeculaModels
+import Testing
+
+/// Chat templates rendered by Specula's Jinja subset against Python's jinja2 under Hugging Face's settings
+/// (scripts/make-chat-template-fixtures.py): the pinned models' templates, Gemma 3's built-in one, and templates
+/// that exercise each supported construct.
+@Suite("Chat templates against jinja2")
+struct ChatTemplateTests {
+    struct Fixture: Decodable {
+        var templates: [String: String]
+        var conversations: [String: [Message]]
+        var tools: [JSONAny]
+        var cases: [Case]
+    }
+    struct Message: Decodable {
+        var role: String
+        var content: String
+        var tool_calls: [ToolCall]?
+    }
+    struct ToolCall: Decodable {
+        var function: Function
+    }
+    struct Function: Decodable {
+        var name: String
+        var arguments: JSONAny
+    }
+    struct Case: Decodable {
+        var template: String
+        var conversation: String
+        var addGenerationPrompt: Bool
+        var tools: Bool
+        var output: String?
+        var error: String?
+    }
+
+    /// Any JSON value, decoded into a JinjaValue (object keys in file order are not kept by JSONDecoder, so the
+    /// fixtures use objects whose key order is irrelevant or single-keyed where `tojson` shows them).
+    struct JSONAny: Decodable {
+        var value: JinjaValue
+        init(from decoder: Decoder) throws {
+            if let container = try? decoder.container(keyedBy: Key.self) {
+                var pairs: [(String, JinjaValue)] = []
+                for key in container.allKeys {
+                    pairs.append((key.stringValue, try container.decode(JSONAny.self, forKey: key).value))
+                }
+                value = .object(pairs)
+                return
+            }
+            if var array = try? decoder.unkeyedContainer() {
+                var values: [JinjaValue] = []
+                while !array.isAtEnd { values.append(try array.decode(JSONAny.self).value) }
+                value = .array(values)
+                return
+            }
+            let single = try decoder.singleValueContainer()
+            if single.decodeNil() {
+                value = .none
+            } else if let bool = try? single.decode(Bool.self) {
+                value = .bool(bool)
+            } else if let integer = try? single.decode(Int.self) {
+                value = .integer(integer)
+            } else if let number = try? single.decode(Double.self) {
+                value = .number(number)
+            } else {
+                value = .string(try single.decode(String.self))
+            }
+        }
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+    }
+
+    static let fixture: Fixture? = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/chat-templates.json")
+        guard let data = try? Data(contentsOf: url) else { return nil }
+        return try? JSONDecoder().decode(Fixture.self, from: data)
+    }()
+
+    @Test func everyCaseRendersLikeJinja2() throws {
+        let fixture = try #require(Self.fixture)
+        #expect(fixture.cases.count == 90)
+        var templates: [String: ChatTemplate] = [:]
+        for (name, source) in fixture.templates { templates[name] = try ChatTemplate(source: source) }
+        for c in fixture.cases {
+            let template = try #require(templates[c.template])
+            let messages = try #require(fixture.conversations[c.conversation]).map { message in
+                ChatMessage(
+                    role: message.role, content: message.content,
+                    toolCalls: (message.tool_calls ?? []).map { ($0.function.name, Self.ordered($0.function.arguments.value)) })
+            }
+            let label = "\(c.template) / \(c.conversation) / generation \(c.addGenerationPrompt) / tools \(c.tools)"
+            do {
+                let output = try template.render(
+                    messages: messages, addGenerationPrompt: c.addGenerationPrompt, bosToken: "<bos>", eosToken: "<eos>",
+                    tools: c.tools ? fixture.tools.map { Self.ordered($0.value) } : nil)
+                #expect(c.error == nil, "\(label): jinja2 raised '\(c.error ?? "")' but Specula rendered")
+                if let expected = c.output, output != expected {
+                    Issue.record("\(label):\n--- ours\n\(output.debugDescription)\n--- jinja2\n\(expected.debugDescription)")
+                }
+            } catch let error as TemplateError {
+                #expect(c.error != nil, "\(label): \(error)")
+                if let expected = c.error { #expect(error.message.contains(expected), "\(error)") }
+            }
+        }
+    }
+
+    /// JSONDecoder loses key order; the fixture's objects are written in this canonical order.
+    static func ordered(_ value: JinjaValue) -> JinjaValue {
+        let order = ["type", "function", "name", "description", "parameters", "properties", "city", "days"]
+        switch value {
+        case .object(let pairs):
+            return .object(
+                pairs.sorted { (order.firstIndex(of: $0.0) ?? 99) < (order.firstIndex(of: $1.0) ?? 99) }
+                    .map { ($0.0, ordered($0.1)) })
+        case .array(let values): return .array(values.map(ordered))
+        default: return value
+        }
+    }
+
+    @Test func builtInGemmaTemplateIsTheFixtureOne() throws {
+        let fixture = try #require(Self.fixture)
+        #expect(ChatTemplate.gemma3 == fixture.templates["gemma3-builtin"])
+    }
+
+    @Test(arguments: [
+        ("{% macro m() %}{% endmacro %}", "unsupported tag 'macro'"),
+        ("{{ x | wordcount }}", "unsupported filter 'wordcount'"),
+        ("{% if x %}", "missing {% elif / else / endif %}"),
+        ("{{ 'a' ", "unclosed tag"),
+        ("{{ {'a': 1} }}", "dict literals"),
+        ("{% set ns.x = 1 %}", "attribute assignment"),
+        ("{{ x.items() }}", "method call"),
+    ])
+    func unsupportedConstructsAreClearErrors(source: String, message: String) {
+        do {
+            _ = try ChatTemplate(source: source).render(messages: [], addGenerationPrompt: false)
+            Issue.record("expected an error for \(source)")
+        } catch let error as TemplateError {
+            #expect(error.description.contains(message), "\(error)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+}
