@@ -215,7 +215,7 @@ public final class Tokenizer: Sendable {
             for byte in bytes {
                 if byte == 0x20 { escaped += [0xE2, 0x96, 0x81] } else { escaped.append(byte) }
             }
-            spm.encode(escaped, tokenIndex: tokenIndex, into: &output)
+            spm.encode(escaped, into: &output)
         }
     }
 
