@@ -76,7 +76,8 @@ struct BytePairEncoding: Sendable {
             var bestIndex = -1
             var bestMerged: Int32 = 0
             for index in 0..<(symbols.count - 1) where symbols[index] >= 0 && symbols[index + 1] >= 0 {
-                let key = UInt64(UInt32(bitPattern: symbols[index])) << 32 | UInt64(UInt32(bitPattern: symbols[index + 1]))
+                let key =
+                    UInt64(UInt32(bitPattern: symbols[index])) << 32 | UInt64(UInt32(bitPattern: symbols[index + 1]))
                 if let merge = merges[key], merge.rank < bestRank {
                     bestRank = merge.rank
                     bestIndex = index

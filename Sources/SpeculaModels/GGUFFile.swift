@@ -60,7 +60,8 @@ public final class GGUFFile: @unchecked Sendable {
             if rawVersion.byteSwapped == 2 || rawVersion.byteSwapped == 3 {
                 throw GGUFError(path: path, offset: versionOffset, subject: "version", kind: .bigEndian)
             }
-            throw GGUFError(path: path, offset: versionOffset, subject: "version", kind: .unsupportedVersion(rawVersion))
+            throw GGUFError(
+                path: path, offset: versionOffset, subject: "version", kind: .unsupportedVersion(rawVersion))
         }
         version = rawVersion
         let tensorCount = try reader.count(subject: "tensor count", minimumElementBytes: 24)
@@ -193,7 +194,8 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// The bytes of a tensor, in place in the mapping (no copy).
     public func data(of tensor: GGUFTensorInfo) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(rebasing: file.bytes[(dataOffset + tensor.offset)..<(dataOffset + tensor.offset + tensor.byteCount)])
+        UnsafeRawBufferPointer(
+            rebasing: file.bytes[(dataOffset + tensor.offset)..<(dataOffset + tensor.offset + tensor.byteCount)])
     }
 
     /// The bytes of a named tensor; a missing one is a ``GGUFError``.

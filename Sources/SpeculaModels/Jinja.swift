@@ -155,7 +155,9 @@ enum JinjaLexer {
                         tokens.append(.string(String(value)))
                     } else if c.properties.numericType != nil && c.isASCII {
                         var k = j
-                        while k < s.count && s[k].isASCII && (s[k].properties.numericType != nil || s[k] == "_") { k += 1 }
+                        while k < s.count && s[k].isASCII && (s[k].properties.numericType != nil || s[k] == "_") {
+                            k += 1
+                        }
                         if k + 1 < s.count && s[k] == "." && s[k + 1].properties.numericType != nil {
                             k += 1
                             while k < s.count && s[k].isASCII && s[k].properties.numericType != nil { k += 1 }
@@ -167,7 +169,10 @@ enum JinjaLexer {
                         j = k
                     } else if c.properties.isAlphabetic || c == "_" {
                         var k = j
-                        while k < s.count && (s[k].properties.isAlphabetic || s[k] == "_" || (s[k].isASCII && s[k].properties.numericType != nil)) { k += 1 }
+                        while k < s.count
+                            && (s[k].properties.isAlphabetic || s[k] == "_"
+                                || (s[k].isASCII && s[k].properties.numericType != nil))
+                        { k += 1 }
                         tokens.append(.name(String(String.UnicodeScalarView(s[j..<k]))))
                         j = k
                     } else {

@@ -120,8 +120,12 @@ struct JinjaContext {
             case "raise_exception":
                 throw error("template raised: " + ((try values.first?.rendered()) ?? ""))
             case "range":
-                let numbers = values.compactMap { value -> Int? in if case .integer(let i) = value { return i } else { return nil } }
-                guard numbers.count == values.count, (1...2).contains(numbers.count) else { throw error("range() takes 1 or 2 integers") }
+                let numbers = values.compactMap { value -> Int? in
+                    if case .integer(let i) = value { return i } else { return nil }
+                }
+                guard numbers.count == values.count, (1...2).contains(numbers.count) else {
+                    throw error("range() takes 1 or 2 integers")
+                }
                 let (lower, upper) = numbers.count == 1 ? (0, numbers[0]) : (numbers[0], numbers[1])
                 return .array(lower < upper ? (lower..<upper).map { .integer($0) } : [])
             default:

@@ -141,7 +141,9 @@ struct JinjaParser {
         case "set":
             guard case .name(let name) = advance() else { throw error("expected a variable name after 'set'") }
             if case .symbol(".") = current { throw error("unsupported: attribute assignment (namespace objects)") }
-            guard case .symbol("=") = current else { throw error("unsupported: block assignment ('{% set \(name) %}…')") }
+            guard case .symbol("=") = current else {
+                throw error("unsupported: block assignment ('{% set \(name) %}…')")
+            }
             position += 1
             let value = try parseExpression()
             try expectBlockEnd()

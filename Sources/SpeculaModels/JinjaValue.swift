@@ -72,7 +72,9 @@ public indirect enum JinjaValue: Sendable, Equatable {
     func pythonRepr() -> String {
         switch self {
         case .string(let v):
-            return "'" + v.replacingAll("\\", with: "\\\\").replacingAll("'", with: "\\'").replacingAll("\n", with: "\\n") + "'"
+            return "'"
+                + v.replacingAll("\\", with: "\\\\").replacingAll("'", with: "\\'").replacingAll("\n", with: "\\n")
+                + "'"
         case .array(let values): return "[" + values.map { $0.pythonRepr() }.joined(separator: ", ") + "]"
         case .object(let pairs):
             return "{" + pairs.map { "'\($0.0)': " + $0.1.pythonRepr() }.joined(separator: ", ") + "}"
@@ -93,7 +95,8 @@ public indirect enum JinjaValue: Sendable, Equatable {
         case .undefined, .none: return "null"
         case .bool(let v): return v ? "true" : "false"
         case .integer(let v): return String(v)
-        case .number(let v): return Self.pythonFloat(v).replacingAll("nan", with: "NaN").replacingAll("inf", with: "Infinity")
+        case .number(let v):
+            return Self.pythonFloat(v).replacingAll("nan", with: "NaN").replacingAll("inf", with: "Infinity")
         case .string(let v):
             var out = "\""
             for scalar in v.unicodeScalars {

@@ -58,7 +58,8 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
             } else if first & 0x08 == 0 {
                 if continuation(i + 1) && continuation(i + 2) && continuation(i + 3) {
                     result.append(
-                        UInt32(first & 0x07) << 18 | UInt32(bytes[i + 1] & 0x3F) << 12 | UInt32(bytes[i + 2] & 0x3F) << 6
+                        UInt32(first & 0x07) << 18 | UInt32(bytes[i + 1] & 0x3F) << 12 | UInt32(bytes[i + 2] & 0x3F)
+                            << 6
                             | UInt32(bytes[i + 3] & 0x3F))
                     i += 4
                 } else {

@@ -149,7 +149,9 @@ struct SentencePiece: Sendable {
                 let left = symbols[leftIndex]
                 let right = symbols[Int(bigram.right)]
                 // Skip entries made stale by an earlier merge.
-                if left.length == 0 || right.length == 0 || left.length + right.length != Int(bigram.length) { continue }
+                if left.length == 0 || right.length == 0 || left.length + right.length != Int(bigram.length) {
+                    continue
+                }
                 symbols[leftIndex].length += right.length
                 symbols[Int(bigram.right)].length = 0
                 symbols[leftIndex].next = right.next

@@ -35,6 +35,14 @@ public final class Tokenizer: Sendable {
     public enum Model: Sendable, Equatable {
         case bytePairEncoding(PreTokenizer)
         case sentencePiece
+
+        /// `gpt2/qwen2`, `llama` (SentencePiece): the GGUF names.
+        public var name: String {
+            switch self {
+            case .bytePairEncoding(let pre): return "gpt2 with pre-tokenizer \(pre.rawValue)"
+            case .sentencePiece: return "llama (SentencePiece)"
+            }
+        }
     }
 
     public let model: Model
@@ -83,7 +91,8 @@ public final class Tokenizer: Sendable {
         case "llama":
             model = .sentencePiece
         default:
-            throw TokenizerError.unsupported(path: path, reason: "tokenizer model '\(modelName)' (supported: gpt2, llama)")
+            throw TokenizerError.unsupported(
+                path: path, reason: "tokenizer model '\(modelName)' (supported: gpt2, llama)")
         }
         func id(_ key: String) throws -> Int? {
             guard file[key] != nil else { return nil }
@@ -178,7 +187,9 @@ public final class Tokenizer: Sendable {
                 let special = specials[candidate]
                 if special.control && !parseSpecial { continue }
                 let length = special.bytes.count
-                if position + length <= bytes.count && bytes[position..<(position + length)].elementsEqual(special.bytes) {
+                if position + length <= bytes.count
+                    && bytes[position..<(position + length)].elementsEqual(special.bytes)
+                {
                     matched = (length, special.id)
                     break  // candidates are longest first
                 }
@@ -231,7 +242,9 @@ public final class Tokenizer: Sendable {
         case .userDefined:
             return Array(text.utf8)
         case .byte:
-            if case .sentencePiece = model, text.hasPrefix("<0x"), let byte = UInt8(text.dropFirst(3).dropLast(), radix: 16) {
+            if case .sentencePiece = model, text.hasPrefix("<0x"),
+                let byte = UInt8(text.dropFirst(3).dropLast(), radix: 16)
+            {
                 return [byte]
             }
             return Array(text.utf8)

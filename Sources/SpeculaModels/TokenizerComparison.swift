@@ -5,20 +5,25 @@ extension Tokenizer {
     /// across the two models, so anything less is refused.
     public func requireSameVocabulary(as other: Tokenizer) throws {
         if model != other.model {
-            throw TokenizerError.mismatch(reason: "tokenizer models differ (\(model) vs \(other.model))")
+            throw TokenizerError.mismatch(reason: "tokenizer models differ (\(model.name) vs \(other.model.name))")
         }
         for id in 0..<min(tokens.count, other.tokens.count) {
             if tokens[id] != other.tokens[id] {
                 throw TokenizerError.mismatch(
-                    reason: "token \(id) is \(tokens[id].debugDescription) in the target, \(other.tokens[id].debugDescription) in the draft")
+                    reason:
+                        "token \(id) is \(tokens[id].debugDescription) in the target, \(other.tokens[id].debugDescription) in the draft"
+                )
             }
             if types[id] != other.types[id] {
-                throw TokenizerError.mismatch(reason: "token \(id) (\(tokens[id].debugDescription)) has type \(types[id]) vs \(other.types[id])")
+                throw TokenizerError.mismatch(
+                    reason: "token \(id) (\(tokens[id].debugDescription)) has type \(types[id]) vs \(other.types[id])")
             }
         }
         if tokens.count != other.tokens.count {
             throw TokenizerError.mismatch(
-                reason: "vocabulary sizes differ (\(tokens.count) vs \(other.tokens.count)); first extra token is \(max(tokens.count, other.tokens.count) == tokens.count ? tokens[other.tokens.count].debugDescription : other.tokens[tokens.count].debugDescription) at id \(min(tokens.count, other.tokens.count))")
+                reason:
+                    "vocabulary sizes differ (\(tokens.count) vs \(other.tokens.count)); first extra token is \(max(tokens.count, other.tokens.count) == tokens.count ? tokens[other.tokens.count].debugDescription : other.tokens[tokens.count].debugDescription) at id \(min(tokens.count, other.tokens.count))"
+            )
         }
         if bpe?.merges.count != other.bpe?.merges.count {
             throw TokenizerError.mismatch(
@@ -28,7 +33,8 @@ extension Tokenizer {
             for (key, merge) in mine.merges where theirs.merges[key]?.rank != merge.rank {
                 let left = tokens[Int(key >> 32)]
                 let right = tokens[Int(key & 0xFFFF_FFFF)]
-                throw TokenizerError.mismatch(reason: "merge '\(left) \(right)' has rank \(merge.rank) in the target only")
+                throw TokenizerError.mismatch(
+                    reason: "merge '\(left) \(right)' has rank \(merge.rank) in the target only")
             }
         }
         if let mine = spm, let theirs = other.spm, mine.scores != theirs.scores {
@@ -36,7 +42,8 @@ extension Tokenizer {
             throw TokenizerError.mismatch(reason: "token \(id) has score \(mine.scores[id]) vs \(theirs.scores[id])")
         }
         for (name, a, b) in [("BOS", bos, other.bos), ("EOS", eos, other.eos)] where a != b {
-            throw TokenizerError.mismatch(reason: "\(name) ids differ (\(a.map(String.init) ?? "none") vs \(b.map(String.init) ?? "none"))")
+            throw TokenizerError.mismatch(
+                reason: "\(name) ids differ (\(a.map(String.init) ?? "none") vs \(b.map(String.init) ?? "none"))")
         }
         if addBOS != other.addBOS || addEOS != other.addEOS || addSpacePrefix != other.addSpacePrefix {
             throw TokenizerError.mismatch(reason: "add-BOS/EOS/space-prefix flags differ")

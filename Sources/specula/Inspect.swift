@@ -77,7 +77,8 @@ struct ModelSummary {
                     file.tensors.map {
                         .object([
                             ("name", .string($0.name)), ("type", .string($0.type.description)),
-                            ("dimensions", .array($0.dimensions.map { .integer($0) })), ("bytes", .integer($0.byteCount)),
+                            ("dimensions", .array($0.dimensions.map { .integer($0) })),
+                            ("bytes", .integer($0.byteCount)),
                         ])
                     })
             ),
@@ -104,19 +105,28 @@ struct ModelSummary {
     func text(allTensors: Bool, openMilliseconds: Double) -> String {
         var lines: [String] = []
         lines.append("\(file.path)")
-        lines.append("  GGUF v\(file.version), \(Self.bytes(file.fileSize)), opened in \(String(format: "%.1f", openMilliseconds)) ms")
+        lines.append(
+            "  GGUF v\(file.version), \(Self.bytes(file.fileSize)), opened in \(String(format: "%.1f", openMilliseconds)) ms"
+        )
         lines.append("  architecture  \(architecture)  \(file["general.name"]?.string ?? "")")
         lines.append("hyper-parameters")
-        for (key, value) in hyperParameters { lines.append("  \(key.padding(toLength: 36, withPad: " ", startingAt: 0)) \(value.summary)") }
+        for (key, value) in hyperParameters {
+            lines.append("  \(key.padding(toLength: 36, withPad: " ", startingAt: 0)) \(value.summary)")
+        }
         lines.append("tokenizer")
-        for (key, value) in tokenizer { lines.append("  \(key.padding(toLength: 36, withPad: " ", startingAt: 0)) \(value.rendered())") }
+        for (key, value) in tokenizer {
+            lines.append("  \(key.padding(toLength: 36, withPad: " ", startingAt: 0)) \(value.rendered())")
+        }
         lines.append("tensors: \(file.tensors.count), \(Self.bytes(totalTensorBytes))")
-        for (type, bytes) in bytesByType { lines.append("  \(type.padding(toLength: 8, withPad: " ", startingAt: 0)) \(Self.bytes(bytes))") }
+        for (type, bytes) in bytesByType {
+            lines.append("  \(type.padding(toLength: 8, withPad: " ", startingAt: 0)) \(Self.bytes(bytes))")
+        }
         let shown = allTensors ? file.tensors : Array(file.tensors.prefix(12))
         for tensor in shown {
             let shape = tensor.dimensions.map(String.init).joined(separator: " × ")
             lines.append(
-                "  \(tensor.name.padding(toLength: 40, withPad: " ", startingAt: 0)) \(tensor.type.description.padding(toLength: 6, withPad: " ", startingAt: 0)) \(shape.padding(toLength: 18, withPad: " ", startingAt: 0)) \(Self.bytes(tensor.byteCount))")
+                "  \(tensor.name.padding(toLength: 40, withPad: " ", startingAt: 0)) \(tensor.type.description.padding(toLength: 6, withPad: " ", startingAt: 0)) \(shape.padding(toLength: 18, withPad: " ", startingAt: 0)) \(Self.bytes(tensor.byteCount))"
+            )
         }
         if !allTensors && file.tensors.count > shown.count {
             lines.append("  … \(file.tensors.count - shown.count) more (--tensors lists them all)")

@@ -41,7 +41,8 @@ struct Tokenize: ParsableCommand {
             var ids: [Int] = []
             for item in input.split(whereSeparator: { $0 == "," || $0.isWhitespace || $0 == "[" || $0 == "]" }) {
                 guard let id = Int(item), id >= 0, id < tokenizer.vocabularySize else {
-                    throw CommandError("'\(item)' is not a token id of this vocabulary (0..<\(tokenizer.vocabularySize))")
+                    throw CommandError(
+                        "'\(item)' is not a token id of this vocabulary (0..<\(tokenizer.vocabularySize))")
                 }
                 ids.append(id)
             }

@@ -91,16 +91,20 @@ struct ChatTemplateTests {
             let messages = try #require(fixture.conversations[c.conversation]).map { message in
                 ChatMessage(
                     role: message.role, content: message.content,
-                    toolCalls: (message.tool_calls ?? []).map { ($0.function.name, Self.ordered($0.function.arguments.value)) })
+                    toolCalls: (message.tool_calls ?? []).map {
+                        ($0.function.name, Self.ordered($0.function.arguments.value))
+                    })
             }
             let label = "\(c.template) / \(c.conversation) / generation \(c.addGenerationPrompt) / tools \(c.tools)"
             do {
                 let output = try template.render(
-                    messages: messages, addGenerationPrompt: c.addGenerationPrompt, bosToken: "<bos>", eosToken: "<eos>",
+                    messages: messages, addGenerationPrompt: c.addGenerationPrompt, bosToken: "<bos>",
+                    eosToken: "<eos>",
                     tools: c.tools ? fixture.tools.map { Self.ordered($0.value) } : nil)
                 #expect(c.error == nil, "\(label): jinja2 raised '\(c.error ?? "")' but Specula rendered")
                 if let expected = c.output, output != expected {
-                    Issue.record("\(label):\n--- ours\n\(output.debugDescription)\n--- jinja2\n\(expected.debugDescription)")
+                    Issue.record(
+                        "\(label):\n--- ours\n\(output.debugDescription)\n--- jinja2\n\(expected.debugDescription)")
                 }
             } catch let error as TemplateError {
                 #expect(c.error != nil, "\(label): \(error)")

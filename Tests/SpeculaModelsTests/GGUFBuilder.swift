@@ -28,7 +28,9 @@ struct GGUFBuilder {
     static func valid(version: UInt32 = 3, alignment: UInt32? = nil) -> (bytes: [UInt8], tensors: [Tensor]) {
         var b = GGUFBuilder()
         let align = Int(alignment ?? 32)
-        let f32Data = (0..<8).flatMap { i -> [UInt8] in withUnsafeBytes(of: Float(i).bitPattern.littleEndian) { Array($0) } }
+        let f32Data = (0..<8).flatMap { i -> [UInt8] in
+            withUnsafeBytes(of: Float(i).bitPattern.littleEndian) { Array($0) }
+        }
         var q8 = [UInt8](repeating: 0, count: 34)
         q8[0] = 0x00
         q8[1] = 0x3C  // d = 1.0

@@ -4,7 +4,9 @@ import Testing
 
 @Suite("GGUF reader: valid files and crafted bad bytes")
 struct GGUFReaderTests {
-    func open(_ bytes: [UInt8]) throws -> GGUFFile { try GGUFFile(file: MappedFile(copying: bytes, name: "crafted.gguf")) }
+    func open(_ bytes: [UInt8]) throws -> GGUFFile {
+        try GGUFFile(file: MappedFile(copying: bytes, name: "crafted.gguf"))
+    }
 
     func expectError(_ bytes: [UInt8], _ check: (GGUFError.Kind) -> Bool, subject: String? = nil) {
         do {
@@ -32,7 +34,8 @@ struct GGUFReaderTests {
             Issue.record("nested array not read")
             return
         }
-        #expect(rows == [.array(.float32, [.float32(0), .float32(0.5)]), .array(.float32, [.float32(1), .float32(0.5)])])
+        #expect(
+            rows == [.array(.float32, [.float32(0), .float32(0.5)]), .array(.float32, [.float32(1), .float32(0.5)])])
         #expect(file.alignment == 32)
         #expect(file.tensors.map(\.name) == tensors.map(\.name))
         let a = try file.data(ofTensorNamed: "a.weight")
@@ -106,13 +109,16 @@ struct GGUFReaderTests {
         }
         // The token array's element count.
         let countAt = Self.after("tokenizer.ggml.tokens", in: valid) + 8
-        expectError(Self.patch(valid, at: countAt, u64: UInt64.max / 2), { if case .countTooLarge = $0 { return true } else { return false } }, subject: "tokenizer.ggml.tokens")
+        expectError(
+            Self.patch(valid, at: countAt, u64: UInt64.max / 2),
+            { if case .countTooLarge = $0 { return true } else { return false } }, subject: "tokenizer.ggml.tokens")
     }
 
     @Test func badValues() {
         let valid = GGUFBuilder.valid().bytes
         let typeAt = Self.after("llama.block_count", in: valid)
-        expectError(Self.patch(valid, at: typeAt, u32: 77), { $0 == .unknownValueType(77) }, subject: "llama.block_count")
+        expectError(
+            Self.patch(valid, at: typeAt, u32: 77), { $0 == .unknownValueType(77) }, subject: "llama.block_count")
         var utf8 = valid
         utf8[Self.after("general.architecture", in: valid) + 4 + 8] = 0xFF  // first byte of "llama"
         expectError(utf8, { $0 == .invalidUTF8 }, subject: "general.architecture")
@@ -158,7 +164,8 @@ struct GGUFReaderTests {
         // A bad alignment value.
         let (aligned, _) = GGUFBuilder.valid(alignment: 64)
         let alignAt = Self.after("general.alignment", in: aligned) + 4
-        expectError(Self.patch(aligned, at: alignAt, u32: 48), { $0 == .badAlignment(48) }, subject: "general.alignment")
+        expectError(
+            Self.patch(aligned, at: alignAt, u32: 48), { $0 == .badAlignment(48) }, subject: "general.alignment")
         expectError(Self.patch(aligned, at: alignAt, u32: 0), { $0 == .badAlignment(0) }, subject: "general.alignment")
     }
 
@@ -167,23 +174,39 @@ struct GGUFReaderTests {
         let aDims = Self.after("a.weight", in: valid)  // n_dims, then dims
         expectError(Self.patch(valid, at: aDims, u32: 9), { $0 == .tooManyDimensions(9) }, subject: "a.weight")
         expectError(Self.patch(valid, at: aDims + 4, u64: 0), { $0 == .badDimension(0) }, subject: "a.weight")
-        expectError(Self.patch(valid, at: aDims + 4, u64: 1 << 40), { $0 == .badDimension(1 << 40) }, subject: "a.weight")
+        expectError(
+            Self.patch(valid, at: aDims + 4, u64: 1 << 40), { $0 == .badDimension(1 << 40) }, subject: "a.weight")
         // dims that multiply past Int64: three dimensions of 2^31 − 1 is not allowed past 2^60.
         var overflow = Self.patch(valid, at: aDims, u32: 4)
         overflow = Self.patch(overflow, at: aDims + 4, u64: UInt64(Int32.max))
         overflow = Self.patch(overflow, at: aDims + 12, u64: UInt64(Int32.max))
         // (the extra two dimensions read the type and offset as dimensions; the error comes first either way)
-        expectError(overflow, { if case .elementCountOverflow = $0 { return true }; if case .badDimension = $0 { return true }; return false }, subject: "a.weight")
+        expectError(
+            overflow,
+            {
+                if case .elementCountOverflow = $0 { return true }; if case .badDimension = $0 { return true };
+                return false
+            }, subject: "a.weight")
         let aType = aDims + 4 + 16
         expectError(Self.patch(valid, at: aType, u32: 23), { $0 == .unknownTensorType(23) }, subject: "a.weight")
         let bDims = Self.after("b.weight", in: valid)
-        expectError(Self.patch(valid, at: bDims + 4, u64: 20), { $0 == .notWholeBlocks(elements: 20, blockSize: 32) }, subject: "b.weight")
+        expectError(
+            Self.patch(valid, at: bDims + 4, u64: 20), { $0 == .notWholeBlocks(elements: 20, blockSize: 32) },
+            subject: "b.weight")
         let bOffset = bDims + 4 + 8 + 4
-        expectError(Self.patch(valid, at: bOffset, u64: 33), { $0 == .misaligned(offset: 33, alignment: 32) }, subject: "b.weight")
-        expectError(Self.patch(valid, at: bOffset, u64: 1 << 20), { if case .outsideFile = $0 { return true } else { return false } }, subject: "b.weight")
-        expectError(Self.patch(valid, at: bOffset, u64: UInt64.max - 31), { if case .outsideFile = $0 { return true } else { return false } }, subject: "b.weight")
+        expectError(
+            Self.patch(valid, at: bOffset, u64: 33), { $0 == .misaligned(offset: 33, alignment: 32) },
+            subject: "b.weight")
+        expectError(
+            Self.patch(valid, at: bOffset, u64: 1 << 20),
+            { if case .outsideFile = $0 { return true } else { return false } }, subject: "b.weight")
+        expectError(
+            Self.patch(valid, at: bOffset, u64: UInt64.max - 31),
+            { if case .outsideFile = $0 { return true } else { return false } }, subject: "b.weight")
         // Truncated data section.
-        expectError(Array(valid.prefix(valid.count - 40)), { if case .outsideFile = $0 { return true } else { return false } }, subject: "b.weight")
+        expectError(
+            Array(valid.prefix(valid.count - 40)), { if case .outsideFile = $0 { return true } else { return false } },
+            subject: "b.weight")
         // A duplicate tensor name.
         var duplicate = valid
         let bName = Self.after("b.weight", in: valid) - "b.weight".utf8.count

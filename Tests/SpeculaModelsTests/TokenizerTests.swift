@@ -96,3 +96,65 @@ struct TokenizerTests {
         #expect(tokenizer.decode([imStart], renderSpecial: true) == "<|im_start|>")
     }
 }
+
+@Suite("Draft/target tokenizer comparison", .enabled(if: PinnedModels.allPresent || PinnedModels.required))
+struct TokenizerComparisonTests {
+    @Test func thePinnedPairShareOneTokenizer() throws {
+        let target = try TokenizerTests.tokenizer("target")
+        let draft = try TokenizerTests.tokenizer("draft")
+        try target.requireSameVocabulary(as: draft)
+    }
+
+    @Test func differentVocabulariesNameTheFirstDifference() throws {
+        let target = try TokenizerTests.tokenizer("target")
+        let smol = try TokenizerTests.tokenizer("smollm2")
+        do {
+            try target.requireSameVocabulary(as: smol)
+            Issue.record("Qwen and SmolLM2 vocabularies compared equal")
+        } catch let error as TokenizerError {
+            #expect(
+                error.description.contains("gpt2 with pre-tokenizer qwen2 vs gpt2 with pre-tokenizer smollm"), "\(error)")
+        }
+        let gemma = try TokenizerTests.tokenizer("gemma3")
+        #expect(throws: TokenizerError.self) { try target.requireSameVocabulary(as: gemma) }
+    }
+}
+
+@Suite("Tokenizer comparison on crafted vocabularies")
+struct CraftedTokenizerComparisonTests {
+    @Test func firstDifferingTokenIsNamed() throws {
+        func tokenizer(_ tokens: [String]) throws -> Tokenizer {
+            var b = GGUFBuilder()
+            b.bytes += Array("GGUF".utf8)
+            b.u32(3)
+            b.u64(0)
+            b.u64(3)
+            b.string("tokenizer.ggml.model")
+            b.u32(8)
+            b.string("gpt2")
+            b.string("tokenizer.ggml.tokens")
+            b.u32(9)
+            b.u32(8)
+            b.u64(UInt64(tokens.count))
+            for t in tokens { b.string(t) }
+            b.string("tokenizer.ggml.merges")
+            b.u32(9)
+            b.u32(8)
+            b.u64(1)
+            b.string("a b")
+            return try Tokenizer(gguf: GGUFFile(file: MappedFile(copying: b.bytes)))
+        }
+        let bytes = (0..<256).map { String(Character(Unicode.Scalar(UInt8($0)))) }
+        // Bytes as GPT-2 characters are not all printable; the builder only needs most single-byte tokens.
+        let base = Array(Set(bytes)).sorted() + ["ab"]
+        var changed = base
+        changed[5] = "zz"
+        let a = try tokenizer(base)
+        let b = try tokenizer(changed)
+        #expect(throws: TokenizerError.mismatch(reason: "token 5 is \(base[5].debugDescription) in the target, \"zz\" in the draft")) {
+            try a.requireSameVocabulary(as: b)
+        }
+        #expect(throws: TokenizerError.self) { try a.requireSameVocabulary(as: try tokenizer(base + ["extra"])) }
+        try a.requireSameVocabulary(as: try tokenizer(base))
+    }
+}
