@@ -24,7 +24,8 @@ struct ModelCLITests {
         #expect(text.standardOutput.contains("architecture  qwen2"))
         #expect(text.standardOutput.contains("Q4_K"))
         let json = try runSpecula(["inspect", "--json", CLIModels.target])
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
         #expect(object["architecture"] as? String == "qwen2")
         #expect(object["tensorCount"] as? Int == 339)
         let hyper = try #require(object["hyperParameters"] as? [String: Any])
@@ -37,7 +38,9 @@ struct ModelCLITests {
         let ids = try runSpecula(["tokenize", "--model", CLIModels.target, "--text", "Hello world!", "--json"])
         #expect(ids.status == 0)
         #expect(ids.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "[9707,1879,0]")
-        let special = try runSpecula(["tokenize", "--model", CLIModels.target, "--text", "<|im_start|>user", "--special"])
+        let special = try runSpecula([
+            "tokenize", "--model", CLIModels.target, "--text", "<|im_start|>user", "--special",
+        ])
         #expect(special.standardOutput.split(separator: "\n").first == "151644")
         // Gemma adds BOS (id 2) as its metadata asks.
         let gemma = try runSpecula(["tokenize", "--model", CLIModels.gemma, "--text", "Hello", "--json"])

@@ -113,7 +113,8 @@ struct TokenizerComparisonTests {
             Issue.record("Qwen and SmolLM2 vocabularies compared equal")
         } catch let error as TokenizerError {
             #expect(
-                error.description.contains("gpt2 with pre-tokenizer qwen2 vs gpt2 with pre-tokenizer smollm"), "\(error)")
+                error.description.contains("gpt2 with pre-tokenizer qwen2 vs gpt2 with pre-tokenizer smollm"),
+                "\(error)")
         }
         let gemma = try TokenizerTests.tokenizer("gemma3")
         #expect(throws: TokenizerError.self) { try target.requireSameVocabulary(as: gemma) }
@@ -151,7 +152,10 @@ struct CraftedTokenizerComparisonTests {
         changed[5] = "zz"
         let a = try tokenizer(base)
         let b = try tokenizer(changed)
-        #expect(throws: TokenizerError.mismatch(reason: "token 5 is \(base[5].debugDescription) in the target, \"zz\" in the draft")) {
+        #expect(
+            throws: TokenizerError.mismatch(
+                reason: "token 5 is \(base[5].debugDescription) in the target, \"zz\" in the draft")
+        ) {
             try a.requireSameVocabulary(as: b)
         }
         #expect(throws: TokenizerError.self) { try a.requireSameVocabulary(as: try tokenizer(base + ["extra"])) }
