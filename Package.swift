@@ -1,5 +1,24 @@
 // swift-tools-version: 6.1
+import Foundation
 import PackageDescription
+
+/// Vector kernels: a Swift package is built on the machine that runs it, so the kernels use that machine's CPU. This
+/// is the one place the choice is made: AVX-512 VNNI kernels when /proc/cpuinfo lists the features (and
+/// SPECULA_PORTABLE is not set), the portable scalar kernels otherwise.
+let cpuFlags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+    .first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+let vectorKernels =
+    ProcessInfo.processInfo.environment["SPECULA_PORTABLE"] == nil
+    && ["avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx2", "fma"].allSatisfy { cpuFlags.contains($0) }
+let kernelSettings: [SwiftSetting] =
+    vectorKernels
+    ? [
+        .define("SPECULA_AVX512"),
+        .unsafeFlags([
+            "-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c", "-Xcc", "-mavx512f", "-Xcc", "-mavx512bw",
+            "-Xcc", "-mavx512vl", "-Xcc", "-mavx512vnni",
+        ]),
+    ] : []
 
 let package = Package(
     name: "Specula",
@@ -19,7 +38,7 @@ let package = Package(
         // Exact acceptance of each verifier, the optimal acceptance α*, Monte-Carlo estimators.
         .target(name: "SpeculaTheory", dependencies: ["SpeculaVerify"]),
         // CPU compute on buffers: tensor types, scalar reference dequantization (fast kernels come with inference).
-        .target(name: "SpeculaKernels"),
+        .target(name: "SpeculaKernels", swiftSettings: kernelSettings),
         // Model files: GGUF (memory-mapped), tokenizers, chat templates.
         .target(name: "SpeculaModels", dependencies: ["SpeculaKernels"]),
         // The command-line tool: parse, validate, call the libraries, print.

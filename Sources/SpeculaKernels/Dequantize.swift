@@ -44,7 +44,7 @@ public enum Dequantize {
         return total
     }
 
-    @inline(__always) static func half(_ pointer: UnsafeRawPointer, _ offset: Int) -> Float {
+    @inline(__always) public static func half(_ pointer: UnsafeRawPointer, _ offset: Int) -> Float {
         floatFromHalf(pointer.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
@@ -105,7 +105,7 @@ public enum Dequantize {
     }
 
     /// The 6-bit scale and minimum of sub-block `j` (0..<8) of a Q4_K/Q5_K block, packed in 12 bytes.
-    @inline(__always) static func scaleAndMin(_ scales: UnsafeRawPointer, _ j: Int) -> (UInt8, UInt8) {
+    @inline(__always) public static func scaleAndMin(_ scales: UnsafeRawPointer, _ j: Int) -> (UInt8, UInt8) {
         if j < 4 { return (byte(scales, j) & 63, byte(scales, j + 4) & 63) }
         let scale = (byte(scales, j + 4) & 0x0F) | ((byte(scales, j - 4) >> 6) << 4)
         let minimum = (byte(scales, j + 4) >> 4) | ((byte(scales, j) >> 6) << 4)

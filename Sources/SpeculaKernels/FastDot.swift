@@ -1,0 +1,219 @@
+#if SPECULA_AVX512
+    import _Builtin_intrinsics.intel
+#endif
+
+/// The dot products used on the hot path. With `SPECULA_AVX512` (set by Package.swift when the build machine has
+/// AVX-512 VNNI) the integer sums come from `vpdpbusd`; otherwise from the scalar definitions. Either way each
+/// block's integer sum is exact and is combined into the float result by the same operations in the same order as
+/// ``ReferenceDot``, so both paths give identical floats.
+public enum FastDot {
+    /// True when the vector kernels are compiled in.
+    public static var isVectorized: Bool {
+        #if SPECULA_AVX512
+            return true
+        #else
+            return false
+        #endif
+    }
+
+    @inline(__always)
+    public static func dot(_ matrix: QuantizedMatrix, row: Int, _ x: QuantizedActivations, _ index: Int,
+                           values32: UnsafePointer<Int8>, values256: UnsafePointer<Int8>?) -> Float {
+        #if SPECULA_AVX512
+            let n = matrix.columnCount
+            switch matrix.type {
+            case .q4_K:
+                if let values256 {
+                    return dotQ4K(matrix.row(row), blocks: n / 256, values256 + index * n, x, index)
+                }
+            case .q6_K:
+                if let values256 {
+                    return dotQ6K(matrix.row(row), blocks: n / 256, values256 + index * n, x, index)
+                }
+            case .q8_0, .q5_0, .q4_1, .q4_0:
+                return dot32(matrix.type, matrix.row(row), blocks: n / 32, values32 + index * n, x, index)
+            default: break
+            }
+        #endif
+        return ReferenceDot.dot(matrix, row: row, x, index)
+    }
+
+    #if SPECULA_AVX512
+        // Several AVX2/AVX-512VL intrinsics are C macros Swift cannot import; these kernels use the 512-bit forms
+        // (functions in the headers) on zero-extended 256-bit halves where a full register does not fit the layout.
+
+        @inline(__always)
+        static func horizontalSum(_ v: __m512i) -> Int32 { _mm512_reduce_add_epi32(v) }
+
+        @inline(__always)
+        static func widen(_ v: __m256i) -> __m512i { _mm512_zextsi256_si512(v) }
+
+        @inline(__always)
+        static func load256(_ p: UnsafeRawPointer) -> __m256i {
+            _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i_u.self))
+        }
+
+        @inline(__always)
+        static func load128(_ p: UnsafeRawPointer) -> __m128i {
+            _mm_loadu_si128(p.assumingMemoryBound(to: __m128i_u.self))
+        }
+
+        /// Eight lanes of `low` then eight of `high` (as int32).
+        @inline(__always)
+        static func halves(_ low: Int32, _ high: Int32) -> __m512i {
+            _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(low), _mm512_set1_epi32(high))
+        }
+
+        /// Four lanes each of a, b, c, d (as int32).
+        @inline(__always)
+        static func quarters(_ a: Int32, _ b: Int32, _ c: Int32, _ d: Int32) -> __m512i {
+            let ab = _mm512_mask_blend_epi32(0x00F0, _mm512_set1_epi32(a), _mm512_set1_epi32(b))
+            let abc = _mm512_mask_blend_epi32(0x0F00, ab, _mm512_set1_epi32(c))
+            return _mm512_mask_blend_epi32(0xF000, abc, _mm512_set1_epi32(d))
+        }
+
+        /// Q4_K: each 64-value chunk is 32 bytes whose low nibbles are values 0–31 and high nibbles 32–63; both
+        /// halves go in one register ([bytes | bytes], shifted by 0 and 4) against the 64 contiguous activations.
+        static func dotQ4K(
+            _ w: UnsafeRawPointer, blocks: Int, _ xq: UnsafePointer<Int8>, _ x: QuantizedActivations, _ index: Int
+        ) -> Float {
+            let mask = _mm512_set1_epi8(0x0F)
+            let shifts = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0) // per 16-bit lane: 0 in the low half, 4 in the high
+            let shift16 = _mm512_or_si512(shifts, _mm512_slli_epi64(shifts, 16))
+            let shiftLanes = _mm512_or_si512(shift16, _mm512_slli_epi64(shift16, 32))
+            let zero = _mm512_setzero_si512()
+            var total: Float = 0
+            return x.scales256.withUnsafeBufferPointer { scales in
+                x.sums16.withUnsafeBufferPointer { sums16 in
+                    for b in 0..<blocks {
+                        let block = w + b * 144
+                        let scaleBytes = block + 4
+                        let qs = block + 16
+                        let xb = UnsafeRawPointer(xq + b * 256)
+                        var acc = zero
+                        var summ: Int32 = 0
+                        let groupBase = (index * blocks + b) * 16
+                        for chunk in 0..<4 {
+                            let (sc1, m1) = Dequantize.scaleAndMin(scaleBytes, 2 * chunk)
+                            let (sc2, m2) = Dequantize.scaleAndMin(scaleBytes, 2 * chunk + 1)
+                            let bytes = _mm512_broadcast_i64x4(load256(qs + chunk * 32))
+                            let values = _mm512_and_si512(_mm512_srlv_epi16(bytes, shiftLanes), mask)
+                            let p = _mm512_dpbusd_epi32(zero, values, _mm512_loadu_si512(xb + chunk * 64))
+                            let scale = halves(Int32(sc1), Int32(sc2))
+                            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(p, scale))
+                            let g = groupBase + chunk * 4
+                            summ += Int32(m1) * (sums16[g] + sums16[g + 1]) + Int32(m2) * (sums16[g + 2] + sums16[g + 3])
+                        }
+                        let sumi = horizontalSum(acc)
+                        let dx = scales[index * blocks + b]
+                        total += dx * (Dequantize.half(block, 0) * Float(sumi) - Dequantize.half(block, 2) * Float(summ))
+                    }
+                    return total
+                }
+            }
+        }
+
+        /// Q6_K: per 128-value half, values 0–63 come from the 64 low-nibble bytes and bits 0–3 of the high bits,
+        /// values 64–127 from the high nibbles and bits 4–7; the −32 offset is taken out with the activation sums.
+        static func dotQ6K(
+            _ w: UnsafeRawPointer, blocks: Int, _ xq: UnsafePointer<Int8>, _ x: QuantizedActivations, _ index: Int
+        ) -> Float {
+            let mask = _mm512_set1_epi8(0x0F)
+            let three = _mm512_set1_epi8(0x03)
+            let zero = _mm512_setzero_si512()
+            let lowShift = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0)
+            let lowShift16 = _mm512_or_si512(lowShift, _mm512_slli_epi64(lowShift, 16))
+            let shiftA = _mm512_or_si512(lowShift16, _mm512_slli_epi64(lowShift16, 32))  // 0 | 2
+            let shiftB = _mm512_add_epi16(shiftA, _mm512_set1_epi16(4))  // 4 | 6
+            let four = _mm512_set1_epi16(4)
+            var total: Float = 0
+            return x.scales256.withUnsafeBufferPointer { scales in
+                x.sums16.withUnsafeBufferPointer { sums16 in
+                    for b in 0..<blocks {
+                        let block = w + b * 210
+                        let xb = UnsafeRawPointer(xq + b * 256)
+                        let sc = block + 192
+                        var acc = zero
+                        var offset: Int32 = 0
+                        let groupBase = (index * blocks + b) * 16
+                        for half in 0..<2 {
+                            let ql = _mm512_loadu_si512(block + half * 64)
+                            let qh = _mm512_broadcast_i64x4(load256(block + 128 + half * 32))
+                            let highA = _mm512_sllv_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, shiftA), three), four)
+                            let highB = _mm512_sllv_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, shiftB), three), four)
+                            let valuesA = _mm512_or_si512(_mm512_and_si512(ql, mask), highA)
+                            let valuesB = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), mask), highB)
+                            let raw = sc.loadUnaligned(fromByteOffset: half * 8, as: UInt64.self)
+                            @inline(__always) func s(_ k: Int) -> Int32 {
+                                Int32(Int8(truncatingIfNeeded: raw >> UInt64(8 * k)))
+                            }
+                            let pA = _mm512_dpbusd_epi32(zero, valuesA, _mm512_loadu_si512(xb + half * 128))
+                            let pB = _mm512_dpbusd_epi32(zero, valuesB, _mm512_loadu_si512(xb + half * 128 + 64))
+                            let scaleA = quarters(s(0), s(1), s(2), s(3))
+                            let scaleB = quarters(s(4), s(5), s(6), s(7))
+                            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(pA, scaleA))
+                            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(pB, scaleB))
+                            let g = groupBase + half * 8
+                            for k in 0..<8 { offset += s(k) * sums16[g + k] }
+                        }
+                        let sumi = horizontalSum(acc) - 32 * offset
+                        total += Dequantize.half(block, 208) * scales[index * blocks + b] * Float(sumi)
+                    }
+                    return total
+                }
+            }
+        }
+
+        /// The 32-element formats: one block per iteration (in the low half of a register), its integer sum exact.
+        static func dot32(
+            _ type: TensorType, _ w: UnsafeRawPointer, blocks: Int, _ xq: UnsafePointer<Int8>,
+            _ x: QuantizedActivations, _ index: Int
+        ) -> Float {
+            let mask = _mm_set1_epi8(0x0F)
+            let zero = _mm512_setzero_si512()
+            let bias = _mm256_set1_epi8(-128)
+            let sixteen = _mm256_set1_epi8(0x10)
+            let bytesPerBlock = type.blockBytes
+            var total: Float = 0
+            return x.scales32.withUnsafeBufferPointer { scales in
+                x.sums32.withUnsafeBufferPointer { sums in
+                    for b in 0..<blocks {
+                        let block = w + b * bytesPerBlock
+                        let xv = widen(load256(UnsafeRawPointer(xq + b * 32)))
+                        let dx = scales[index * blocks + b]
+                        let sx = sums[index * blocks + b]
+                        let d = Dequantize.half(block, 0)
+                        switch type {
+                        case .q8_0:
+                            // Signed weights: add 128 to make them unsigned, then take 128·Σx back out.
+                            let wq = widen(_mm256_xor_si256(load256(block + 2), bias))
+                            let sumi = horizontalSum(_mm512_dpbusd_epi32(zero, wq, xv)) - 128 * sx
+                            total += d * dx * Float(sumi)
+                        case .q4_0, .q4_1:
+                            let packed = load128(block + (type == .q4_0 ? 2 : 4))
+                            let low = _mm_and_si128(packed, mask)
+                            let high = _mm_and_si128(_mm_srli_epi16(packed, 4), mask)
+                            let wq = widen(_mm256_set_m128i(high, low))
+                            let sumi = horizontalSum(_mm512_dpbusd_epi32(zero, wq, xv))
+                            if type == .q4_0 {
+                                total += d * dx * Float(sumi - 8 * sx)
+                            } else {
+                                total += d * dx * Float(sumi) + Dequantize.half(block, 2) * dx * Float(sx)
+                            }
+                        default:  // q5_0
+                            let packed = load128(block + 6)
+                            let low = _mm_and_si128(packed, mask)
+                            let high = _mm_and_si128(_mm_srli_epi16(packed, 4), mask)
+                            let qh = block.loadUnaligned(fromByteOffset: 2, as: UInt32.self).littleEndian
+                            let fifth = _mm256_and_si256(_mm256_movm_epi8(__mmask32(qh)), sixteen)
+                            let wq = widen(_mm256_or_si256(_mm256_set_m128i(high, low), fifth))
+                            let sumi = horizontalSum(_mm512_dpbusd_epi32(zero, wq, xv))
+                            total += d * dx * Float(sumi - 16 * sx)
+                        }
+                    }
+                    return total
+                }
+            }
+        }
+    #endif
+}

@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A persistent pool of worker threads for data-parallel loops: no thread is created per token. The calling thread
+/// takes part, so a pool of `threadCount` runs `threadCount` chunks at once.
+///
+/// `parallelFor(count:)` splits `0..<count` into `threadCount` contiguous chunks, a fixed function of `count` and
+/// the thread count, so every element is computed by the same code whatever the batch; results never depend on
+/// which thread ran them.
+public final class WorkerPool: @unchecked Sendable {
+    public let threadCount: Int
+    private var threads: [pthread_t] = []
+    private var mutex = pthread_mutex_t()
+    private var start = pthread_cond_t()
+    private var done = pthread_cond_t()
+    private var generation = 0
+    private var pending = 0
+    private var stopping = false
+    private var job: ((Int) -> Void)? = nil
+
+    /// A shared pool with one thread per core (at most 2 by default on this project's machines; override with
+    /// `SPECULA_THREADS`).
+    public static let shared: WorkerPool = {
+        var count = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        if let text = getenv("SPECULA_THREADS"), let value = Int(String(cString: text)), value >= 1 { count = value }
+        return WorkerPool(threadCount: max(1, count))
+    }()
+
+    public init(threadCount: Int) {
+        precondition(threadCount >= 1)
+        self.threadCount = threadCount
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&start, nil)
+        pthread_cond_init(&done, nil)
+        for worker in 1..<threadCount {
+            var thread = pthread_t()
+            let box = Unmanaged.passRetained(WorkerContext(pool: self, index: worker))
+            pthread_create(
+                &thread, nil,
+                { raw in
+                    guard let raw else { return nil }
+                    let context = Unmanaged<WorkerContext>.fromOpaque(raw).takeRetainedValue()
+                    context.pool.workerLoop(context.index)
+                    return nil
+                }, box.toOpaque())
+            threads.append(thread)
+        }
+    }
+
+    final class WorkerContext {
+        let pool: WorkerPool
+        let index: Int
+        init(pool: WorkerPool, index: Int) {
+            self.pool = pool
+            self.index = index
+        }
+    }
+
+    deinit {
+        pthread_mutex_lock(&mutex)
+        stopping = true
+        pthread_cond_broadcast(&start)
+        pthread_mutex_unlock(&mutex)
+        for thread in threads { pthread_join(thread, nil) }
+    }
+
+    private func workerLoop(_ index: Int) {
+        var seen = 0
+        while true {
+            pthread_mutex_lock(&mutex)
+            while generation == seen && !stopping { pthread_cond_wait(&start, &mutex) }
+            if stopping {
+                pthread_mutex_unlock(&mutex)
+                return
+            }
+            seen = generation
+            let body = job
+            pthread_mutex_unlock(&mutex)
+            body?(index)
+            pthread_mutex_lock(&mutex)
+            pending -= 1
+            if pending == 0 { pthread_cond_signal(&done) }
+            pthread_mutex_unlock(&mutex)
+        }
+    }
+
+    /// Runs `body(worker)` once on each of the `threadCount` workers (the caller is worker 0) and waits for all.
+    public func runOnEachWorker(_ body: @escaping (Int) -> Void) {
+        if threadCount == 1 {
+            body(0)
+            return
+        }
+        pthread_mutex_lock(&mutex)
+        job = body
+        pending = threadCount - 1
+        generation += 1
+        pthread_cond_broadcast(&start)
+        pthread_mutex_unlock(&mutex)
+        body(0)
+        pthread_mutex_lock(&mutex)
+        while pending > 0 { pthread_cond_wait(&done, &mutex) }
+        job = nil
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Calls `body(range)` on contiguous chunks covering `0..<count`, one chunk per worker, in parallel. Chunk
+    /// boundaries are multiples of `granularity`.
+    public func parallelFor(count: Int, granularity: Int = 1, _ body: @escaping (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let units = (count + granularity - 1) / granularity
+        let workers = min(threadCount, units)
+        if workers <= 1 {
+            body(0..<count)
+            return
+        }
+        runOnEachWorker { worker in
+            guard worker < workers else { return }
+            let lower = units * worker / workers * granularity
+            let upper = min(units * (worker + 1) / workers * granularity, count)
+            if lower < upper { body(lower..<upper) }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import SpeculaKernels
+import Testing
+
+/// Random weight blocks of a type, with finite scales, from a seed.
+func randomBlocks(_ type: TensorType, rows: Int, columns: Int, seed: UInt64) -> [UInt8] {
+    var state = seed
+    func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    let blockCount = rows * columns / type.blockSize
+    var bytes = (0..<(blockCount * type.blockBytes)).map { _ in UInt8(truncatingIfNeeded: next()) }
+    // Scale fields: small positive halves (0x2000–0x2BFF ≈ 0.008–0.06) so values stay finite.
+    let halfOffsets: [Int]
+    switch type {
+    case .q4_0, .q5_0, .q8_0: halfOffsets = [0]
+    case .q4_1, .q5_1, .q4_K, .q5_K: halfOffsets = [0, 2]
+    case .q6_K: halfOffsets = [208]
+    default: halfOffsets = []
+    }
+    for block in 0..<blockCount {
+        for offset in halfOffsets {
+            let half = UInt16(0x2000 + next() % 0x0C00)
+            bytes[block * type.blockBytes + offset] = UInt8(half & 0xFF)
+            bytes[block * type.blockBytes + offset + 1] = UInt8(half >> 8)
+        }
+    }
+    if type == .f32 {
+        bytes = (0..<(rows * columns)).flatMap { _ -> [UInt8] in
+            let value = Float(Int(next() % 2001) - 1000) / 500
+            return withUnsafeBytes(of: value.bitPattern) { Array($0) }
+        }
+    }
+    return bytes
+}
+
+func randomActivations(rows: Int, columns: Int, seed: UInt64) -> [Float] {
+    var state = seed
+    return (0..<(rows * columns)).map { _ in
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return Float(Int64(bitPattern: state >> 11) % 20001) / 5000 - 2
+    }
+}
+
+@Suite("Dot kernels: fast path against the scalar reference")
+struct DotKernelTests {
+    static let types: [TensorType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f32]
+
+    /// The fast kernels combine exact integer block sums with the reference's float operations: identical floats.
+    @Test(arguments: types)
+    func fastEqualsReferenceExactly(type: TensorType) {
+        let rows = 7
+        let columns = 512
+        let weights = randomBlocks(type, rows: rows, columns: columns, seed: UInt64(type.rawValue) + 1)
+        let input = randomActivations(rows: 3, columns: columns, seed: 9)
+        let x = input.withUnsafeBufferPointer { QuantizedActivations($0, rowCount: 3, columnCount: columns) }
+        weights.withUnsafeBytes { raw in
+            let matrix = QuantizedMatrix(type: type, rowCount: rows, columnCount: columns, data: raw.baseAddress!)
+            x.values32.withUnsafeBufferPointer { v32 in
+                x.values256.withUnsafeBufferPointer { v256 in
+                    for row in 0..<rows {
+                        for index in 0..<3 {
+                            let fast = FastDot.dot(
+                                matrix, row: row, x, index, values32: v32.baseAddress!, values256: v256.baseAddress)
+                            let reference = ReferenceDot.dot(matrix, row: row, x, index)
+                            #expect(fast == reference, "\(type) row \(row) x \(index): \(fast) vs \(reference)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The quantized-activation dot against the float dot of the dequantized row: the error is the int8 rounding
+    /// of the activations, at most half a step per value: |Σ w·(x − x̂)| ≤ Σ |w|·scale/2.
+    @Test(arguments: types)
+    func referenceIsCloseToTheFloatDot(type: TensorType) {
+        let columns = 512
+        let weights = randomBlocks(type, rows: 1, columns: columns, seed: 77 + UInt64(type.rawValue))
+        let input = randomActivations(rows: 1, columns: columns, seed: 5)
+        let x = input.withUnsafeBufferPointer { QuantizedActivations($0, rowCount: 1, columnCount: columns) }
+        weights.withUnsafeBytes { raw in
+            let matrix = QuantizedMatrix(type: type, rowCount: 1, columnCount: columns, data: raw.baseAddress!)
+            let w = Dequantize.row(type, raw.baseAddress!, elementCount: columns)
+            var exact = 0.0
+            var bound = 0.0
+            let blocked = type.blockSize == 256
+            for k in 0..<columns {
+                exact += Double(w[k]) * Double(input[k])
+                let step = Double(blocked ? x.scales256[k / 256] : x.scales32[k / 32])
+                bound += abs(Double(w[k])) * step / 2
+            }
+            if type == .f32 { bound = 0 }
+            let got = Double(ReferenceDot.dot(matrix, row: 0, x, 0))
+            // Plus float rounding of the sums (relative 1e-5 of the magnitude).
+            let slack = 1e-5 * w.indices.reduce(0.0) { $0 + abs(Double(w[$1]) * Double(input[$1])) }
+            #expect(abs(got - exact) <= bound + slack, "\(type): \(got) vs \(exact), bound \(bound)")
+        }
+    }
+
+    @Test func activationsQuantizeRowByRow() {
+        let input = randomActivations(rows: 4, columns: 256, seed: 3)
+        let all = input.withUnsafeBufferPointer { QuantizedActivations($0, rowCount: 4, columnCount: 256) }
+        let last = Array(input[(3 * 256)...]).withUnsafeBufferPointer {
+            QuantizedActivations($0, rowCount: 1, columnCount: 256)
+        }
+        #expect(Array(all.values32[(3 * 256)...]) == last.values32)
+        #expect(Array(all.values256[(3 * 256)...]) == last.values256)
+        #expect(Array(all.scales32[(3 * 8)...]) == last.scales32)
+        #expect(all.scales256[3] == last.scales256[0])
+    }
+}
