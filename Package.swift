@@ -5,7 +5,8 @@ import PackageDescription
 /// Vector kernels: a Swift package is built on the machine that runs it, so the kernels use that machine's CPU. This
 /// is the one place the choice is made: AVX-512 VNNI kernels when /proc/cpuinfo lists the features (and
 /// SPECULA_PORTABLE is not set), the portable scalar kernels otherwise.
-let cpuFlags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+let cpuFlags =
+    (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
     .first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
 let vectorKernels =
     ProcessInfo.processInfo.environment["SPECULA_PORTABLE"] == nil

@@ -17,8 +17,10 @@ public enum FastDot {
     }
 
     @inline(__always)
-    public static func dot(_ matrix: QuantizedMatrix, row: Int, _ x: QuantizedActivations, _ index: Int,
-                           values32: UnsafePointer<Int8>, values256: UnsafePointer<Int8>?) -> Float {
+    public static func dot(
+        _ matrix: QuantizedMatrix, row: Int, _ x: QuantizedActivations, _ index: Int,
+        values32: UnsafePointer<Int8>, values256: UnsafePointer<Int8>?
+    ) -> Float {
         #if SPECULA_AVX512
             let n = matrix.columnCount
             switch matrix.type {
@@ -78,7 +80,7 @@ public enum FastDot {
             _ w: UnsafeRawPointer, blocks: Int, _ xq: UnsafePointer<Int8>, _ x: QuantizedActivations, _ index: Int
         ) -> Float {
             let mask = _mm512_set1_epi8(0x0F)
-            let shifts = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0) // per 16-bit lane: 0 in the low half, 4 in the high
+            let shifts = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)  // per 16-bit lane: 0 in the low half, 4 in the high
             let shift16 = _mm512_or_si512(shifts, _mm512_slli_epi64(shifts, 16))
             let shiftLanes = _mm512_or_si512(shift16, _mm512_slli_epi64(shift16, 32))
             let zero = _mm512_setzero_si512()
@@ -102,11 +104,13 @@ public enum FastDot {
                             let scale = halves(Int32(sc1), Int32(sc2))
                             acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(p, scale))
                             let g = groupBase + chunk * 4
-                            summ += Int32(m1) * (sums16[g] + sums16[g + 1]) + Int32(m2) * (sums16[g + 2] + sums16[g + 3])
+                            summ +=
+                                Int32(m1) * (sums16[g] + sums16[g + 1]) + Int32(m2) * (sums16[g + 2] + sums16[g + 3])
                         }
                         let sumi = horizontalSum(acc)
                         let dx = scales[index * blocks + b]
-                        total += dx * (Dequantize.half(block, 0) * Float(sumi) - Dequantize.half(block, 2) * Float(summ))
+                        total +=
+                            dx * (Dequantize.half(block, 0) * Float(sumi) - Dequantize.half(block, 2) * Float(summ))
                     }
                     return total
                 }

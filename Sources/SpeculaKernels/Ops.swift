@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Element-wise and per-row operations of a transformer layer. Each works on one row (one token) at a time, in a
+/// fixed order, so its result never depends on the batch.
+public enum Ops {
+    /// `y = x / sqrt(mean(x²) + eps) · weight` over `count` values.
+    @inlinable
+    public static func rmsNorm(
+        _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, count: Int, epsilon: Float,
+        into y: UnsafeMutablePointer<Float>
+    ) {
+        var sum: Float = 0
+        for k in 0..<count { sum += x[k] * x[k] }
+        let scale = 1 / (sum / Float(count) + epsilon).squareRoot()
+        for k in 0..<count { y[k] = x[k] * scale * weight[k] }
+    }
+
+    /// How a rotary embedding pairs the dimensions of a head.
+    public enum RopeStyle: Sendable {
+        /// Adjacent pairs (2i, 2i + 1): GGUF `llama` models.
+        case interleaved
+        /// Halves (i, i + d/2): `qwen2`, `gemma3` (GPT-NeoX style).
+        case halves
+    }
+
+    /// Rotates one head vector of `dimensions` values for `position`, with frequencies `base^(−2i/dimensions)`.
+    public static func rope(
+        _ x: UnsafeMutablePointer<Float>, dimensions: Int, position: Int, base: Double, style: RopeStyle
+    ) {
+        let half = dimensions / 2
+        for i in 0..<half {
+            let theta = Double(position) * pow(base, -2 * Double(i) / Double(dimensions))
+            let c = Float(cos(theta))
+            let s = Float(sin(theta))
+            let (a, b) = style == .interleaved ? (2 * i, 2 * i + 1) : (i, i + half)
+            let x0 = x[a]
+            let x1 = x[b]
+            x[a] = x0 * c - x1 * s
+            x[b] = x0 * s + x1 * c
+        }
+    }
+
+    @inlinable
+    public static func silu(_ x: Float) -> Float { x / (1 + exp(-x)) }
+
+    /// GELU with the tanh approximation (Gemma's activation).
+    @inlinable
+    public static func geluTanh(_ x: Float) -> Float {
+        0.5 * x * (1 + tanh(0.797_884_56 * (x + 0.044_715 * x * x * x)))
+    }
+
+    /// Dot product of two float vectors in 16 lanes, reduced in a fixed order.
+    @inlinable
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = SIMD16<Float>()
+        var k = 0
+        let ra = UnsafeRawPointer(a)
+        let rb = UnsafeRawPointer(b)
+        while k + 16 <= count {
+            acc +=
+                ra.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
+                * rb.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
+            k += 16
+        }
+        var total = acc.sum()
+        while k < count {
+            total += a[k] * b[k]
+            k += 1
+        }
+        return total
+    }
+
+    /// `y += scale · x` over `count` values.
+    @inlinable
+    public static func addScaled(
+        _ x: UnsafePointer<Float>, _ scale: Float, count: Int, into y: UnsafeMutablePointer<Float>
+    ) {
+        var k = 0
+        let rx = UnsafeRawPointer(x)
+        let ry = UnsafeMutableRawPointer(y)
+        let s = SIMD16<Float>(repeating: scale)
+        while k + 16 <= count {
+            let sum =
+                ry.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
+                + s * rx.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
+            ry.storeBytes(of: sum, toByteOffset: 4 * k, as: SIMD16<Float>.self)
+            k += 16
+        }
+        while k < count {
+            y[k] += scale * x[k]
+            k += 1
+        }
+    }
+}

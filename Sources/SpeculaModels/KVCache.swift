@@ -1,0 +1,68 @@
+/// Keys and values of every layer for the tokens a model has seen, preallocated for the context.
+///
+/// Rows are appended by a forward pass (a batch of tokens, possibly a tree), then either kept (`commit`: the accepted
+/// root-to-node path is compacted right after the prefix) or dropped (`trim`). Rollback is an offset move.
+public final class KVCache: @unchecked Sendable {
+    public let capacity: Int
+    public let layerCount: Int
+    public let width: Int
+    /// keys[layer]: [capacity, width]
+    var keys: [[Float]]
+    var values: [[Float]]
+    /// Position id of each row.
+    var positions: [Int]
+    /// Rows in use.
+    public private(set) var length = 0
+
+    public init(config: ModelConfig, capacity: Int) {
+        self.capacity = capacity
+        layerCount = config.layerCount
+        width = config.kvWidth
+        keys = [[Float]](repeating: [Float](repeating: 0, count: capacity * width), count: config.layerCount)
+        values = keys
+        positions = [Int](repeating: 0, count: capacity)
+    }
+
+    /// Bytes held by the cache.
+    public var byteCount: Int { 2 * layerCount * capacity * width * 4 }
+
+    /// Reserves `count` rows after the current length (a forward pass fills them).
+    func append(count: Int) throws -> Int {
+        if length + count > capacity { throw ModelError.contextOverflow(needed: length + count, capacity: capacity) }
+        let start = length
+        length += count
+        return start
+    }
+
+    /// Drops every row from `newLength` on.
+    @discardableResult
+    public func trim(to newLength: Int) -> Int {
+        precondition(newLength >= 0 && newLength <= length, "trim past the end")
+        let dropped = length - newLength
+        length = newLength
+        return dropped
+    }
+
+    /// Keeps, of the rows appended after `prefix`, those at batch indices `kept` (ascending: a root-to-node path),
+    /// moving them to `prefix, prefix + 1, …`, and drops the rest. An in-place forward copy is safe because indices
+    /// grow along a path.
+    public func commit(prefix: Int, kept: [Int]) {
+        precondition(prefix <= length)
+        for (slot, index) in kept.enumerated() {
+            let from = prefix + index
+            let to = prefix + slot
+            precondition(from < length && index >= slot, "kept rows must be ascending batch indices")
+            if from == to { continue }
+            for layer in 0..<layerCount {
+                keys[layer].withUnsafeMutableBufferPointer { k in
+                    for c in 0..<width { k[to * width + c] = k[from * width + c] }
+                }
+                values[layer].withUnsafeMutableBufferPointer { v in
+                    for c in 0..<width { v[to * width + c] = v[from * width + c] }
+                }
+            }
+            positions[to] = positions[from]
+        }
+        length = prefix + kept.count
+    }
+}

@@ -1,0 +1,220 @@
+import SpeculaKernels
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+extension Transformer {
+    /// Runs a batch of `tokens` through the model, appending their keys and values to `cache`.
+    ///
+    /// - Parameters:
+    ///   - positions: position id of each token (default: consecutive after the cache's length).
+    ///   - visibility: for each token, the batch indices it attends to, ascending and ending with itself (default:
+    ///     causal, all earlier tokens of the batch). Every token also sees all committed rows of the cache.
+    ///   - logitRows: the batch indices whose logits to return (default: the last).
+    /// - Returns: `[logitRows.count][vocabularySize]` logits.
+    public func forward(
+        tokens: [Int], positions: [Int]? = nil, visibility: [[Int]]? = nil, cache: KVCache, logitRows: [Int]? = nil
+    ) throws -> [[Float]] {
+        let n = tokens.count
+        if n == 0 { return [] }
+        for token in tokens where token < 0 || token >= vocabularySize {
+            throw ModelError.tokenOutOfRange(token: token, vocabularySize: vocabularySize)
+        }
+        let prefix = cache.length
+        let positions = positions ?? (0..<n).map { prefix + $0 }
+        let visibility = visibility ?? (0..<n).map { Array(0...$0) }
+        precondition(positions.count == n && visibility.count == n, "one position and one visibility list per token")
+        let start = try cache.append(count: n)
+        for i in 0..<n { cache.positions[start + i] = positions[i] }
+        let c = config
+        let d = c.embeddingLength
+        // [n, d] residual stream
+        var x = [Float](repeating: 0, count: n * d)
+        x.withUnsafeMutableBufferPointer { xs in
+            for (i, token) in tokens.enumerated() {
+                guard let row = xs.baseAddress?.advanced(by: i * d) else { return }
+                Dequantize.row(embedding.type, embedding.row(token), elementCount: d, into: row)
+                if c.embeddingScale != 1 { for k in 0..<d { row[k] *= c.embeddingScale } }
+            }
+        }
+        var normed = [Float](repeating: 0, count: n * d)
+        var q = [Float](repeating: 0, count: n * c.queryWidth)
+        var k = [Float](repeating: 0, count: n * c.kvWidth)
+        var v = [Float](repeating: 0, count: n * c.kvWidth)
+        var attention = [Float](repeating: 0, count: n * c.queryWidth)
+        var projected = [Float](repeating: 0, count: n * d)
+        var gate = [Float](repeating: 0, count: n * c.feedForwardLength)
+        var up = [Float](repeating: 0, count: n * c.feedForwardLength)
+        for (index, layer) in layers.enumerated() {
+            normRows(x, layer.attentionNorm, n, d, into: &normed)
+            let input = quantize(normed, n, d)
+            linear(layer.query, input, layer.queryBias, into: &q)
+            linear(layer.key, input, layer.keyBias, into: &k)
+            linear(layer.value, input, layer.valueBias, into: &v)
+            let sliding = c.slidingLayers.contains(index)
+            let base = sliding ? (c.slidingRopeBase ?? c.ropeBase) : c.ropeBase
+            prepareHeads(&q, heads: c.headCount, norm: layer.queryNorm, positions: positions, base: base)
+            prepareHeads(&k, heads: c.kvHeadCount, norm: layer.keyNorm, positions: positions, base: base)
+            // Store this batch's keys and values.
+            cache.keys[index].withUnsafeMutableBufferPointer { keys in
+                for i in 0..<(n * c.kvWidth) { keys[start * c.kvWidth + i] = k[i] }
+            }
+            cache.values[index].withUnsafeMutableBufferPointer { values in
+                for i in 0..<(n * c.kvWidth) { values[start * c.kvWidth + i] = v[i] }
+            }
+            attend(
+                layer: index, q: q, n: n, prefix: prefix, positions: positions, visibility: visibility, cache: cache,
+                window: sliding ? c.slidingWindow : nil, into: &attention)
+            linear(layer.attentionOutput, quantize(attention, n, c.queryWidth), nil, into: &projected)
+            if let post = layer.postAttentionNorm { normRows(projected, post, n, d, into: &projected) }
+            for i in 0..<(n * d) { x[i] += projected[i] }
+
+            normRows(x, layer.feedForwardNorm, n, d, into: &normed)
+            let ffnInput = quantize(normed, n, d)
+            linear(layer.gate, ffnInput, nil, into: &gate)
+            linear(layer.up, ffnInput, nil, into: &up)
+            switch c.activation {
+            case .silu: for i in 0..<gate.count { gate[i] = Ops.silu(gate[i]) * up[i] }
+            case .geluTanh: for i in 0..<gate.count { gate[i] = Ops.geluTanh(gate[i]) * up[i] }
+            }
+            linear(layer.down, quantize(gate, n, c.feedForwardLength), nil, into: &projected)
+            if let post = layer.postFeedForwardNorm { normRows(projected, post, n, d, into: &projected) }
+            for i in 0..<(n * d) { x[i] += projected[i] }
+        }
+        let rows = logitRows ?? [n - 1]
+        var final = [Float](repeating: 0, count: rows.count * d)
+        for (slot, row) in rows.enumerated() {
+            precondition(row >= 0 && row < n, "logit row \(row) outside the batch")
+            for i in 0..<d { final[slot * d + i] = x[row * d + i] }
+        }
+        normRows(final, outputNorm, rows.count, d, into: &final)
+        var logits = [Float](repeating: 0, count: rows.count * vocabularySize)
+        linear(output, quantize(final, rows.count, d), nil, into: &logits)
+        return (0..<rows.count).map { Array(logits[($0 * vocabularySize)..<(($0 + 1) * vocabularySize)]) }
+    }
+
+    func normRows(_ x: [Float], _ weight: [Float], _ n: Int, _ width: Int, into y: inout [Float]) {
+        let source = x
+        source.withUnsafeBufferPointer { xs in
+            weight.withUnsafeBufferPointer { w in
+                y.withUnsafeMutableBufferPointer { ys in
+                    guard let xb = xs.baseAddress, let wb = w.baseAddress, let yb = ys.baseAddress else { return }
+                    for row in 0..<n {
+                        Ops.rmsNorm(
+                            xb + row * width, wb, count: width, epsilon: config.normEpsilon, into: yb + row * width)
+                    }
+                }
+            }
+        }
+    }
+
+    func quantize(_ x: [Float], _ n: Int, _ width: Int) -> QuantizedActivations {
+        x.withUnsafeBufferPointer { QuantizedActivations($0, rowCount: n, columnCount: width) }
+    }
+
+    func linear(_ matrix: QuantizedMatrix, _ x: QuantizedActivations, _ bias: [Float]?, into y: inout [Float]) {
+        y.withUnsafeMutableBufferPointer { ys in
+            guard let out = ys.baseAddress else { return }
+            if let bias {
+                bias.withUnsafeBufferPointer { Linear.multiply(matrix, x, bias: $0.baseAddress, into: out, pool: pool) }
+            } else {
+                Linear.multiply(matrix, x, into: out, pool: pool)
+            }
+        }
+    }
+
+    /// Per head: the optional RMSNorm (gemma3), then RoPE at the token's position.
+    func prepareHeads(_ values: inout [Float], heads: Int, norm: [Float]?, positions: [Int], base: Double) {
+        let hd = config.headDimension
+        let width = heads * hd
+        values.withUnsafeMutableBufferPointer { buffer in
+            guard let b = buffer.baseAddress else { return }
+            for (i, position) in positions.enumerated() {
+                for h in 0..<heads {
+                    let head = b + i * width + h * hd
+                    if let norm {
+                        norm.withUnsafeBufferPointer { w in
+                            if let wb = w.baseAddress {
+                                Ops.rmsNorm(head, wb, count: hd, epsilon: config.normEpsilon, into: head)
+                            }
+                        }
+                    }
+                    Ops.rope(head, dimensions: hd, position: position, base: base, style: config.ropeStyle)
+                }
+            }
+        }
+    }
+
+    /// Attention of every (token, head) over the visible rows: the committed prefix (within the sliding window, if
+    /// any) then the visible batch rows, in ascending row order; scores scaled, softmax with the maximum
+    /// subtracted, values summed in the same order.
+    func attend(
+        layer: Int, q: [Float], n: Int, prefix: Int, positions: [Int], visibility: [[Int]], cache: KVCache,
+        window: Int?, into output: inout [Float]
+    ) {
+        let c = config
+        let hd = c.headDimension
+        let group = c.headCount / c.kvHeadCount
+        let scale = c.attentionScale
+        let kvWidth = c.kvWidth
+        let queryWidth = c.queryWidth
+        q.withUnsafeBufferPointer { qs in
+            cache.keys[layer].withUnsafeBufferPointer { keys in
+                cache.values[layer].withUnsafeBufferPointer { values in
+                    cache.positions.withUnsafeBufferPointer { rowPositions in
+                        output.withUnsafeMutableBufferPointer { out in
+                            guard let qb = qs.baseAddress, let kb = keys.baseAddress, let vb = values.baseAddress,
+                                let ob = out.baseAddress
+                            else { return }
+                            let rowPosition = rowPositions.baseAddress
+                            pool.parallelFor(count: n * c.headCount) { range in
+                                var rows: [Int] = []
+                                var scores: [Float] = []
+                                for item in range {
+                                    let i = item / c.headCount
+                                    let h = item % c.headCount
+                                    let kvHead = h / group
+                                    let position = positions[i]
+                                    rows.removeAll(keepingCapacity: true)
+                                    for row in 0..<prefix {
+                                        if let window, let rp = rowPosition, position - rp[row] >= window { continue }
+                                        rows.append(row)
+                                    }
+                                    for j in visibility[i] {
+                                        if let window, position - positions[j] >= window { continue }
+                                        rows.append(prefix + j)
+                                    }
+                                    let query = qb + i * queryWidth + h * hd
+                                    scores.removeAll(keepingCapacity: true)
+                                    var maximum = -Float.infinity
+                                    for row in rows {
+                                        let s = Ops.dot(query, kb + row * kvWidth + kvHead * hd, count: hd) * scale
+                                        scores.append(s)
+                                        maximum = max(maximum, s)
+                                    }
+                                    var total: Float = 0
+                                    for index in scores.indices {
+                                        let e = exp(scores[index] - maximum)
+                                        scores[index] = e
+                                        total += e
+                                    }
+                                    let result = ob + i * queryWidth + h * hd
+                                    for k in 0..<hd { result[k] = 0 }
+                                    let inverse = 1 / total
+                                    for (index, row) in rows.enumerated() {
+                                        Ops.addScaled(
+                                            vb + row * kvWidth + kvHead * hd, scores[index] * inverse, count: hd,
+                                            into: result)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import SpeculaKernels
+
+/// A decoder-only transformer read from a GGUF file: qwen2, llama or gemma3 (see the architecture files).
+///
+/// One forward pass takes a batch of tokens with any position ids and any visibility among them (a tree: each token
+/// sees the committed cache, its ancestors and itself), appends their keys and values to the cache, and returns the
+/// logits of the rows asked for. Every per-token computation (activation quantization, each dot product, norms,
+/// RoPE, attention over the visible rows in ascending order) is done the same way whatever the batch, so a row of a
+/// batched pass is bit-identical to the same token decoded alone with the same visible rows.
+public final class Transformer: @unchecked Sendable {
+    public let file: GGUFFile
+    public let config: ModelConfig
+    public let vocabularySize: Int
+    let embedding: QuantizedMatrix
+    let output: QuantizedMatrix
+    let outputNorm: [Float]
+    let layers: [Layer]
+    let pool: WorkerPool
+
+    struct Layer {
+        var attentionNorm: [Float]
+        var query: QuantizedMatrix
+        var key: QuantizedMatrix
+        var value: QuantizedMatrix
+        var attentionOutput: QuantizedMatrix
+        var queryBias: [Float]?
+        var keyBias: [Float]?
+        var valueBias: [Float]?
+        var queryNorm: [Float]?
+        var keyNorm: [Float]?
+        var postAttentionNorm: [Float]?
+        var feedForwardNorm: [Float]
+        var gate: QuantizedMatrix
+        var up: QuantizedMatrix
+        var down: QuantizedMatrix
+        var postFeedForwardNorm: [Float]?
+    }
+
+    public init(file: GGUFFile, pool: WorkerPool = .shared) throws {
+        self.file = file
+        self.pool = pool
+        let config = try ModelConfig.from(file)
+        self.config = config
+        let path = file.path
+        func tensor(_ name: String) throws -> GGUFTensorInfo {
+            guard let info = file.tensor(named: name) else { throw ModelError.missingTensor(path: path, name: name) }
+            return info
+        }
+        func matrix(_ name: String, rows: Int, columns: Int) throws -> QuantizedMatrix {
+            let info = try tensor(name)
+            if info.dimensions != [columns, rows] {
+                throw ModelError.tensorShape(
+                    path: path, name: name, expected: [columns, rows], actual: info.dimensions)
+            }
+            guard let base = file.data(of: info).baseAddress else {
+                throw ModelError.invalid(path: path, reason: "tensor '\(name)' has no data")
+            }
+            return QuantizedMatrix(type: info.type, rowCount: rows, columnCount: columns, data: base)
+        }
+        func vector(_ name: String, count: Int) throws -> [Float] {
+            let info = try tensor(name)
+            if info.elementCount != count {
+                throw ModelError.tensorShape(path: path, name: name, expected: [count], actual: info.dimensions)
+            }
+            guard let base = file.data(of: info).baseAddress else {
+                throw ModelError.invalid(path: path, reason: "tensor '\(name)' has no data")
+            }
+            return Dequantize.row(info.type, base, elementCount: count)
+        }
+        let embeddingInfo = try tensor("token_embd.weight")
+        guard embeddingInfo.dimensions.count == 2, embeddingInfo.dimensions[0] == config.embeddingLength else {
+            throw ModelError.tensorShape(
+                path: path, name: "token_embd.weight", expected: [config.embeddingLength, -1],
+                actual: embeddingInfo.dimensions)
+        }
+        vocabularySize = embeddingInfo.dimensions[1]
+        let d = config.embeddingLength
+        embedding = try matrix("token_embd.weight", rows: vocabularySize, columns: d)
+        output =
+            file.tensor(named: "output.weight") != nil
+            ? try matrix("output.weight", rows: vocabularySize, columns: d) : embedding
+        outputNorm = try vector("output_norm.weight", count: d)
+        var layers: [Layer] = []
+        for i in 0..<config.layerCount {
+            let p = "blk.\(i)."
+            let q = config.queryWidth
+            let kv = config.kvWidth
+            let hd = config.headDimension
+            layers.append(
+                Layer(
+                    attentionNorm: try vector(p + "attn_norm.weight", count: d),
+                    query: try matrix(p + "attn_q.weight", rows: q, columns: d),
+                    key: try matrix(p + "attn_k.weight", rows: kv, columns: d),
+                    value: try matrix(p + "attn_v.weight", rows: kv, columns: d),
+                    attentionOutput: try matrix(p + "attn_output.weight", rows: d, columns: q),
+                    queryBias: config.hasQKVBias ? try vector(p + "attn_q.bias", count: q) : nil,
+                    keyBias: config.hasQKVBias ? try vector(p + "attn_k.bias", count: kv) : nil,
+                    valueBias: config.hasQKVBias ? try vector(p + "attn_v.bias", count: kv) : nil,
+                    queryNorm: config.hasQKNorm ? try vector(p + "attn_q_norm.weight", count: hd) : nil,
+                    keyNorm: config.hasQKNorm ? try vector(p + "attn_k_norm.weight", count: hd) : nil,
+                    postAttentionNorm: config.hasPostNorms
+                        ? try vector(p + "post_attention_norm.weight", count: d) : nil,
+                    feedForwardNorm: try vector(p + "ffn_norm.weight", count: d),
+                    gate: try matrix(p + "ffn_gate.weight", rows: config.feedForwardLength, columns: d),
+                    up: try matrix(p + "ffn_up.weight", rows: config.feedForwardLength, columns: d),
+                    down: try matrix(p + "ffn_down.weight", rows: d, columns: config.feedForwardLength),
+                    postFeedForwardNorm: config.hasPostNorms ? try vector(p + "post_ffw_norm.weight", count: d) : nil))
+        }
+        self.layers = layers
+    }
+
+    /// A cache for this model holding `capacity` positions (at most the trained context).
+    public func makeCache(capacity: Int? = nil) -> KVCache {
+        KVCache(config: config, capacity: min(capacity ?? config.contextLength, config.contextLength))
+    }
+}

@@ -1,0 +1,127 @@
+import ArgumentParser
+import Foundation
+import SpeculaModels
+import SpeculaVerify
+
+/// `specula generate`: plain decoding, streaming text as it is produced.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate text with a GGUF model (plain decoding).")
+
+    @Option(name: .long, help: "The GGUF model file.") var model: String
+    @Option(name: .long, help: "The prompt text.") var prompt: String?
+    @Option(name: .long, help: "Read the prompt from a file.") var promptFile: String?
+    @Flag(name: .long, help: "Wrap the prompt in the model's chat template as a user turn.") var chat = false
+    @Option(name: .long, help: "System message (with --chat).") var system: String?
+    @Option(name: .long, help: "Tokens to generate at most.") var maxTokens: Int = 128
+    @Option(name: .long, help: "Temperature (0 = greedy).") var temperature: Double = 0
+    @Option(name: .customLong("top-k"), help: "Top-k (0 = off).") var topK: Int = 0
+    @Option(name: .customLong("top-p"), help: "Top-p (1 = off).") var topP: Double = 1
+    @Option(name: .customLong("min-p"), help: "Min-p (0 = off).") var minP: Double = 0
+    @Option(name: .long, help: "Seed for sampling.") var seed: UInt64 = 0
+    @Option(name: .long, help: "Context capacity of the cache (default: prompt + max tokens).") var context: Int?
+    @Flag(name: .long, help: "Print statistics as JSON to standard error.") var stats = false
+
+    func validate() throws {
+        if (prompt == nil) == (promptFile == nil) {
+            throw ValidationError("give exactly one of --prompt and --prompt-file")
+        }
+        if maxTokens < 1 { throw ValidationError("--max-tokens must be ≥ 1") }
+        if system != nil && !chat { throw ValidationError("--system needs --chat") }
+    }
+
+    func run() throws {
+        let settings = SamplingSettings(temperature: temperature, topK: topK, topP: topP, minP: minP)
+        try settings.validate()
+        let loaded = try LoadedModel(path: model)
+        let text = try readPrompt(prompt: prompt, file: promptFile)
+        let promptTokens = try loaded.promptTokens(text, chat: chat, system: system)
+        let capacity = context ?? (promptTokens.count + maxTokens)
+        let cache = loaded.transformer.makeCache(capacity: capacity)
+        if promptTokens.count + maxTokens > cache.capacity {
+            throw CommandError(
+                "prompt (\(promptTokens.count) tokens) + --max-tokens \(maxTokens) exceed the context (\(cache.capacity))"
+            )
+        }
+        var generator = SplitMix64(seed: seed)
+        var detokenizer = StreamingDetokenizer(tokenizer: loaded.tokenizer)
+        var history = promptTokens
+        let started = DispatchTime.now().uptimeNanoseconds
+        var logits = try loaded.transformer.forward(tokens: promptTokens, cache: cache)[0]
+        let prefilled = DispatchTime.now().uptimeNanoseconds
+        var generated = 0
+        while generated < maxTokens {
+            let probabilities = try settings.process(logits: logits.map(Double.init), history: history)
+            let token =
+                settings.isGreedy
+                ? Probability.argmax(probabilities)
+                : (Probability.sampleIndex(probabilities, uniform: generator.nextUniform()) ?? 0)
+            generated += 1
+            history.append(token)
+            if loaded.tokenizer.endOfGeneration.contains(token) { break }
+            FileHandle.standardOutput.write(Data(detokenizer.append(token).utf8))
+            if generated == maxTokens { break }
+            logits = try loaded.transformer.forward(tokens: [token], cache: cache)[0]
+        }
+        FileHandle.standardOutput.write(Data((detokenizer.finish() + "\n").utf8))
+        let finished = DispatchTime.now().uptimeNanoseconds
+        if stats {
+            let prefillSeconds = Double(prefilled - started) / 1e9
+            let decodeSeconds = Double(finished - prefilled) / 1e9
+            let report = JSONValue.object([
+                ("promptTokens", .integer(promptTokens.count)),
+                ("generatedTokens", .integer(generated)),
+                ("prefillTokensPerSecond", .number(Double(promptTokens.count) / prefillSeconds)),
+                ("decodeTokensPerSecond", .number(Double(max(generated - 1, 1)) / decodeSeconds)),
+                ("peakResidentBytes", .integer(peakResidentBytes())),
+            ])
+            FileHandle.standardError.write(Data((report.rendered() + "\n").utf8))
+        }
+    }
+}
+
+/// A model file opened for inference: the transformer, its tokenizer and chat template.
+struct LoadedModel {
+    let file: GGUFFile
+    let transformer: Transformer
+    let tokenizer: Tokenizer
+    let template: ChatTemplate?
+
+    init(path: String) throws {
+        file = try GGUFFile(path: path)
+        transformer = try Transformer(file: file)
+        tokenizer = try Tokenizer(gguf: file)
+        template = try ChatTemplate.forModel(file)
+    }
+
+    /// The prompt's tokens: raw text (BOS as the metadata asks), or a chat turn rendered by the template with the
+    /// generation prompt (special tokens parsed, no extra BOS: the template writes it when the model wants one).
+    func promptTokens(_ text: String, chat: Bool, system: String?) throws -> [Int] {
+        if !chat { return tokenizer.encode(text) }
+        guard let template else { throw CommandError("\(file.path) has no chat template") }
+        var messages: [ChatMessage] = []
+        if let system { messages.append(ChatMessage(role: "system", content: system)) }
+        messages.append(ChatMessage(role: "user", content: text))
+        let bos = tokenizer.bos.map { tokenizer.tokens[$0] } ?? ""
+        let eos = tokenizer.eos.map { tokenizer.tokens[$0] } ?? ""
+        let rendered = try template.render(messages: messages, addGenerationPrompt: true, bosToken: bos, eosToken: eos)
+        return tokenizer.encode(rendered, addSpecial: false, parseSpecial: true)
+    }
+}
+
+func readPrompt(prompt: String?, file: String?) throws -> String {
+    if let prompt { return prompt }
+    guard let file, let data = FileManager.default.contents(atPath: file) else {
+        throw CommandError("cannot read the prompt file '\(file ?? "")'")
+    }
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// Peak resident set size of this process (VmHWM), in bytes.
+func peakResidentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let digits = line.split(separator: " ").compactMap { Int($0) }
+        return (digits.first ?? 0) * 1024
+    }
+    return 0
+}
