@@ -58,6 +58,8 @@ let package = Package(
         .testTarget(name: "SpeculaCLITests", dependencies: ["specula"]),
         .testTarget(
             name: "SpeculaModelsTests", dependencies: ["SpeculaModels", "SpeculaKernels"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "SpeculaInferenceTests", dependencies: ["SpeculaModels", "SpeculaKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "SpeculaKernelsTests", dependencies: ["SpeculaKernels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "SpeculaTheoryTests", dependencies: ["SpeculaVerify", "SpeculaTheory"], exclude: ["Fixtures"]),

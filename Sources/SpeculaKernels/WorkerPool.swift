@@ -14,6 +14,9 @@ public final class WorkerPool: @unchecked Sendable {
     public let threadCount: Int
     private var threads: [pthread_t] = []
     private var mutex = pthread_mutex_t()
+    /// Serialises callers: two threads may share a pool (tests running in parallel, a server), and each parallel
+    /// loop needs every worker to itself.
+    private var callerLock = pthread_mutex_t()
     private var start = pthread_cond_t()
     private var done = pthread_cond_t()
     private var generation = 0
@@ -33,6 +36,7 @@ public final class WorkerPool: @unchecked Sendable {
         precondition(threadCount >= 1)
         self.threadCount = threadCount
         pthread_mutex_init(&mutex, nil)
+        pthread_mutex_init(&callerLock, nil)
         pthread_cond_init(&start, nil)
         pthread_cond_init(&done, nil)
         for worker in 1..<threadCount {
@@ -88,11 +92,14 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     /// Runs `body(worker)` once on each of the `threadCount` workers (the caller is worker 0) and waits for all.
+    /// Concurrent callers take turns; a call from inside `body` would deadlock and is a programmer error.
     public func runOnEachWorker(_ body: @escaping (Int) -> Void) {
         if threadCount == 1 {
             body(0)
             return
         }
+        pthread_mutex_lock(&callerLock)
+        defer { pthread_mutex_unlock(&callerLock) }
         pthread_mutex_lock(&mutex)
         job = body
         pending = threadCount - 1

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Golden logits from an independent implementation: llama.cpp through llama-cpp-python (its own CPU kernels and
+graph), on fixed prompts for each pinned model.
+
+llama.cpp is the reference because it is the implementation GGUF files are written for, and it runs here from PyPI;
+a numpy forward pass over dequantized weights would check the math but not the GGUF conventions (tensor layouts,
+RoPE styles, Gemma's norm offsets) that llama.cpp defines.
+
+For each prompt and position it stores the reference's top 64 logits (ids and values) and its log-sum-exp, enough to
+compare the argmax, the logits of the likely tokens, and a KL divergence on the top-64 tokens plus one bucket for
+the rest. Output: Tests/SpeculaInferenceTests/Fixtures/golden-logits.json.
+
+Usage: pip install llama-cpp-python==0.3.36 numpy && python3 scripts/make-golden-logits.py
+"""
+import json
+import os
+import pathlib
+
+import numpy as np
+from llama_cpp import Llama
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "Tests/SpeculaInferenceTests/Fixtures/golden-logits.json"
+MODELS = pathlib.Path(os.environ.get("SPECULA_MODELS", pathlib.Path.home() / ".cache/specula/models"))
+FILES = {
+    "smollm2": "smollm2-135m-instruct-q4_1.gguf",
+    "draft": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    "target": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    "gemma3": "gemma-3-270m-q4_k_m.gguf",
+}
+PROMPTS = [
+    "The capital of France is Paris. The capital of Germany is",
+    "def quicksort(items):\n    if len(items) <= 1:\n        return items\n    pivot =",
+    "Once upon a time, in a small village by the sea, there lived an old fisherman who",
+]
+TOP = 64
+
+
+def main():
+    result = {"generator": "llama-cpp-python 0.3.36 (llama.cpp CPU)", "top": TOP, "models": {}}
+    for name, file in FILES.items():
+        llm = Llama(model_path=str(MODELS / file), n_ctx=256, n_threads=2, logits_all=True, verbose=False)
+        cases = []
+        for prompt in PROMPTS:
+            tokens = llm.tokenize(prompt.encode(), add_bos=True, special=False)
+            llm.reset()
+            llm.eval(tokens)
+            scores = np.array(llm.scores[: len(tokens)], dtype=np.float64)
+            positions = []
+            for row in scores:
+                top = np.argsort(-row, kind="stable")[:TOP]
+                m = row.max()
+                lse = m + np.log(np.exp(row - m).sum())
+                positions.append({"ids": top.tolist(), "logits": row[top].tolist(), "logSumExp": float(lse)})
+            cases.append({"tokens": tokens, "positions": positions})
+        result["models"][name] = {"file": file, "cases": cases}
+        print(f"{name}: {sum(len(c['tokens']) for c in cases)} positions")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result))
+    print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    main()
