@@ -104,6 +104,20 @@ public enum Dequantize {
         for j in 0..<32 { y[j] = Float(Int8(bitPattern: byte(x, 2 + j))) * d }
     }
 
+    /// All eight 6-bit scales and minimums of a Q4_K/Q5_K block at once: byte `j` of `scales` is sub-block `j`'s
+    /// scale, byte `j` of `minimums` its minimum (the same values as ``scaleAndMin(_:_:)``, with word operations).
+    @inline(__always)
+    public static func scalesAndMinimums(_ packed: UnsafeRawPointer) -> (scales: UInt64, minimums: UInt64) {
+        let u0 = packed.loadUnaligned(fromByteOffset: 0, as: UInt32.self).littleEndian
+        let u1 = packed.loadUnaligned(fromByteOffset: 4, as: UInt32.self).littleEndian
+        let u2 = packed.loadUnaligned(fromByteOffset: 8, as: UInt32.self).littleEndian
+        let scalesLow = u0 & 0x3F3F_3F3F
+        let scalesHigh = (u2 & 0x0F0F_0F0F) | (((u0 >> 6) & 0x0303_0303) << 4)
+        let minimumsLow = u1 & 0x3F3F_3F3F
+        let minimumsHigh = ((u2 >> 4) & 0x0F0F_0F0F) | (((u1 >> 6) & 0x0303_0303) << 4)
+        return (UInt64(scalesLow) | UInt64(scalesHigh) << 32, UInt64(minimumsLow) | UInt64(minimumsHigh) << 32)
+    }
+
     /// The 6-bit scale and minimum of sub-block `j` (0..<8) of a Q4_K/Q5_K block, packed in 12 bytes.
     @inline(__always) public static func scaleAndMin(_ scales: UnsafeRawPointer, _ j: Int) -> (UInt8, UInt8) {
         if j < 4 { return (byte(scales, j) & 63, byte(scales, j + 4) & 63) }

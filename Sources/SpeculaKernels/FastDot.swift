@@ -95,9 +95,12 @@ public enum FastDot {
                         var acc = zero
                         var summ: Int32 = 0
                         let groupBase = (index * blocks + b) * 16
+                        let (scaleWord, minimumWord) = Dequantize.scalesAndMinimums(scaleBytes)
                         for chunk in 0..<4 {
-                            let (sc1, m1) = Dequantize.scaleAndMin(scaleBytes, 2 * chunk)
-                            let (sc2, m2) = Dequantize.scaleAndMin(scaleBytes, 2 * chunk + 1)
+                            let sc1 = UInt8(truncatingIfNeeded: scaleWord >> UInt64(16 * chunk))
+                            let sc2 = UInt8(truncatingIfNeeded: scaleWord >> UInt64(16 * chunk + 8))
+                            let m1 = UInt8(truncatingIfNeeded: minimumWord >> UInt64(16 * chunk))
+                            let m2 = UInt8(truncatingIfNeeded: minimumWord >> UInt64(16 * chunk + 8))
                             let bytes = _mm512_broadcast_i64x4(load256(qs + chunk * 32))
                             let values = _mm512_and_si512(_mm512_srlv_epi16(bytes, shiftLanes), mask)
                             let p = _mm512_dpbusd_epi32(zero, values, _mm512_loadu_si512(xb + chunk * 64))
@@ -130,6 +133,9 @@ public enum FastDot {
             let shiftA = _mm512_or_si512(lowShift16, _mm512_slli_epi64(lowShift16, 32))  // 0 | 2
             let shiftB = _mm512_add_epi16(shiftA, _mm512_set1_epi16(4))  // 4 | 6
             let four = _mm512_set1_epi16(4)
+            // Byte k of the 8 scales, each repeated 4 times (scales 0–3, then 4–7).
+            let spreadLow = _mm_set_epi8(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)
+            let spreadHigh = _mm_set_epi8(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)
             var total: Float = 0
             return x.scales256.withUnsafeBufferPointer { scales in
                 x.sums16.withUnsafeBufferPointer { sums16 in
@@ -153,14 +159,15 @@ public enum FastDot {
                             }
                             let pA = _mm512_dpbusd_epi32(zero, valuesA, _mm512_loadu_si512(xb + half * 128))
                             let pB = _mm512_dpbusd_epi32(zero, valuesB, _mm512_loadu_si512(xb + half * 128 + 64))
-                            let scaleA = quarters(s(0), s(1), s(2), s(3))
-                            let scaleB = quarters(s(4), s(5), s(6), s(7))
+                            let packed = _mm_cvtsi64_si128(Int64(bitPattern: raw))
+                            let scaleA = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(packed, spreadLow))
+                            let scaleB = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(packed, spreadHigh))
                             acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(pA, scaleA))
                             acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(pB, scaleB))
                             let g = groupBase + half * 8
-                            for k in 0..<8 { offset += s(k) * sums16[g + k] }
+                            for k in 0..<8 { offset &+= s(k) &* sums16[g + k] }
                         }
-                        let sumi = horizontalSum(acc) - 32 * offset
+                        let sumi = horizontalSum(acc) &- 32 &* offset
                         total += Dequantize.half(block, 208) * scales[index * blocks + b] * Float(sumi)
                     }
                     return total

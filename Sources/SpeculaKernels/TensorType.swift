@@ -66,8 +66,19 @@ public enum TensorType: UInt32, Sendable, CaseIterable, CustomStringConvertible 
 
 /// IEEE half precision to single, exactly (subnormals, infinities and NaN included), without relying on the
 /// platform's `Float16`.
-@inlinable
+@inlinable @inline(__always)
 public func floatFromHalf(_ bits: UInt16) -> Float {
+    #if arch(x86_64) || arch(arm64)
+        // The hardware conversion (F16C / FP16), exact like the bit manipulation below.
+        return Float(Float16(bitPattern: bits))
+    #else
+        return floatFromHalfBits(bits)
+    #endif
+}
+
+/// The portable conversion, by bit manipulation.
+@inlinable
+public func floatFromHalfBits(_ bits: UInt16) -> Float {
     let sign = UInt32(bits & 0x8000) << 16
     let exponent = Int((bits >> 10) & 0x1F)
     let mantissa = UInt32(bits & 0x3FF)

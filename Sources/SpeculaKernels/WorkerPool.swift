@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -18,9 +20,12 @@ public final class WorkerPool: @unchecked Sendable {
     /// loop needs every worker to itself.
     private var callerLock = pthread_mutex_t()
     private var start = pthread_cond_t()
-    private var done = pthread_cond_t()
-    private var generation = 0
-    private var pending = 0
+    /// Bumped for each job; workers spin on it for a while before sleeping, because a decoding step runs a few
+    /// hundred short parallel loops and waking a sleeping thread costs more than most of them.
+    private let generation = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    /// Spin iterations before a worker sleeps on the condition variable.
+    static let spinLimit = 200_000
     private var stopping = false
     private var job: ((Int) -> Void)? = nil
 
@@ -38,7 +43,6 @@ public final class WorkerPool: @unchecked Sendable {
         pthread_mutex_init(&mutex, nil)
         pthread_mutex_init(&callerLock, nil)
         pthread_cond_init(&start, nil)
-        pthread_cond_init(&done, nil)
         for worker in 1..<threadCount {
             var thread = pthread_t()
             let box = Unmanaged.passRetained(WorkerContext(pool: self, index: worker))
@@ -74,20 +78,19 @@ public final class WorkerPool: @unchecked Sendable {
     private func workerLoop(_ index: Int) {
         var seen = 0
         while true {
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen && spins < Self.spinLimit { spins += 1 }
             pthread_mutex_lock(&mutex)
-            while generation == seen && !stopping { pthread_cond_wait(&start, &mutex) }
+            while generation.load(ordering: .acquiring) == seen && !stopping { pthread_cond_wait(&start, &mutex) }
             if stopping {
                 pthread_mutex_unlock(&mutex)
                 return
             }
-            seen = generation
+            seen = generation.load(ordering: .acquiring)
             let body = job
             pthread_mutex_unlock(&mutex)
             body?(index)
-            pthread_mutex_lock(&mutex)
-            pending -= 1
-            if pending == 0 { pthread_cond_signal(&done) }
-            pthread_mutex_unlock(&mutex)
+            pending.subtract(1, ordering: .releasing)
         }
     }
 
@@ -102,13 +105,14 @@ public final class WorkerPool: @unchecked Sendable {
         defer { pthread_mutex_unlock(&callerLock) }
         pthread_mutex_lock(&mutex)
         job = body
-        pending = threadCount - 1
-        generation += 1
+        pending.store(threadCount - 1, ordering: .relaxed)
+        generation.add(1, ordering: .releasing)
         pthread_cond_broadcast(&start)
         pthread_mutex_unlock(&mutex)
         body(0)
+        // The workers' share is as short as the caller's: spin until they are done.
+        while pending.load(ordering: .acquiring) > 0 {}
         pthread_mutex_lock(&mutex)
-        while pending > 0 { pthread_cond_wait(&done, &mutex) }
         job = nil
         pthread_mutex_unlock(&mutex)
     }

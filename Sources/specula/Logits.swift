@@ -5,7 +5,8 @@ import SpeculaModels
 /// `specula logits`: the logits of every position of a prompt, as a NumPy array or the top K per position.
 struct Logits: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write the logits of every prompt position (float32 .npy [positions, vocabulary]) or print the top K.")
+        abstract: "Write the logits of every prompt position (float32 .npy [positions, vocabulary]) or print the top K."
+    )
 
     @Option(name: .long, help: "The GGUF model file.") var model: String
     @Option(name: .long, help: "Read the prompt text from a file (tokenized as `specula tokenize` does).")
@@ -16,7 +17,9 @@ struct Logits: ParsableCommand {
     @Option(name: .long, help: "Print JSON of the top K logits per position instead of writing a file.") var top: Int?
 
     func validate() throws {
-        if (promptFile == nil) == (tokens == nil) { throw ValidationError("give exactly one of --prompt-file and --tokens") }
+        if (promptFile == nil) == (tokens == nil) {
+            throw ValidationError("give exactly one of --prompt-file and --tokens")
+        }
         if (output == nil) == (top == nil) { throw ValidationError("give exactly one of --output and --top") }
         if let top, top < 1 { throw ValidationError("--top must be ≥ 1") }
     }
@@ -28,7 +31,8 @@ struct Logits: ParsableCommand {
             ids = try tokens.split(separator: ",").map { item in
                 let text = item.trimmingCharacters(in: .whitespaces)
                 guard let id = Int(text), id >= 0, id < loaded.transformer.vocabularySize else {
-                    throw CommandError("'\(text)' is not a token id of this model (0..<\(loaded.transformer.vocabularySize))")
+                    throw CommandError(
+                        "'\(text)' is not a token id of this model (0..<\(loaded.transformer.vocabularySize))")
                 }
                 return id
             }
@@ -50,7 +54,10 @@ struct Logits: ParsableCommand {
                 let order = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(top)
                 return .object([
                     ("position", .integer(position)), ("token", .integer(ids[position])),
-                    ("top", .array(order.map { .object([("id", .integer($0)), ("logit", .number(Double(row[$0])))]) })),
+                    (
+                        "top",
+                        .array(order.map { .object([("id", .integer($0)), ("logit", .number(Double(row[$0])))]) })
+                    ),
                 ])
             }
             print(JSONValue.array(rows).rendered())

@@ -72,9 +72,12 @@ struct DequantizeTests {
         #expect(floatFromHalf(0x7C00) == .infinity)
         #expect(floatFromHalf(0x7E00).isNaN)
         #expect(floatFromHalf(0x8000).sign == .minus)
-        for bits in UInt16(0)...UInt16(0x7BFF) {  // every finite positive half, against the platform type
-            #expect(floatFromHalf(bits) == Float(Float16(bitPattern: bits)))
+        for bits in UInt16(0)...UInt16(0x7BFF) {  // every finite positive half: portable path = platform type
+            #expect(floatFromHalfBits(bits) == Float(Float16(bitPattern: bits)))
+            #expect(floatFromHalfBits(bits | 0x8000) == Float(Float16(bitPattern: bits | 0x8000)))
         }
+        #expect(floatFromHalfBits(0x7C00) == .infinity)
+        #expect(floatFromHalfBits(0x7E00).isNaN)
         #expect(floatFromBFloat16(0x3F80) == 1)
     }
 
