@@ -20,11 +20,10 @@ public enum Linear {
                 let values256 = v256.baseAddress
                 pool.parallelFor(count: rows, granularity: 16) { range in
                     for row in range {
-                        for n in 0..<batch {
-                            var value = FastDot.dot(matrix, row: row, x, n, values32: values32, values256: values256)
-                            if let bias { value += bias[row] }
-                            output[n * rows + row] = value
-                        }
+                        FastDot.dotRows(
+                            matrix, row: row, x, first: 0, count: batch, values32: values32, values256: values256,
+                            into: output + row, stride: rows)
+                        if let bias { for n in 0..<batch { output[n * rows + row] += bias[row] } }
                     }
                 }
             }

@@ -34,6 +34,14 @@ public final class KVCache: @unchecked Sendable {
         return start
     }
 
+    /// Sets the length to `length` with placeholder rows (zeros) at consecutive positions, for benchmarks that time a
+    /// decoding step at a given context: attention costs the same whatever the rows hold.
+    public func fillWithPlaceholders(length newLength: Int) throws {
+        if newLength > capacity { throw ModelError.contextOverflow(needed: newLength, capacity: capacity) }
+        for row in length..<newLength { positions[row] = row }
+        length = newLength
+    }
+
     /// Drops every row from `newLength` on.
     @discardableResult
     public func trim(to newLength: Int) -> Int {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SpeculaKernels
 import SpeculaModels
 import SpeculaTheory
 import SpeculaVerify
@@ -7,7 +8,8 @@ import SpeculaVerify
 /// `specula bench`: benchmark commands. Release builds only give meaningful numbers.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks (build with -c release).", subcommands: [BenchVerify.self, BenchTokenizer.self])
+        abstract: "Benchmarks (build with -c release).",
+        subcommands: [BenchVerify.self, BenchTokenizer.self, BenchModel.self])
 }
 
 /// `specula bench verify`: the time of one node verification for every verifier, and of α*, at a full LLM
@@ -164,5 +166,114 @@ struct BenchTokenizer: ParsableCommand {
         print(
             "tokenize \(bytes.count) bytes → \(tokenCount) tokens: \(String(format: "%.3f", seconds)) s, "
                 + "\(String(format: "%.2f", Double(bytes.count) / seconds / 1e6)) MB/s (one core, median)")
+    }
+}
+
+/// `specula bench model`: decoding speed at two contexts, prefill speed, the cost of verifying N tokens in one pass
+/// relative to one, and peak memory.
+struct BenchModel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model", abstract: "Decode and prefill speed, verify cost t(N)/t(1), peak memory (release build).")
+
+    @Option(name: .long, help: "The GGUF model file.") var model: String
+    @Option(name: .long, help: "Timed repetitions per measurement (medians are reported).") var runs: Int = 5
+    @Option(name: .long, help: "Prompt tokens for the prefill measurement.") var prefillTokens: Int = 512
+    @Option(name: .long, parsing: .upToNextOption, help: "Contexts at which to time one decoding step.")
+    var contexts: [Int] = [256, 2048]
+    @Option(name: .long, parsing: .upToNextOption, help: "Batch sizes N for the verify cost t(N)/t(1).")
+    var verify: [Int] = [2, 4, 8, 16]
+    @Option(name: .long, help: "Write the results as JSON to this file.") var json: String?
+
+    func validate() throws {
+        if runs < 1 { throw ValidationError("--runs must be ≥ 1") }
+        if prefillTokens < 1 { throw ValidationError("--prefill-tokens must be ≥ 1") }
+    }
+
+    func run() throws {
+        let file = try GGUFFile(path: model)
+        let transformer = try Transformer(file: file)
+        let capacity = max((contexts.max() ?? 0) + 64, prefillTokens + 1, 256 + (verify.max() ?? 1) + 1)
+        let cache = transformer.makeCache(capacity: capacity)
+        #if DEBUG
+            FileHandle.standardError.write(Data("warning: debug build; time with `swift build -c release`\n".utf8))
+        #endif
+        print(
+            "\(file.path): \(transformer.config.architecture), \(transformer.config.layerCount) layers, vector kernels \(FastDot.isVectorized), \(WorkerPool.shared.threadCount) threads"
+        )
+        var records: [(String, JSONValue)] = []
+        func seconds(_ body: () throws -> Void) rethrows -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        let vocabulary = transformer.vocabularySize
+        func tokens(_ count: Int, _ seed: Int) -> [Int] { (0..<count).map { (($0 + seed) * 7919 + 13) % vocabulary } }
+
+        // Decode: one step at each context (placeholder rows fill the cache), median of runs.
+        for context in contexts {
+            var times: [Double] = []
+            for run in 0..<(runs + 1) {
+                _ = cache.trim(to: 0)
+                try cache.fillWithPlaceholders(length: context)
+                let time = try seconds { _ = try transformer.forward(tokens: [run + 1], cache: cache) }
+                if run > 0 { times.append(time) }  // the first run warms caches and pages
+            }
+            let rate = 1 / median(times)
+            print(
+                "decode at context \(context): \(String(format: "%.2f", rate)) tokens/s (\(String(format: "%.1f", median(times) * 1000)) ms)"
+            )
+            records.append(("decodeTokensPerSecondAt\(context)", .number(rate)))
+        }
+        // Prefill.
+        var prefill: [Double] = []
+        for run in 0..<max(1, min(runs, 3)) {
+            _ = cache.trim(to: 0)
+            prefill.append(
+                try seconds { _ = try transformer.forward(tokens: tokens(prefillTokens, run), cache: cache) })
+        }
+        let prefillRate = Double(prefillTokens) / median(prefill)
+        print("prefill \(prefillTokens) tokens: \(String(format: "%.2f", prefillRate)) tokens/s")
+        records.append(("prefillTokensPerSecond", .number(prefillRate)))
+        // Verify cost: N tokens in one pass (all logits) at context 256, relative to one.
+        var single: [Double] = []
+        var ratios: [(String, JSONValue)] = []
+        for n in [1] + verify {
+            var times: [Double] = []
+            for run in 0..<(runs + 1) {
+                _ = cache.trim(to: 0)
+                try cache.fillWithPlaceholders(length: 256)
+                let batch = tokens(n, run)
+                let time = try seconds {
+                    _ = try transformer.forward(tokens: batch, cache: cache, logitRows: Array(batch.indices))
+                }
+                if run > 0 { times.append(time) }
+            }
+            if n == 1 {
+                single = times
+                continue
+            }
+            let ratio = median(times) / median(single)
+            print(
+                "verify \(n) tokens: t(\(n))/t(1) = \(String(format: "%.2f", ratio)) (\(String(format: "%.1f", median(times) * 1000)) ms)"
+            )
+            ratios.append(("\(n)", .number(ratio)))
+        }
+        records.append(("verifyCostRatio", .object(ratios)))
+        let peak = peakResidentBytes()
+        print(
+            "peak resident memory: \(peak / (1 << 20)) MiB (model file \(file.fileSize / (1 << 20)) MiB, KV cache \(cache.byteCount / (1 << 20)) MiB)"
+        )
+        records.append(("peakResidentBytes", .integer(peak)))
+        records.append(("modelFileBytes", .integer(file.fileSize)))
+        records.append(("kvCacheBytes", .integer(cache.byteCount)))
+        if let json {
+            let document = JSONValue.object([("benchmark", .string("model")), ("model", .string(model))] + records)
+            do {
+                try Data((document.rendered(indent: 2) + "\n").utf8).write(to: URL(fileURLWithPath: json))
+            } catch {
+                throw CommandError("cannot write '\(json)': \(error.localizedDescription)")
+            }
+        }
     }
 }
