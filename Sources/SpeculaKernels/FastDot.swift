@@ -5,11 +5,16 @@
 /// The dot products used on the hot path. With `SPECULA_AVX512` (set by Package.swift when the build machine has
 /// AVX-512 VNNI) the integer sums come from `vpdpbusd`; otherwise from the scalar definitions. Either way each
 /// block's integer sum is exact and is combined into the float result by the same operations in the same order as
-/// ``ReferenceDot``, so both paths give identical floats.
+/// ``ReferenceDot``, so both paths give identical floats — except the 32-element formats, whose kernel sums in
+/// float lanes (see `dot32`) and agrees with the reference to ``blockFormatTolerance``.
 ///
 /// The vector kernels take a run of activation rows: each weight block is unpacked once and used for every row of
 /// the batch, and each row's arithmetic is the same as when it is alone.
 public enum FastDot {
+    /// Relative agreement of the 32-element-format kernels with ``ReferenceDot``: |fast − reference| ≤ this ×
+    /// Σ|w·x| (float rounding of 16-lane partial sums against a block-by-block sum).
+    public static let blockFormatTolerance: Float = 1e-5
+
     /// True when the vector kernels are compiled in.
     public static var isVectorized: Bool {
         #if SPECULA_AVX512
@@ -254,54 +259,90 @@ public enum FastDot {
             }
         }
 
-        /// The 32-element formats: one block per iteration (in the low half of a register), its integer sum exact.
+        /// The 32-element formats, two blocks per register. The weight row is unpacked once into unsigned bytes
+        /// (Q8_0 offset by 128, Q5_0's fifth bit merged) with each block's scale; then, per activation row, each
+        /// pair of blocks takes one `vpdpbusd`, and its 16 integer lanes are scaled in float (d·dx per lane) and
+        /// accumulated in a float register, reduced once per row. The offsets (−8, −16, −128 times the activation
+        /// values) are taken out of each lane exactly in integers; Q4_1's minimum term is added in a scalar. The float summation order differs from
+        /// ``ReferenceDot``'s per-block order, so the two agree to rounding (`FastDot.blockFormatTolerance`).
         static func dot32(
             _ type: TensorType, _ w: UnsafeRawPointer, blocks: Int, _ values: UnsafePointer<Int8>,
             _ x: QuantizedActivations, _ first: Int, _ count: Int, _ output: UnsafeMutablePointer<Float>,
             _ stride: Int
         ) {
             let mask = _mm_set1_epi8(0x0F)
-            let zero = _mm512_setzero_si512()
             let bias = _mm256_set1_epi8(-128)
             let sixteen = _mm256_set1_epi8(0x10)
+            let zero = _mm512_setzero_si512()
             let bytesPerBlock = type.blockBytes
             let columns = blocks * 32
-            for k in 0..<count { output[k * stride] = 0 }
-            x.scales32.withUnsafeBufferPointer { scales in
-                x.sums32.withUnsafeBufferPointer { sums in
+            let offset: Int32 = type == .q8_0 ? 128 : type == .q5_0 ? 16 : type == .q4_0 ? 8 : 0
+            let pairIndex = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+            let ones = _mm512_set1_epi8(1)
+            let offsets = _mm512_set1_epi32(offset)
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: columns + 64) { unpacked in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * blocks + 2) { constants in
+                    guard let bytes = unpacked.baseAddress, let dm = constants.baseAddress else { return }
+                    let d = dm  // d per block
+                    let m = dm + blocks  // Q4_1 minimum per block
                     for b in 0..<blocks {
                         let block = w + b * bytesPerBlock
-                        let d = Dequantize.half(block, 0)
-                        let wq: __m512i
+                        d[b] = Dequantize.half(block, 0)
+                        m[b] = type == .q4_1 ? Dequantize.half(block, 2) : 0
+                        let wq: __m256i
                         switch type {
                         case .q8_0:
-                            // Signed weights: add 128 to make them unsigned, then take 128·Σx back out.
-                            wq = widen(_mm256_xor_si256(load256(block + 2), bias))
+                            wq = _mm256_xor_si256(load256(block + 2), bias)
                         case .q4_0, .q4_1:
                             let packed = load128(block + (type == .q4_0 ? 2 : 4))
-                            let low = _mm_and_si128(packed, mask)
-                            let high = _mm_and_si128(_mm_srli_epi16(packed, 4), mask)
-                            wq = widen(_mm256_set_m128i(high, low))
+                            wq = _mm256_set_m128i(
+                                _mm_and_si128(_mm_srli_epi16(packed, 4), mask), _mm_and_si128(packed, mask))
                         default:  // q5_0
                             let packed = load128(block + 6)
                             let low = _mm_and_si128(packed, mask)
                             let high = _mm_and_si128(_mm_srli_epi16(packed, 4), mask)
                             let qh = block.loadUnaligned(fromByteOffset: 2, as: UInt32.self).littleEndian
-                            let fifth = _mm256_and_si256(_mm256_movm_epi8(__mmask32(qh)), sixteen)
-                            wq = widen(_mm256_or_si256(_mm256_set_m128i(high, low), fifth))
+                            wq = _mm256_or_si256(
+                                _mm256_set_m128i(high, low), _mm256_and_si256(_mm256_movm_epi8(__mmask32(qh)), sixteen))
                         }
-                        let m = type == .q4_1 ? Dequantize.half(block, 2) : 0
-                        for k in 0..<count {
-                            let index = first + k
-                            let xv = widen(load256(UnsafeRawPointer(values + index * columns + b * 32)))
-                            let dx = scales[index * blocks + b]
-                            let sx = sums[index * blocks + b]
-                            let sumi = horizontalSum(_mm512_dpbusd_epi32(zero, wq, xv))
-                            switch type {
-                            case .q8_0: output[k * stride] += d * dx * Float(sumi &- 128 &* sx)
-                            case .q4_0: output[k * stride] += d * dx * Float(sumi &- 8 &* sx)
-                            case .q4_1: output[k * stride] += d * dx * Float(sumi) + m * dx * Float(sx)
-                            default: output[k * stride] += d * dx * Float(sumi &- 16 &* sx)
+                        UnsafeMutableRawPointer(bytes + b * 32).storeBytes(of: wq, as: __m256i.self)
+                    }
+                    x.scales32.withUnsafeBufferPointer { scales in
+                        x.sums32.withUnsafeBufferPointer { sums in
+                            guard let scaleBase = scales.baseAddress else { return }
+                            for k in 0..<count {
+                                let index = first + k
+                                let xRow = UnsafeRawPointer(values + index * columns)
+                                let dxRow = scaleBase + index * blocks
+                                var acc = _mm512_setzero_ps()
+                                var scalar: Float = 0
+                                var b = 0
+                                while b + 2 <= blocks {
+                                    let xv = _mm512_loadu_si512(xRow + b * 32)
+                                    // Exact per-lane integers: Σ u·x − offset·Σ x over each lane's 4 values, so no
+                                    // large offset is subtracted in float.
+                                    let p = _mm512_sub_epi32(
+                                        _mm512_dpbusd_epi32(zero, _mm512_loadu_si512(bytes + b * 32), xv),
+                                        _mm512_mullo_epi32(_mm512_dpbusd_epi32(zero, ones, xv), offsets))
+                                    let dPair = _mm512_permutexvar_ps(pairIndex, _mm512_maskz_loadu_ps(0x3, d + b))
+                                    let dxPair = _mm512_permutexvar_ps(pairIndex, _mm512_maskz_loadu_ps(0x3, dxRow + b))
+                                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dPair, dxPair), acc)
+                                    b += 2
+                                }
+                                if b < blocks {
+                                    let xv = widen(load256(xRow + b * 32))
+                                    let p = _mm512_sub_epi32(
+                                        _mm512_dpbusd_epi32(zero, widen(load256(bytes + b * 32)), xv),
+                                        _mm512_mullo_epi32(_mm512_dpbusd_epi32(zero, ones, xv), offsets))
+                                    let scale = _mm512_set1_ps(d[b] * dxRow[b])
+                                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc)
+                                }
+                                if type == .q4_1 {
+                                    for block in 0..<blocks {
+                                        scalar += m[block] * dxRow[block] * Float(sums[index * blocks + block])
+                                    }
+                                }
+                                output[k * stride] = _mm512_reduce_add_ps(acc) + scalar
                             }
                         }
                     }
