@@ -170,13 +170,15 @@ extension Transformer {
                                 let ob = out.baseAddress
                             else { return }
                             let rowPosition = rowPositions.baseAddress
-                            pool.parallelFor(count: n * c.headCount) { range in
+                            // One work item per (token, key-value head): the key and value rows are read once for
+                            // the group of query heads sharing them. Each head's arithmetic is unchanged: scores in
+                            // row order, softmax, values summed in row order.
+                            pool.parallelFor(count: n * c.kvHeadCount) { range in
                                 var rows: [Int] = []
-                                var scores: [Float] = []
+                                var scores = [Float](repeating: 0, count: group * (prefix + n))
                                 for item in range {
-                                    let i = item / c.headCount
-                                    let h = item % c.headCount
-                                    let kvHead = h / group
+                                    let i = item / c.kvHeadCount
+                                    let kvHead = item % c.kvHeadCount
                                     let position = positions[i]
                                     rows.removeAll(keepingCapacity: true)
                                     for row in 0..<prefix {
@@ -187,27 +189,39 @@ extension Transformer {
                                         if let window, position - positions[j] >= window { continue }
                                         rows.append(prefix + j)
                                     }
-                                    let query = qb + i * queryWidth + h * hd
-                                    scores.removeAll(keepingCapacity: true)
-                                    var maximum = -Float.infinity
-                                    for row in rows {
-                                        let s = Ops.dot(query, kb + row * kvWidth + kvHead * hd, count: hd) * scale
-                                        scores.append(s)
-                                        maximum = max(maximum, s)
-                                    }
-                                    var total: Float = 0
-                                    for index in scores.indices {
-                                        let e = exp(scores[index] - maximum)
-                                        scores[index] = e
-                                        total += e
-                                    }
-                                    let result = ob + i * queryWidth + h * hd
-                                    for k in 0..<hd { result[k] = 0 }
-                                    let inverse = 1 / total
-                                    for (index, row) in rows.enumerated() {
-                                        Ops.addScaled(
-                                            vb + row * kvWidth + kvHead * hd, scores[index] * inverse, count: hd,
-                                            into: result)
+                                    let count = rows.count
+                                    scores.withUnsafeMutableBufferPointer { scoreBuffer in
+                                        guard let sb = scoreBuffer.baseAddress else { return }
+                                        for (r, row) in rows.enumerated() {
+                                            let key = kb + row * kvWidth + kvHead * hd
+                                            for g in 0..<group {
+                                                let query = qb + i * queryWidth + (kvHead * group + g) * hd
+                                                sb[g * count + r] = Ops.dot(query, key, count: hd) * scale
+                                            }
+                                        }
+                                        var inverses = [Float](repeating: 0, count: group)
+                                        for g in 0..<group {
+                                            let headScores = sb + g * count
+                                            var maximum = -Float.infinity
+                                            for r in 0..<count { maximum = max(maximum, headScores[r]) }
+                                            var total: Float = 0
+                                            for r in 0..<count {
+                                                let e = exp(headScores[r] - maximum)
+                                                headScores[r] = e
+                                                total += e
+                                            }
+                                            inverses[g] = 1 / total
+                                            let result = ob + i * queryWidth + (kvHead * group + g) * hd
+                                            for k in 0..<hd { result[k] = 0 }
+                                        }
+                                        for (r, row) in rows.enumerated() {
+                                            let value = vb + row * kvWidth + kvHead * hd
+                                            for g in 0..<group {
+                                                let result = ob + i * queryWidth + (kvHead * group + g) * hd
+                                                Ops.addScaled(
+                                                    value, sb[g * count + r] * inverses[g], count: hd, into: result)
+                                            }
+                                        }
                                     }
                                 }
                             }
