@@ -99,21 +99,95 @@ struct SentencePiece: Sendable {
         }
     }
 
-    struct Symbol {
-        var start: Int
-        var length: Int
-        var previous: Int
-        var next: Int
+    /// Raw views of the lookup tables for the merge loop (no reference counting per lookup).
+    struct Tables {
+        let slots: UnsafePointer<Int32>
+        let slotHashes: UnsafePointer<UInt64>
+        let slotMask: Int
+        let offsets: UnsafePointer<Int>
+        let text: UnsafePointer<UInt8>
+        let scores: UnsafePointer<Float>
+        let byteTokens: UnsafePointer<Int32>
+        let unknown: Int
+
+        @inline(__always)
+        func token(_ bytes: UnsafeBufferPointer<UInt8>) -> Int32? {
+            guard let query = bytes.baseAddress else { return nil }
+            let key = SentencePiece.hash(bytes)
+            var slot = Int(truncatingIfNeeded: key) & slotMask
+            while true {
+                let id = slots[slot]
+                if id < 0 { return nil }
+                if slotHashes[slot] == key {
+                    let start = offsets[Int(id)]
+                    if offsets[Int(id) + 1] - start == bytes.count && memcmp(text + start, query, bytes.count) == 0 {
+                        return id
+                    }
+                }
+                slot = (slot + 1) & slotMask
+            }
+        }
     }
 
-    struct Bigram: Comparable {
-        var score: Float
-        var left: Int32
-        var right: Int32
-        var length: Int32
-        // Max-heap order: higher score first, then smaller left index.
-        static func < (a: Bigram, b: Bigram) -> Bool {
-            a.score < b.score || (a.score == b.score && a.left > b.left)
+    /// Runs `body` with raw views of this model's tables.
+    func withTables<R>(_ body: (Tables) -> R) -> R {
+        slots.withUnsafeBufferPointer { slots in
+            slotHashes.withUnsafeBufferPointer { hashes in
+                offsets.withUnsafeBufferPointer { offsets in
+                    tokenText.withUnsafeBufferPointer { text in
+                        scores.withUnsafeBufferPointer { scores in
+                            byteTokens.withUnsafeBufferPointer { byteTokens in
+                                guard let s = slots.baseAddress, let h = hashes.baseAddress,
+                                    let o = offsets.baseAddress,
+                                    let t = text.baseAddress, let sc = scores.baseAddress,
+                                    let b = byteTokens.baseAddress
+                                else { preconditionFailure("empty tokenizer tables") }
+                                return body(
+                                    Tables(
+                                        slots: s, slotHashes: h, slotMask: slotMask, offsets: o, text: t, scores: sc,
+                                        byteTokens: b, unknown: unknown))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A direct-mapped memo of lookups of short pieces (≤ 7 bytes, packed exactly into the key with their length,
+    /// so a hit is never a collision): natural text asks for the same bigrams again and again, and the 262,144-token
+    /// table does not fit in cache. One memo serves one `encode` call.
+    struct LookupMemo {
+        static let size = 1 << 14
+        let keys: UnsafeMutablePointer<UInt64>
+        let ids: UnsafeMutablePointer<Int32>
+
+        /// Runs `body` with a fresh memo whose storage lives for the call.
+        static func with<R>(_ body: (LookupMemo) -> R) -> R {
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: size) { keys in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: size) { ids in
+                    guard let k = keys.baseAddress, let i = ids.baseAddress else { preconditionFailure("no storage") }
+                    k.initialize(repeating: UInt64.max, count: size)
+                    return body(LookupMemo(keys: k, ids: i))
+                }
+            }
+        }
+
+        @inline(__always)
+        func token(_ bytes: UnsafeBufferPointer<UInt8>, _ tables: Tables) -> Int32? {
+            let count = bytes.count
+            if count > 7 { return tables.token(bytes) }
+            var key = UInt64(count) << 56
+            for k in 0..<count { key |= UInt64(bytes[k]) << UInt64(8 * k) }
+            let slot = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 50)
+            if keys[slot] == key {
+                let id = ids[slot]
+                return id >= 0 ? id : nil
+            }
+            let found = tables.token(bytes)
+            keys[slot] = key
+            ids[slot] = found ?? -1
+            return found
         }
     }
 
@@ -123,55 +197,151 @@ struct SentencePiece: Sendable {
     /// single character that is not; the latter falls back to byte tokens. (llama.cpp keeps a reverse-merge map
     /// for resegmenting, which this invariant makes unnecessary.)
     /// - Complexity: O(n log n) in the fragment length.
-    func encode(_ text: [UInt8], into output: inout [Int]) {
-        var symbols: [Symbol] = []
-        symbols.reserveCapacity(text.count)
-        var offset = 0
-        while offset < text.count {
-            let length = min(Self.utf8Length(text[offset]), text.count - offset)
-            symbols.append(Symbol(start: offset, length: length, previous: symbols.count - 1, next: symbols.count + 1))
-            offset += length
-        }
-        if symbols.isEmpty { return }
-        symbols[symbols.count - 1].next = -1
-        var heap = BinaryHeap<Bigram>()
+    func encode(_ text: [UInt8], memo: LookupMemo, into output: inout [Int]) {
+        if text.isEmpty { return }
         text.withUnsafeBufferPointer { bytes in
-            func tryAdd(_ left: Int, _ right: Int) {
-                if left < 0 || right < 0 { return }
-                let start = symbols[left].start
-                let length = symbols[left].length + symbols[right].length
-                guard let id = token(UnsafeBufferPointer(rebasing: bytes[start..<(start + length)])) else { return }
-                heap.push(Bigram(score: scores[Int(id)], left: Int32(left), right: Int32(right), length: Int32(length)))
-            }
-            for index in 1..<symbols.count { tryAdd(index - 1, index) }
-            while let bigram = heap.pop() {
-                let leftIndex = Int(bigram.left)
-                let left = symbols[leftIndex]
-                let right = symbols[Int(bigram.right)]
-                // Skip entries made stale by an earlier merge.
-                if left.length == 0 || right.length == 0 || left.length + right.length != Int(bigram.length) {
-                    continue
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: 4 * bytes.count) { symbolStorage in
+                // At most one bigram per adjacent pair initially and two per merge: 3n entries.
+                withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 6 * bytes.count + 2) { heapStorage in
+                    withTables { tables in
+                        var merger = Merger(
+                            tables: tables, bytes: bytes, symbols: symbolStorage, heap: heapStorage,
+                            capacity: 3 * bytes.count + 1, memo: memo)
+                        merger.run(into: &output)
+                    }
                 }
-                symbols[leftIndex].length += right.length
-                symbols[Int(bigram.right)].length = 0
-                symbols[leftIndex].next = right.next
-                if right.next >= 0 { symbols[right.next].previous = leftIndex }
-                tryAdd(symbols[leftIndex].previous, leftIndex)
-                tryAdd(leftIndex, symbols[leftIndex].next)
+            }
+        }
+    }
+
+    /// The merge loop over flat buffers: symbols as (start, length, previous, next) and a binary max-heap of
+    /// bigrams keyed by (score, then smaller left index) in one 64-bit word, with (right, length) beside it.
+    struct Merger {
+        let tables: Tables
+        let bytes: UnsafeBufferPointer<UInt8>
+        let start: UnsafeMutablePointer<Int32>
+        let length: UnsafeMutablePointer<Int32>
+        let previous: UnsafeMutablePointer<Int32>
+        let next: UnsafeMutablePointer<Int32>
+        let keys: UnsafeMutablePointer<UInt64>
+        let payloads: UnsafeMutablePointer<UInt64>
+        let capacity: Int
+        let memo: LookupMemo
+        var heapCount = 0
+        var symbolCount = 0
+
+        init(
+            tables: Tables, bytes: UnsafeBufferPointer<UInt8>, symbols: UnsafeMutableBufferPointer<Int32>,
+            heap: UnsafeMutableBufferPointer<UInt64>, capacity: Int, memo: LookupMemo
+        ) {
+            self.tables = tables
+            self.memo = memo
+            self.bytes = bytes
+            let n = bytes.count
+            // Temporary allocations of a positive capacity always have a base address.
+            let s = symbols.baseAddress ?? UnsafeMutablePointer<Int32>.allocate(capacity: 4 * n)
+            start = s
+            length = s + n
+            previous = s + 2 * n
+            next = s + 3 * n
+            let h = heap.baseAddress ?? UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * capacity)
+            keys = h
+            payloads = h + capacity
+            self.capacity = capacity
+        }
+
+        @inline(__always)
+        static func orderedBits(_ score: Float) -> UInt64 {
+            let bits = score.bitPattern
+            return UInt64(bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000)
+        }
+
+        mutating func push(key: UInt64, payload: UInt64) {
+            precondition(heapCount < capacity, "bigram heap overflow")
+            var child = heapCount
+            heapCount += 1
+            while child > 0 {
+                let parent = (child - 1) / 2
+                if keys[parent] >= key { break }
+                keys[child] = keys[parent]
+                payloads[child] = payloads[parent]
+                child = parent
+            }
+            keys[child] = key
+            payloads[child] = payload
+        }
+
+        mutating func pop() -> (key: UInt64, payload: UInt64)? {
+            if heapCount == 0 { return nil }
+            let top = (keys[0], payloads[0])
+            heapCount -= 1
+            let lastKey = keys[heapCount]
+            let lastPayload = payloads[heapCount]
+            var parent = 0
+            while true {
+                var child = 2 * parent + 1
+                if child >= heapCount { break }
+                if child + 1 < heapCount && keys[child + 1] > keys[child] { child += 1 }
+                if keys[child] <= lastKey { break }
+                keys[parent] = keys[child]
+                payloads[parent] = payloads[child]
+                parent = child
+            }
+            keys[parent] = lastKey
+            payloads[parent] = lastPayload
+            return top
+        }
+
+        mutating func tryAdd(_ left: Int32, _ right: Int32) {
+            if left < 0 || right < 0 { return }
+            let from = Int(start[Int(left)])
+            let size = Int(length[Int(left)] + length[Int(right)])
+            guard let id = memo.token(UnsafeBufferPointer(rebasing: bytes[from..<(from + size)]), tables) else {
+                return
+            }
+            let key = Self.orderedBits(tables.scores[Int(id)]) << 32 | UInt64(UInt32.max - UInt32(left))
+            push(key: key, payload: UInt64(UInt32(right)) << 32 | UInt64(size))
+        }
+
+        mutating func run(into output: inout [Int]) {
+            var offset = 0
+            while offset < bytes.count {
+                let size = min(SentencePiece.utf8Length(bytes[offset]), bytes.count - offset)
+                start[symbolCount] = Int32(offset)
+                length[symbolCount] = Int32(size)
+                previous[symbolCount] = Int32(symbolCount - 1)
+                next[symbolCount] = Int32(symbolCount + 1)
+                symbolCount += 1
+                offset += size
+            }
+            next[symbolCount - 1] = -1
+            for index in 1..<max(symbolCount, 1) { tryAdd(Int32(index - 1), Int32(index)) }
+            while let (key, payload) = pop() {
+                let left = Int(UInt32.max - UInt32(truncatingIfNeeded: key))
+                let right = Int(payload >> 32)
+                let size = Int32(truncatingIfNeeded: payload & 0xFFFF_FFFF)
+                // Skip entries made stale by an earlier merge.
+                if length[left] == 0 || length[right] == 0 || length[left] + length[right] != size { continue }
+                length[left] += length[right]
+                length[right] = 0
+                next[left] = next[right]
+                if next[right] >= 0 { previous[Int(next[right])] = Int32(left) }
+                tryAdd(previous[left], Int32(left))
+                tryAdd(Int32(left), next[left])
             }
             var index = 0
             while index >= 0 {
-                let symbol = symbols[index]
-                let piece = UnsafeBufferPointer(rebasing: bytes[symbol.start..<(symbol.start + symbol.length)])
-                if let id = token(piece) {
+                let from = Int(start[index])
+                let piece = UnsafeBufferPointer(rebasing: bytes[from..<(from + Int(length[index]))])
+                if let id = memo.token(piece, tables) {
                     output.append(Int(id))
                 } else {
                     for byte in piece {
-                        let id = byteTokens[Int(byte)]
-                        output.append(id >= 0 ? Int(id) : unknown)
+                        let id = tables.byteTokens[Int(byte)]
+                        output.append(id >= 0 ? Int(id) : tables.unknown)
                     }
                 }
-                index = symbol.next
+                index = Int(next[index])
             }
         }
     }
@@ -185,41 +355,5 @@ struct SentencePiece: Sendable {
         case 0xF: return 4
         default: return 1
         }
-    }
-}
-
-/// A binary max-heap.
-struct BinaryHeap<Element: Comparable> {
-    private var storage: [Element] = []
-
-    mutating func push(_ element: Element) {
-        storage.append(element)
-        var child = storage.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            if !(storage[parent] < storage[child]) { break }
-            storage.swapAt(parent, child)
-            child = parent
-        }
-    }
-
-    mutating func pop() -> Element? {
-        guard let top = storage.first else { return nil }
-        let last = storage.removeLast()
-        if !storage.isEmpty {
-            storage[0] = last
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1
-                let right = left + 1
-                var largest = parent
-                if left < storage.count && storage[largest] < storage[left] { largest = left }
-                if right < storage.count && storage[largest] < storage[right] { largest = right }
-                if largest == parent { break }
-                storage.swapAt(parent, largest)
-                parent = largest
-            }
-        }
-        return top
     }
 }

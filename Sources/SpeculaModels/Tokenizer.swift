@@ -61,7 +61,10 @@ public final class Tokenizer: Sendable {
     let spm: SentencePiece?
     /// Special tokens matched in raw text: (UTF-8 bytes, id, isControl), longest first.
     let specials: [(bytes: [UInt8], id: Int, control: Bool)]
+    /// Candidates per first byte: all special tokens, and the user-defined ones only (matched without
+    /// `parseSpecial`), so that text full of `<` does not scan thousands of control tokens.
     let specialsByFirstByte: [[Int]]
+    let userDefinedByFirstByte: [[Int]]
 
     public var vocabularySize: Int { tokens.count }
 
@@ -146,8 +149,13 @@ public final class Tokenizer: Sendable {
         specials.sort { $0.bytes.count != $1.bytes.count ? $0.bytes.count > $1.bytes.count : $0.id < $1.id }
         self.specials = specials
         var byFirst = [[Int]](repeating: [], count: 256)
-        for (position, special) in specials.enumerated() { byFirst[Int(special.bytes[0])].append(position) }
+        var userByFirst = [[Int]](repeating: [], count: 256)
+        for (position, special) in specials.enumerated() {
+            byFirst[Int(special.bytes[0])].append(position)
+            if !special.control { userByFirst[Int(special.bytes[0])].append(position) }
+        }
         specialsByFirstByte = byFirst
+        userDefinedByFirstByte = userByFirst
         var ends = Set<Int>()
         if let eos { ends.insert(eos) }
         if let eot { ends.insert(eot) }
@@ -170,6 +178,14 @@ public final class Tokenizer: Sendable {
     /// Token ids for raw bytes, which need not be valid UTF-8: byte-level BPE reads an invalid byte as U+FFFD (as
     /// llama.cpp does); SentencePiece encodes it with its byte token.
     public func encode(bytes: [UInt8], addSpecial: Bool = true, parseSpecial: Bool = false) -> [Int] {
+        SentencePiece.LookupMemo.with { memo in
+            encode(bytes: bytes, addSpecial: addSpecial, parseSpecial: parseSpecial, memo: memo)
+        }
+    }
+
+    private func encode(bytes: [UInt8], addSpecial: Bool, parseSpecial: Bool, memo: SentencePiece.LookupMemo)
+        -> [Int]
+    {
         var output: [Int] = []
         if addSpecial && addBOS, let bos { output.append(bos) }
         var fragmentStart = 0
@@ -177,15 +193,15 @@ public final class Tokenizer: Sendable {
         var first = true
         func flush(_ end: Int) {
             if end > fragmentStart {
-                encodeFragment(bytes[fragmentStart..<end], isFirst: first, into: &output)
+                encodeFragment(bytes[fragmentStart..<end], isFirst: first, memo: memo, into: &output)
                 first = false
             }
         }
+        let candidates = parseSpecial ? specialsByFirstByte : userDefinedByFirstByte
         while position < bytes.count {
             var matched: (length: Int, id: Int)? = nil
-            for candidate in specialsByFirstByte[Int(bytes[position])] {
+            for candidate in candidates[Int(bytes[position])] {
                 let special = specials[candidate]
-                if special.control && !parseSpecial { continue }
                 let length = special.bytes.count
                 if position + length <= bytes.count
                     && bytes[position..<(position + length)].elementsEqual(special.bytes)
@@ -209,7 +225,9 @@ public final class Tokenizer: Sendable {
         return output
     }
 
-    private func encodeFragment(_ bytes: ArraySlice<UInt8>, isFirst: Bool, into output: inout [Int]) {
+    private func encodeFragment(
+        _ bytes: ArraySlice<UInt8>, isFirst: Bool, memo: SentencePiece.LookupMemo, into output: inout [Int]
+    ) {
         if let bpe, case .bytePairEncoding(let pre) = model {
             let codePoints = PreTokenizer.codePoints(bytes)
             var pieceBytes: [UInt8] = []
@@ -221,12 +239,17 @@ public final class Tokenizer: Sendable {
         } else if let spm {
             // Escape spaces as ▁ (U+2581), with a leading one when the metadata asks for a space prefix.
             var escaped: [UInt8] = []
-            escaped.reserveCapacity(bytes.count + 3)
-            if addSpacePrefix && isFirst { escaped += [0xE2, 0x96, 0x81] }
-            for byte in bytes {
-                if byte == 0x20 { escaped += [0xE2, 0x96, 0x81] } else { escaped.append(byte) }
+            escaped.reserveCapacity(3 * bytes.count + 3)
+            @inline(__always) func appendSpace() {
+                escaped.append(0xE2)
+                escaped.append(0x96)
+                escaped.append(0x81)
             }
-            spm.encode(escaped, into: &output)
+            if addSpacePrefix && isFirst { appendSpace() }
+            for byte in bytes {
+                if byte == 0x20 { appendSpace() } else { escaped.append(byte) }
+            }
+            spm.encode(escaped, memo: memo, into: &output)
         }
     }
 
