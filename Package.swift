@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "SpeculaTheory", targets: ["SpeculaTheory"]),
         .library(name: "SpeculaKernels", targets: ["SpeculaKernels"]),
         .library(name: "SpeculaModels", targets: ["SpeculaModels"]),
+        .library(name: "SpeculaEngine", targets: ["SpeculaEngine"]),
         .executable(name: "specula", targets: ["specula"]),
     ],
     dependencies: [
@@ -42,11 +43,13 @@ let package = Package(
         .target(name: "SpeculaKernels", swiftSettings: kernelSettings),
         // Model files: GGUF (memory-mapped), tokenizers, chat templates.
         .target(name: "SpeculaModels", dependencies: ["SpeculaKernels"]),
+        // The speculative engine: drafting, the round, commit and rollback, telemetry.
+        .target(name: "SpeculaEngine", dependencies: ["SpeculaVerify", "SpeculaModels", "SpeculaKernels"]),
         // The command-line tool: parse, validate, call the libraries, print.
         .executableTarget(
             name: "specula",
             dependencies: [
-                "SpeculaVerify", "SpeculaTheory", "SpeculaKernels", "SpeculaModels",
+                "SpeculaVerify", "SpeculaTheory", "SpeculaKernels", "SpeculaModels", "SpeculaEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -60,6 +63,7 @@ let package = Package(
             name: "SpeculaModelsTests", dependencies: ["SpeculaModels", "SpeculaKernels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "SpeculaInferenceTests", dependencies: ["SpeculaModels", "SpeculaKernels"], exclude: ["Fixtures"]),
+        .testTarget(name: "SpeculaEngineTests", dependencies: ["SpeculaEngine", "SpeculaModels", "SpeculaVerify"]),
         .testTarget(name: "SpeculaKernelsTests", dependencies: ["SpeculaKernels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "SpeculaTheoryTests", dependencies: ["SpeculaVerify", "SpeculaTheory"], exclude: ["Fixtures"]),

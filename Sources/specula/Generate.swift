@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SpeculaEngine
 import SpeculaModels
 import SpeculaVerify
 
@@ -20,6 +21,10 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "Seed for sampling.") var seed: UInt64 = 0
     @Option(name: .long, help: "Context capacity of the cache (default: prompt + max tokens).") var context: Int?
     @Flag(name: .long, help: "Print statistics as JSON to standard error.") var stats = false
+    @Option(name: .long, help: "Draft model for speculative decoding (same tokenizer as --model).") var draft: String?
+    @Option(name: .long, help: "Draft tokens per round (a chain).") var depth: Int = 4
+    @Option(name: .long, help: "Chain verifier at temperature > 0: token or block.") var verifier: String = "token"
+    @Flag(name: .long, help: "Also run plain decoding first and report the speedup (with --draft).") var compare = false
 
     func validate() throws {
         if (prompt == nil) == (promptFile == nil) {
@@ -27,6 +32,11 @@ struct Generate: ParsableCommand {
         }
         if maxTokens < 1 { throw ValidationError("--max-tokens must be ≥ 1") }
         if system != nil && !chat { throw ValidationError("--system needs --chat") }
+        if depth < 1 { throw ValidationError("--depth must be ≥ 1") }
+        if SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil {
+            throw ValidationError("unknown --verifier '\(verifier)' (this engine verifies chains: token, block)")
+        }
+        if compare && draft == nil { throw ValidationError("--compare needs --draft") }
     }
 
     func run() throws {
@@ -41,6 +51,10 @@ struct Generate: ParsableCommand {
             throw CommandError(
                 "prompt (\(promptTokens.count) tokens) + --max-tokens \(maxTokens) exceed the context (\(cache.capacity))"
             )
+        }
+        if let draft {
+            try runSpeculative(loaded: loaded, draftPath: draft, promptTokens: promptTokens, settings: settings)
+            return
         }
         var generator = SplitMix64(seed: seed)
         var detokenizer = StreamingDetokenizer(tokenizer: loaded.tokenizer)
@@ -75,6 +89,68 @@ struct Generate: ParsableCommand {
                 ("peakResidentBytes", .integer(peakResidentBytes())),
             ])
             FileHandle.standardError.write(Data((report.rendered() + "\n").utf8))
+        }
+    }
+}
+
+extension Generate {
+    /// Speculative decoding with a draft model; with `--compare`, plain decoding first (not printed) for the speedup.
+    func runSpeculative(loaded: LoadedModel, draftPath: String, promptTokens: [Int], settings: SamplingSettings) throws
+    {
+        let draftModel = try LoadedModel(path: draftPath)
+        let capacity = context ?? (promptTokens.count + maxTokens + depth + 2)
+        var plainSeconds: Double? = nil
+        if compare {
+            let cache = loaded.transformer.makeCache(capacity: capacity)
+            var generator = SplitMix64(seed: seed)
+            var history = promptTokens
+            let start = DispatchTime.now().uptimeNanoseconds
+            var logits = try loaded.transformer.forward(tokens: promptTokens, cache: cache)[0]
+            for _ in 0..<maxTokens {
+                let p = try settings.process(logits: logits.map(Double.init), history: history)
+                let token =
+                    settings.isGreedy
+                    ? Probability.argmax(p) : (Probability.sampleIndex(p, uniform: generator.nextUniform()) ?? 0)
+                history.append(token)
+                if loaded.tokenizer.endOfGeneration.contains(token) { break }
+                logits = try loaded.transformer.forward(tokens: [token], cache: cache)[0]
+            }
+            plainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        let decoder = try SpeculativeDecoder(
+            target: loaded.transformer, draft: draftModel.transformer, targetTokenizer: loaded.tokenizer,
+            draftTokenizer: draftModel.tokenizer, settings: settings, depth: depth,
+            verifier: SpeculativeDecoder.ChainVerifier(rawValue: verifier) ?? .token, capacity: capacity, seed: seed)
+        var detokenizer = StreamingDetokenizer(tokenizer: loaded.tokenizer)
+        let start = DispatchTime.now().uptimeNanoseconds
+        try decoder.start(prompt: promptTokens)
+        var generated = 0
+        generation: while generated < maxTokens {
+            for token in try decoder.round() {
+                generated += 1
+                if loaded.tokenizer.endOfGeneration.contains(token) { break generation }
+                FileHandle.standardOutput.write(Data(detokenizer.append(token).utf8))
+                if generated == maxTokens { break generation }
+            }
+        }
+        FileHandle.standardOutput.write(Data((detokenizer.finish() + "\n").utf8))
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if stats || compare {
+            let t = decoder.telemetry
+            var fields: [(String, JSONValue)] = [
+                ("promptTokens", .integer(promptTokens.count)), ("generatedTokens", .integer(generated)),
+                ("rounds", .integer(t.rounds)), ("tokensPerStep", .number(t.tokensPerStep)),
+                ("acceptanceRate", .number(t.acceptanceRate)), ("depth", .integer(depth)),
+                ("verifier", .string(settings.isGreedy ? "greedy walk" : verifier)),
+                ("tokensPerSecond", .number(Double(generated) / seconds)),
+                ("peakResidentBytes", .integer(peakResidentBytes())),
+            ]
+            if let plainSeconds {
+                fields.append(("plainSeconds", .number(plainSeconds)))
+                fields.append(("speculativeSeconds", .number(seconds)))
+                fields.append(("speedup", .number(plainSeconds / seconds)))
+            }
+            FileHandle.standardError.write(Data((JSONValue.object(fields).rendered() + "\n").utf8))
         }
     }
 }

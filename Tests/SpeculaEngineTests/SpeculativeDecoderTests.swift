@@ -1,0 +1,87 @@
+import Foundation
+import SpeculaEngine
+import SpeculaModels
+import SpeculaVerify
+import Testing
+
+enum EngineModels {
+    static let directory: String = {
+        if let path = ProcessInfo.processInfo.environment["SPECULA_MODELS"], !path.isEmpty { return path }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/specula/models").path
+    }()
+    static let files = [
+        "smollm2": "smollm2-135m-instruct-q4_1.gguf",
+        "draft": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "target": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    ]
+    static var present: Bool {
+        files.values.allSatisfy { FileManager.default.fileExists(atPath: directory + "/" + $0) }
+    }
+    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    static func load(_ name: String) throws -> (Transformer, Tokenizer) {
+        let file = try GGUFFile(path: directory + "/" + (files[name] ?? ""))
+        return (try Transformer(file: file), try Tokenizer(gguf: file))
+    }
+
+    /// Plain greedy decoding of `count` tokens after `prompt`.
+    static func plainGreedy(_ model: Transformer, prompt: [Int], count: Int) throws -> [Int] {
+        let cache = model.makeCache(capacity: prompt.count + count + 1)
+        var logits = try model.forward(tokens: prompt, cache: cache)[0]
+        var output: [Int] = []
+        while output.count < count {
+            let token = Probability.argmax(logits.map(Double.init))
+            output.append(token)
+            logits = try model.forward(tokens: [token], cache: cache)[0]
+        }
+        return output
+    }
+}
+
+@Suite(
+    "Speculative decoding with a draft model", .enabled(if: EngineModels.present || EngineModels.required), .serialized)
+struct SpeculativeDecoderTests {
+    /// At temperature 0 speculative output equals plain greedy output token for token.
+    @Test(arguments: [("smollm2", "smollm2"), ("target", "draft")])
+    func greedyEqualsPlain(targetName: String, draftName: String) throws {
+        let (target, targetTokenizer) = try EngineModels.load(targetName)
+        let (draft, draftTokenizer) = try EngineModels.load(draftName)
+        let prompt = targetTokenizer.encode("def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n")
+        let count = 40
+        let plain = try EngineModels.plainGreedy(target, prompt: prompt, count: count)
+        for depth in [1, 3, 5] {
+            let decoder = try SpeculativeDecoder(
+                target: target, draft: draft, targetTokenizer: targetTokenizer, draftTokenizer: draftTokenizer,
+                settings: .greedy, depth: depth, capacity: prompt.count + count + 16)
+            try decoder.start(prompt: prompt)
+            var output: [Int] = []
+            while output.count < count { output += try decoder.round() }
+            #expect(Array(output.prefix(count)) == plain, "\(targetName)/\(draftName) depth \(depth)")
+            if targetName == draftName {
+                // A model as its own draft accepts every draft.
+                #expect(decoder.telemetry.acceptedTokens == decoder.telemetry.draftedTokens)
+            }
+        }
+    }
+
+    /// A model as its own draft accepts every draft token at any temperature (p = q at every position), with
+    /// token and block verification; and the caches stay those of plain decoding of the emitted tokens.
+    @Test(arguments: SpeculativeDecoder.ChainVerifier.allCases)
+    func selfDraftAcceptsEverythingAndCachesMatch(verifier: SpeculativeDecoder.ChainVerifier) throws {
+        let (model, tokenizer) = try EngineModels.load("smollm2")
+        let prompt = tokenizer.encode("Once upon a time")
+        let decoder = try SpeculativeDecoder(
+            target: model, draft: model, targetTokenizer: tokenizer, draftTokenizer: tokenizer,
+            settings: SamplingSettings(temperature: 0.8), depth: 4, verifier: verifier, capacity: 128, seed: 7)
+        try decoder.start(prompt: prompt)
+        var emitted: [Int] = []
+        for _ in 0..<6 { emitted += try decoder.round() }
+        #expect(decoder.telemetry.acceptedTokens == decoder.telemetry.draftedTokens)
+        #expect(decoder.telemetry.emittedTokens == 6 * 5)
+        // Rollback check: the next-token logits after these rounds equal plain decoding of prompt + emitted.
+        let next = try decoder.rootLogits()
+        let cache = model.makeCache(capacity: 128)
+        let plain = try model.forward(tokens: prompt + emitted, cache: cache)[0]
+        #expect(next == plain)
+    }
+}
