@@ -91,14 +91,6 @@ public enum FastDot {
             _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(low), _mm512_set1_epi32(high))
         }
 
-        /// Four lanes each of a, b, c, d (as int32).
-        @inline(__always)
-        static func quarters(_ a: Int32, _ b: Int32, _ c: Int32, _ d: Int32) -> __m512i {
-            let ab = _mm512_mask_blend_epi32(0x00F0, _mm512_set1_epi32(a), _mm512_set1_epi32(b))
-            let abc = _mm512_mask_blend_epi32(0x0F00, ab, _mm512_set1_epi32(c))
-            return _mm512_mask_blend_epi32(0xF000, abc, _mm512_set1_epi32(d))
-        }
-
         /// Q4_K: each 64-value chunk is 32 bytes whose low nibbles are values 0–31 and high nibbles 32–63; both
         /// halves go in one register ([bytes | bytes], shifted by 0 and 4) against the 64 contiguous activations.
         static func dotQ4K(
