@@ -8,10 +8,12 @@ enum CLIModels {
     }()
     static let target = directory + "/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     static let gemma = directory + "/gemma-3-270m-q4_k_m.gguf"
+    static let smollm = directory + "/smollm2-135m-instruct-q4_1.gguf"
+    static let draft = directory + "/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     /// A file that is not GGUF (this test's own source).
     static let notGGUF = #filePath
     static var present: Bool {
-        FileManager.default.fileExists(atPath: target) && FileManager.default.fileExists(atPath: gemma)
+        [target, gemma, smollm, draft].allSatisfy { FileManager.default.fileExists(atPath: $0) }
     }
     static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
 }
@@ -34,6 +36,32 @@ struct ModelCLITests {
         #expect(tokenizer["tokens"] as? Int == 151_936)
     }
 
+    @Test func generateAndLogits() throws {
+        let plain = try runSpecula([
+            "generate", "--model", CLIModels.smollm, "--prompt", "The capital of France is", "--max-tokens", "6",
+            "--stats",
+        ])
+        #expect(plain.status == 0, "\(plain.standardError)")
+        #expect(plain.standardOutput.contains("Paris"))
+        let stats = try #require(
+            try JSONSerialization.jsonObject(with: Data(plain.standardError.utf8)) as? [String: Any])
+        #expect(stats["generatedTokens"] as? Int == 6)
+        // Speculative greedy prints the same text as plain greedy.
+        let speculative = try runSpecula([
+            "generate", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompt",
+            "The capital of France is",
+            "--max-tokens", "6", "--depth", "3",
+        ])
+        #expect(speculative.status == 0, "\(speculative.standardError)")
+        #expect(speculative.standardOutput == plain.standardOutput)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("specula-logits-\(getpid()).npy").path
+        let logits = try runSpecula(["logits", "--model", CLIModels.smollm, "--tokens", "1,2,3", "--output", path])
+        #expect(logits.status == 0)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(data.prefix(6) == Data([0x93] + Array("NUMPY".utf8)))
+        #expect(data.count > 3 * 49_152 * 4)
+    }
+
     @Test func tokenizeMatchesTheModelsView() throws {
         let ids = try runSpecula(["tokenize", "--model", CLIModels.target, "--text", "Hello world!", "--json"])
         #expect(ids.status == 0)
@@ -54,6 +82,27 @@ struct ModelCLITests {
         (["tokenize", "--model", CLIModels.notGGUF, "--text", "x"], "not a GGUF file"),
         (["tokenize", "--model", CLIModels.target], "exactly one of --text and --file"),
         (["tokenize", "--model", CLIModels.target, "--decode", "--text", "1,x"], "not a token id"),
+        (
+            ["generate", "--model", CLIModels.target, "--draft", CLIModels.smollm, "--prompt", "hi"],
+            "tokenizers differ"
+        ),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hello there", "--max-tokens", "5", "--context",
+                "3",
+            ],
+            "exceed the context"
+        ),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--verifier", "rrs", "--draft",
+                CLIModels.smollm,
+            ],
+            "unknown --verifier"
+        ),
+        (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--temperature", "-1"], "temperature"),
+        (["logits", "--model", CLIModels.smollm, "--tokens", "1,999999", "--top", "2"], "not a token id"),
+        (["logits", "--model", CLIModels.smollm, "--tokens", "1,2"], "exactly one of --output and --top"),
     ])
     func badInput(arguments: [String], mention: String) throws {
         let result = try runSpecula(arguments)
