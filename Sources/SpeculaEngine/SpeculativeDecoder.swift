@@ -4,9 +4,10 @@ import SpeculaVerify
 /// Speculative decoding of chains with a draft model: draft γ tokens, one target pass over them, verify, commit
 /// the accepted path in both caches, and continue from the correction or bonus token.
 ///
-/// This first engine drafts a single chain (trees, the n-gram drafter and the cost model come next). Temperature 0
-/// uses the greedy walk, whose output equals plain greedy decoding token for token because the forward pass is
-/// batch-invariant; above 0 the chain is verified token by token (Leviathan et al.) or as a block (Sun et al.).
+/// Chains or trees: a chain is verified token by token (Leviathan et al.) or as a block (Sun et al.); a tree is
+/// drafted level by level with each node's children drawn by the node verifier's draft law, and walked with that
+/// verifier (RRS, RRSw, K-SEQ, SpecHub, greedy; token verification at one-child nodes). Temperature 0 uses the greedy
+/// walk, whose output equals plain greedy decoding token for token because the forward pass is batch-invariant.
 public final class SpeculativeDecoder {
     public enum ChainVerifier: String, Sendable, CaseIterable {
         case token
@@ -18,6 +19,9 @@ public final class SpeculativeDecoder {
     public let settings: SamplingSettings
     public let depth: Int
     public let verifier: ChainVerifier
+    /// A tree shape and the rule at nodes with several children (nil: chains).
+    public let tree: TreeTopology?
+    public let nodeVerifier: (any NodeVerifier)?
     let targetCache: KVCache
     let draftCache: KVCache
     var generator: SplitMix64
@@ -43,7 +47,8 @@ public final class SpeculativeDecoder {
 
     public init(
         target: Transformer, draft: Transformer, targetTokenizer: Tokenizer, draftTokenizer: Tokenizer,
-        settings: SamplingSettings, depth: Int, verifier: ChainVerifier = .token, capacity: Int, seed: UInt64 = 0
+        settings: SamplingSettings, depth: Int, verifier: ChainVerifier = .token, tree: TreeTopology? = nil,
+        nodeVerifier: (any NodeVerifier)? = nil, capacity: Int, seed: UInt64 = 0
     ) throws {
         try targetTokenizer.requireSameVocabulary(as: draftTokenizer)
         if target.vocabularySize != draft.vocabularySize {
@@ -57,6 +62,26 @@ public final class SpeculativeDecoder {
         self.settings = settings
         self.depth = depth
         self.verifier = verifier
+        self.tree = tree
+        self.nodeVerifier = nodeVerifier
+        if let tree {
+            let widest = tree.children.map(\.count).max() ?? 0
+            if widest > 1 {
+                guard let nodeVerifier else {
+                    throw VerifyError.invalidSetting(
+                        name: "verifier", value: "none",
+                        reason: "a tree with branching nodes needs a multi-draft verifier")
+                }
+                for node in 0..<tree.nodeCount where tree.children[node].count > 1 {
+                    if !nodeVerifier.supports(draftCount: tree.children[node].count) {
+                        throw VerifyError.invalidSetting(
+                            name: "tree", value: "node \(node) has \(tree.children[node].count) children",
+                            reason: "\(nodeVerifier.name) does not verify \(tree.children[node].count) drafts at a node"
+                        )
+                    }
+                }
+            }
+        }
         targetCache = target.makeCache(capacity: capacity)
         draftCache = draft.makeCache(capacity: capacity)
         generator = SplitMix64(seed: seed)
@@ -86,12 +111,18 @@ public final class SpeculativeDecoder {
         return try target.forward(tokens: [root], cache: targetCache)[0]
     }
 
-    func process(_ logits: [Float]) throws -> [Double] {
-        try settings.process(logits: logits.map(Double.init), history: history)
+    /// The processed distribution after `path` (tokens after the root) — penalties see the whole text so far.
+    func process(_ logits: [Float], path: [Int] = []) throws -> [Double] {
+        try settings.process(logits: logits.map(Double.init), history: path.isEmpty ? history : history + path)
     }
 
     /// One round: returns the emitted tokens (at least one).
     public func round() throws -> [Int] {
+        if tree != nil { return try treeRound() }
+        return try chainRound()
+    }
+
+    func chainRound() throws -> [Int] {
         let prefix = targetCache.length
         // The root and at least one draft must fit.
         let room = targetCache.capacity - prefix - 1
@@ -104,7 +135,7 @@ public final class SpeculativeDecoder {
         draftBacklog = []
         for position in 0..<gamma {
             let logits = try draft.forward(tokens: feed, cache: draftCache)[0]
-            let q = try process(logits)
+            let q = try process(logits, path: drafts)
             let token =
                 settings.isGreedy
                 ? Probability.argmax(q) : (Probability.sampleIndex(q, uniform: generator.nextUniform()) ?? 0)
@@ -116,7 +147,7 @@ public final class SpeculativeDecoder {
         // 2. One target pass over the root and the drafts.
         let nodes = [root] + drafts
         let logits = try target.forward(tokens: nodes, cache: targetCache, logitRows: Array(nodes.indices))
-        let targetVectors = try logits.map(process)
+        let targetVectors = try logits.indices.map { try process(logits[$0], path: Array(drafts.prefix($0))) }
         // 3. Verify.
         var tree = DraftTree(rootToken: root)
         for (index, token) in drafts.enumerated() {
@@ -150,6 +181,88 @@ public final class SpeculativeDecoder {
         telemetry.rounds += 1
         telemetry.draftedTokens += gamma
         telemetry.acceptedTokens += accepted
+        telemetry.emittedTokens += emitted.count
+        return emitted
+    }
+
+    /// A tree round: draft level by level (one draft pass per level over the nodes to expand, each seeing the
+    /// committed text and its own ancestors), one target pass over the whole tree, the walk, and the commit of the
+    /// accepted path in both caches.
+    func treeRound() throws -> [Int] {
+        guard let topology = tree else { return try chainRound() }
+        let prefix = targetCache.length
+        if prefix + topology.nodeCount > targetCache.capacity {
+            throw ModelError.contextOverflow(needed: prefix + topology.nodeCount, capacity: targetCache.capacity)
+        }
+        var draftTree = DraftTree(rootToken: root)
+        var draftRow: [Int: Int] = [:]  // drafted node → its row in the draft cache
+        var paths: [[Int]] = [[]]  // tokens after the root, per drafted node
+        var ancestors: [[Int]] = [[]]  // drafted nodes above each node
+        // The root (and a missing row from the previous round) first.
+        let rootLogits = try draft.forward(tokens: draftBacklog + [root], cache: draftCache)[0]
+        draftBacklog = []
+        draftRow[0] = prefix
+        var vectors: [Int: [Double]] = [0: try process(rootLogits)]
+        var level: [(shape: Int, node: Int)] = [(0, 0)]
+        while !level.isEmpty {
+            var next: [(shape: Int, node: Int)] = []
+            for (shape, node) in level {
+                let wanted = topology.children[shape]
+                guard !wanted.isEmpty, let q = vectors[node] else { continue }
+                let law = wanted.count == 1 ? DraftLaw.withoutReplacement : (nodeVerifier?.draftLaw ?? .independent)
+                let tokens = try law.sample(draft: q, count: wanted.count, using: &generator)
+                let added = draftTree.expand(node, draft: q, law: law, childTokens: tokens)
+                for (rank, child) in added.enumerated() {
+                    paths.append(paths[node] + [tokens[rank]])
+                    ancestors.append(ancestors[node] + [node])
+                    next.append((wanted[rank], child))
+                }
+            }
+            // One draft pass over the next level's nodes that will be expanded.
+            let feed = next.filter { !topology.children[$0.shape].isEmpty }
+            if !feed.isEmpty {
+                let base = draftCache.length
+                let logits = try draft.forward(
+                    tokens: feed.map { draftTree.tokens[$0.node] },
+                    positions: feed.map { prefix + draftTree.depths[$0.node] },
+                    visibility: feed.indices.map { [$0] }, cache: draftCache, logitRows: Array(feed.indices),
+                    treeBase: prefix,
+                    cacheVisibility: feed.map { item in ancestors[item.node].compactMap { draftRow[$0] } })
+                for (index, item) in feed.enumerated() {
+                    draftRow[item.node] = base + index
+                    vectors[item.node] = try process(logits[index], path: paths[item.node])
+                }
+            }
+            level = next
+        }
+        // One target pass over the tree.
+        let count = draftTree.nodeCount
+        let logits = try target.forward(
+            tokens: draftTree.tokens, positions: draftTree.depths.map { prefix + $0 },
+            visibility: (0..<count).map { ancestors[$0] + [$0] }, cache: targetCache, logitRows: Array(0..<count))
+        let targetVectors = try (0..<count).map { try process(logits[$0], path: paths[$0]) }
+        let result: TreeWalkResult
+        if settings.isGreedy {
+            result = try TreeWalk.greedyWalk(tree: draftTree, target: targetVectors)
+        } else {
+            var uniforms = CounterRandom(seed: generator.next(), step: step, node: 0)
+            var decision = NodeDecision()
+            let rule: any NodeVerifier = nodeVerifier ?? TokenVerifier()
+            result = try TreeWalk.walk(
+                tree: draftTree, target: targetVectors, verifier: { _ in rule }, decision: &decision, using: &uniforms)
+        }
+        step += 1
+        // Commit: the root and the accepted nodes, in both caches.
+        let path = [0] + result.acceptedNodes
+        targetCache.commit(prefix: prefix, kept: path)
+        draftCache.commit(prefix: prefix, kept: path.compactMap { draftRow[$0].map { $0 - prefix } })
+        if let last = path.last, draftRow[last] == nil { draftBacklog = [draftTree.tokens[last]] }
+        let emitted = result.emittedTokens
+        root = emitted[emitted.count - 1]
+        history += emitted
+        telemetry.rounds += 1
+        telemetry.draftedTokens += count - 1
+        telemetry.acceptedTokens += result.acceptedNodes.count
         telemetry.emittedTokens += emitted.count
         return emitted
     }

@@ -14,9 +14,13 @@ extension Transformer {
     ///   - visibility: for each token, the batch indices it attends to, ascending and ending with itself (default:
     ///     causal, all earlier tokens of the batch). Every token also sees all committed rows of the cache.
     ///   - logitRows: the batch indices whose logits to return (default: the last).
+    ///   - treeBase, cacheVisibility: for a tree drafted over several passes: cache rows from `treeBase` on are
+    ///     visible to token `i` only if listed (ascending) in `cacheVisibility[i]`; rows before `treeBase` are all
+    ///     visible. Default: every cache row is visible.
     /// - Returns: `[logitRows.count][vocabularySize]` logits.
     public func forward(
-        tokens: [Int], positions: [Int]? = nil, visibility: [[Int]]? = nil, cache: KVCache, logitRows: [Int]? = nil
+        tokens: [Int], positions: [Int]? = nil, visibility: [[Int]]? = nil, cache: KVCache, logitRows: [Int]? = nil,
+        treeBase: Int? = nil, cacheVisibility: [[Int]]? = nil
     ) throws -> [[Float]] {
         let n = tokens.count
         if n == 0 { return [] }
@@ -27,6 +31,9 @@ extension Transformer {
         let positions = positions ?? (0..<n).map { prefix + $0 }
         let visibility = visibility ?? (0..<n).map { Array(0...$0) }
         precondition(positions.count == n && visibility.count == n, "one position and one visibility list per token")
+        let treeBase = treeBase ?? prefix
+        let cacheVisibility = cacheVisibility ?? [[Int]](repeating: [], count: n)
+        precondition(treeBase <= prefix && cacheVisibility.count == n, "tree rows must lie in the cache")
         let start = try cache.append(count: n)
         for i in 0..<n { cache.positions[start + i] = positions[i] }
         let c = config
@@ -67,7 +74,8 @@ extension Transformer {
             }
             attend(
                 layer: index, q: q, n: n, prefix: prefix, positions: positions, visibility: visibility, cache: cache,
-                window: sliding ? c.slidingWindow : nil, into: &attention)
+                window: sliding ? c.slidingWindow : nil, treeBase: treeBase, cacheVisibility: cacheVisibility,
+                into: &attention)
             linear(layer.attentionOutput, quantize(attention, n, c.queryWidth), nil, into: &projected)
             if let post = layer.postAttentionNorm { normRows(projected, post, n, d, into: &projected) }
             for i in 0..<(n * d) { x[i] += projected[i] }
@@ -153,7 +161,7 @@ extension Transformer {
     /// subtracted, values summed in the same order.
     func attend(
         layer: Int, q: [Float], n: Int, prefix: Int, positions: [Int], visibility: [[Int]], cache: KVCache,
-        window: Int?, into output: inout [Float]
+        window: Int?, treeBase: Int, cacheVisibility: [[Int]], into output: inout [Float]
     ) {
         let c = config
         let hd = c.headDimension
@@ -181,7 +189,11 @@ extension Transformer {
                                     let kvHead = item % c.kvHeadCount
                                     let position = positions[i]
                                     rows.removeAll(keepingCapacity: true)
-                                    for row in 0..<prefix {
+                                    for row in 0..<treeBase {
+                                        if let window, let rp = rowPosition, position - rp[row] >= window { continue }
+                                        rows.append(row)
+                                    }
+                                    for row in cacheVisibility[i] {
                                         if let window, let rp = rowPosition, position - rp[row] >= window { continue }
                                         rows.append(row)
                                     }

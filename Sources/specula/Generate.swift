@@ -23,7 +23,12 @@ struct Generate: ParsableCommand {
     @Flag(name: .long, help: "Print statistics as JSON to standard error.") var stats = false
     @Option(name: .long, help: "Draft model for speculative decoding (same tokenizer as --model).") var draft: String?
     @Option(name: .long, help: "Draft tokens per round (a chain).") var depth: Int = 4
-    @Option(name: .long, help: "Chain verifier at temperature > 0: token or block.") var verifier: String = "token"
+    @Option(
+        name: .long,
+        help: "Verifier at temperature > 0: token, block (chains); rrs, rrsw, kseq, spechub, greedy (trees).")
+    var verifier: String = "token"
+    @Option(name: .long, help: "Draft tree: chain:γ, nary:N:D, binary:K, eagle, or a JSON file of child-rank paths.")
+    var tree: String?
     @Flag(name: .long, help: "Also run plain decoding first and report the speedup (with --draft).") var compare = false
 
     func validate() throws {
@@ -33,9 +38,11 @@ struct Generate: ParsableCommand {
         if maxTokens < 1 { throw ValidationError("--max-tokens must be ≥ 1") }
         if system != nil && !chat { throw ValidationError("--system needs --chat") }
         if depth < 1 { throw ValidationError("--depth must be ≥ 1") }
-        if SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil {
-            throw ValidationError("unknown --verifier '\(verifier)' (this engine verifies chains: token, block)")
+        if SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil && nodeVerifier(verifier) == nil {
+            throw ValidationError(
+                "unknown --verifier '\(verifier)' (token, block, rrs, rrsw, kseq, spechub, greedy)")
         }
+        if verifier == "block" && tree != nil { throw ValidationError("--verifier block verifies chains; drop --tree") }
         if compare && draft == nil { throw ValidationError("--compare needs --draft") }
     }
 
@@ -93,12 +100,48 @@ struct Generate: ParsableCommand {
     }
 }
 
+/// The node verifier a CLI name stands for.
+func nodeVerifier(_ name: String) -> (any NodeVerifier)? {
+    switch name {
+    case "token": return TokenVerifier()
+    case "rrs": return RRSVerifier()
+    case "rrsw": return RRSWithoutReplacementVerifier()
+    case "kseq": return KSEQVerifier()
+    case "spechub": return SpecHubVerifier()
+    case "greedy": return GreedyVerifier()
+    default: return nil
+    }
+}
+
+/// A tree from its CLI spelling.
+func treeTopology(_ spec: String) throws -> TreeTopology {
+    let parts = spec.split(separator: ":").map(String.init)
+    func number(_ index: Int) throws -> Int {
+        guard index < parts.count, let value = Int(parts[index]) else {
+            throw CommandError("bad --tree '\(spec)': expected chain:γ, nary:N:D, binary:K, eagle or a JSON file")
+        }
+        return value
+    }
+    switch parts.first {
+    case "chain": return try TreeTopology.chain(try number(1))
+    case "nary": return try TreeTopology.complete(branching: try number(1), depth: try number(2))
+    case "binary": return try TreeTopology.binary(levels: try number(1))
+    case "eagle": return try TreeTopology.eagle()
+    default:
+        guard let data = FileManager.default.contents(atPath: spec) else {
+            throw CommandError("bad --tree '\(spec)': not chain:γ, nary:N:D, binary:K, eagle, nor a readable file")
+        }
+        return try TreeTopology.json(data)
+    }
+}
+
 extension Generate {
     /// Speculative decoding with a draft model; with `--compare`, plain decoding first (not printed) for the speedup.
     func runSpeculative(loaded: LoadedModel, draftPath: String, promptTokens: [Int], settings: SamplingSettings) throws
     {
         let draftModel = try LoadedModel(path: draftPath)
-        let capacity = context ?? (promptTokens.count + maxTokens + depth + 2)
+        let shape = try tree.map(treeTopology)
+        let capacity = context ?? (promptTokens.count + maxTokens + max(depth, shape?.nodeCount ?? 0) + 2)
         var plainSeconds: Double? = nil
         if compare {
             let cache = loaded.transformer.makeCache(capacity: capacity)
@@ -119,8 +162,9 @@ extension Generate {
         }
         let decoder = try SpeculativeDecoder(
             target: loaded.transformer, draft: draftModel.transformer, targetTokenizer: loaded.tokenizer,
-            draftTokenizer: draftModel.tokenizer, settings: settings, depth: depth,
-            verifier: SpeculativeDecoder.ChainVerifier(rawValue: verifier) ?? .token, capacity: capacity, seed: seed)
+            draftTokenizer: draftModel.tokenizer, settings: settings, depth: shape?.depth ?? depth,
+            verifier: SpeculativeDecoder.ChainVerifier(rawValue: verifier) ?? .token, tree: shape,
+            nodeVerifier: shape == nil ? nil : nodeVerifier(verifier), capacity: capacity, seed: seed)
         var detokenizer = StreamingDetokenizer(tokenizer: loaded.tokenizer)
         let start = DispatchTime.now().uptimeNanoseconds
         try decoder.start(prompt: promptTokens)
@@ -140,7 +184,8 @@ extension Generate {
             var fields: [(String, JSONValue)] = [
                 ("promptTokens", .integer(promptTokens.count)), ("generatedTokens", .integer(generated)),
                 ("rounds", .integer(t.rounds)), ("tokensPerStep", .number(t.tokensPerStep)),
-                ("acceptanceRate", .number(t.acceptanceRate)), ("depth", .integer(depth)),
+                ("acceptanceRate", .number(t.acceptanceRate)), ("depth", .integer(shape?.depth ?? depth)),
+                ("treeNodes", .integer(shape?.nodeCount ?? depth + 1)),
                 ("verifier", .string(settings.isGreedy ? "greedy walk" : verifier)),
                 ("tokensPerSecond", .number(Double(generated) / seconds)),
                 ("peakResidentBytes", .integer(peakResidentBytes())),

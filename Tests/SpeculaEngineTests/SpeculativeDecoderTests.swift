@@ -85,3 +85,56 @@ struct SpeculativeDecoderTests {
         #expect(next == plain)
     }
 }
+
+@Suite(
+    "Speculative decoding with draft trees", .enabled(if: EngineModels.present || EngineModels.required), .serialized)
+struct SpeculativeTreeTests {
+    /// Temperature 0 with trees: the greedy walk's output equals plain greedy decoding.
+    @Test(arguments: ["binary", "eagle"])
+    func greedyTreesEqualPlain(shape: String) throws {
+        let (target, targetTokenizer) = try EngineModels.load("target")
+        let (draft, draftTokenizer) = try EngineModels.load("draft")
+        let prompt = targetTokenizer.encode("for i in range(10):\n    print(")
+        let count = 24
+        let plain = try EngineModels.plainGreedy(target, prompt: prompt, count: count)
+        let tree = shape == "binary" ? try TreeTopology.binary(levels: 3) : try TreeTopology.eagle()
+        let decoder = try SpeculativeDecoder(
+            target: target, draft: draft, targetTokenizer: targetTokenizer, draftTokenizer: draftTokenizer,
+            settings: .greedy, depth: tree.depth, tree: tree, nodeVerifier: RRSVerifier(),
+            capacity: prompt.count + count + 64)
+        try decoder.start(prompt: prompt)
+        var output: [Int] = []
+        while output.count < count { output += try decoder.round() }
+        #expect(Array(output.prefix(count)) == plain)
+    }
+
+    /// A model as its own draft: every verifier accepts a whole root-to-leaf path at every step (α = 1 when
+    /// p = q), and the caches stay those of plain decoding.
+    @Test(arguments: ["rrs", "rrsw", "kseq", "spechub", "greedy", "chain"])
+    func selfDraftTreesAcceptWholePaths(rule: String) throws {
+        let (model, tokenizer) = try EngineModels.load("smollm2")
+        let verifier: any NodeVerifier
+        let tree: TreeTopology
+        switch rule {
+        case "rrs": (verifier, tree) = (RRSVerifier(), try TreeTopology.complete(branching: 3, depth: 2))
+        case "rrsw":
+            (verifier, tree) = (RRSWithoutReplacementVerifier(), try TreeTopology.complete(branching: 2, depth: 3))
+        case "kseq": (verifier, tree) = (KSEQVerifier(), try TreeTopology.complete(branching: 2, depth: 2))
+        case "spechub": (verifier, tree) = (SpecHubVerifier(), try TreeTopology.binary(levels: 4))
+        case "greedy": (verifier, tree) = (GreedyVerifier(), try TreeTopology.complete(branching: 3, depth: 2))
+        default: (verifier, tree) = (TokenVerifier(), try TreeTopology.chain(3))
+        }
+        let prompt = tokenizer.encode("Once upon a time")
+        let decoder = try SpeculativeDecoder(
+            target: model, draft: model, targetTokenizer: tokenizer, draftTokenizer: tokenizer,
+            settings: SamplingSettings(temperature: 0.8, topK: 40), depth: tree.depth, tree: tree,
+            nodeVerifier: verifier, capacity: 160, seed: 11)
+        try decoder.start(prompt: prompt)
+        var emitted: [Int] = []
+        for _ in 0..<5 { emitted += try decoder.round() }
+        #expect(decoder.telemetry.emittedTokens == 5 * (tree.depth + 1), "\(rule): \(decoder.telemetry)")
+        let cache = model.makeCache(capacity: 160)
+        let plain = try model.forward(tokens: prompt + emitted, cache: cache)[0]
+        #expect(try decoder.rootLogits() == plain, "\(rule): caches differ from plain decoding")
+    }
+}
