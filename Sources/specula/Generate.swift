@@ -43,6 +43,10 @@ struct Generate: ParsableCommand {
                 "unknown --verifier '\(verifier)' (token, block, rrs, rrsw, kseq, spechub, greedy)")
         }
         if verifier == "block" && tree != nil { throw ValidationError("--verifier block verifies chains; drop --tree") }
+        if tree == nil && SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil {
+            throw ValidationError(
+                "--verifier \(verifier) verifies trees: give --tree (or use token or block for chains)")
+        }
         if compare && draft == nil { throw ValidationError("--compare needs --draft") }
     }
 

@@ -95,10 +95,31 @@ struct ModelCLITests {
         ),
         (
             [
-                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--verifier", "rrs", "--draft",
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--verifier", "bogus", "--draft",
                 CLIModels.smollm,
             ],
             "unknown --verifier"
+        ),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--verifier", "rrs", "--draft",
+                CLIModels.smollm,
+            ],
+            "give --tree"
+        ),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--verifier", "spechub", "--tree",
+                "nary:3:2",
+                "--draft", CLIModels.smollm,
+            ], "spechub does not verify 3 drafts"
+        ),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--tree", "wide:9", "--draft",
+                CLIModels.smollm,
+            ],
+            "bad --tree"
         ),
         (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--temperature", "-1"], "temperature"),
         (["logits", "--model", CLIModels.smollm, "--tokens", "1,999999", "--top", "2"], "not a token id"),
