@@ -58,12 +58,18 @@ let package = Package(
         .testTarget(
             name: "SpeculaVerifyTests", dependencies: ["SpeculaVerify", "SpeculaTheory", "CAllocationCounter"]),
         // Runs the built `specula` binary: output formats, exit codes, one-line errors.
-        .testTarget(name: "SpeculaCLITests", dependencies: ["specula"]),
+        // Where the tests find the pinned models (shared by the model-dependent suites).
+        .target(name: "SpeculaTestSupport", path: "Tests/SpeculaTestSupport"),
+        .testTarget(name: "SpeculaCLITests", dependencies: ["specula", "SpeculaTestSupport"]),
         .testTarget(
-            name: "SpeculaModelsTests", dependencies: ["SpeculaModels", "SpeculaKernels"], exclude: ["Fixtures"]),
+            name: "SpeculaModelsTests", dependencies: ["SpeculaModels", "SpeculaKernels", "SpeculaTestSupport"],
+            exclude: ["Fixtures"]),
         .testTarget(
-            name: "SpeculaInferenceTests", dependencies: ["SpeculaModels", "SpeculaKernels"], exclude: ["Fixtures"]),
-        .testTarget(name: "SpeculaEngineTests", dependencies: ["SpeculaEngine", "SpeculaModels", "SpeculaVerify"]),
+            name: "SpeculaInferenceTests", dependencies: ["SpeculaModels", "SpeculaKernels", "SpeculaTestSupport"],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "SpeculaEngineTests",
+            dependencies: ["SpeculaEngine", "SpeculaModels", "SpeculaVerify", "SpeculaTestSupport"]),
         .testTarget(name: "SpeculaKernelsTests", dependencies: ["SpeculaKernels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "SpeculaTheoryTests", dependencies: ["SpeculaVerify", "SpeculaTheory"], exclude: ["Fixtures"]),

@@ -85,7 +85,8 @@ public indirect enum JinjaValue: Sendable, Equatable {
     static func pythonFloat(_ v: Double) -> String {
         if v.isNaN { return "nan" }
         if v.isInfinite { return v > 0 ? "inf" : "-inf" }
-        if v == v.rounded() && abs(v) < 1e16 { return String(format2: v) }
+        // Python prints integral floats with one decimal: 3.0
+        if v == v.rounded() && abs(v) < 1e16 { return String(Int(v)) + ".0" }
         return "\(v)"
     }
 
@@ -126,11 +127,6 @@ public indirect enum JinjaValue: Sendable, Equatable {
 }
 
 extension String {
-    init(format2 value: Double) {
-        // Python prints integral floats with one decimal: 3.0
-        self = String(Int(value)) + ".0"
-    }
-
     func replacingAll(_ target: String, with replacement: String) -> String {
         if target.isEmpty { return self }
         var result = ""

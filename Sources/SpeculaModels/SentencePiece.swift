@@ -99,61 +99,6 @@ struct SentencePiece: Sendable {
         }
     }
 
-    /// Raw views of the lookup tables for the merge loop (no reference counting per lookup).
-    struct Tables {
-        let slots: UnsafePointer<Int32>
-        let slotHashes: UnsafePointer<UInt64>
-        let slotMask: Int
-        let offsets: UnsafePointer<Int>
-        let text: UnsafePointer<UInt8>
-        let scores: UnsafePointer<Float>
-        let byteTokens: UnsafePointer<Int32>
-        let unknown: Int
-
-        @inline(__always)
-        func token(_ bytes: UnsafeBufferPointer<UInt8>) -> Int32? {
-            guard let query = bytes.baseAddress else { return nil }
-            let key = SentencePiece.hash(bytes)
-            var slot = Int(truncatingIfNeeded: key) & slotMask
-            while true {
-                let id = slots[slot]
-                if id < 0 { return nil }
-                if slotHashes[slot] == key {
-                    let start = offsets[Int(id)]
-                    if offsets[Int(id) + 1] - start == bytes.count && memcmp(text + start, query, bytes.count) == 0 {
-                        return id
-                    }
-                }
-                slot = (slot + 1) & slotMask
-            }
-        }
-    }
-
-    /// Runs `body` with raw views of this model's tables.
-    func withTables<R>(_ body: (Tables) -> R) -> R {
-        slots.withUnsafeBufferPointer { slots in
-            slotHashes.withUnsafeBufferPointer { hashes in
-                offsets.withUnsafeBufferPointer { offsets in
-                    tokenText.withUnsafeBufferPointer { text in
-                        scores.withUnsafeBufferPointer { scores in
-                            byteTokens.withUnsafeBufferPointer { byteTokens in
-                                guard let s = slots.baseAddress, let h = hashes.baseAddress,
-                                    let o = offsets.baseAddress,
-                                    let t = text.baseAddress, let sc = scores.baseAddress,
-                                    let b = byteTokens.baseAddress
-                                else { preconditionFailure("empty tokenizer tables") }
-                                return body(
-                                    Tables(
-                                        slots: s, slotHashes: h, slotMask: slotMask, offsets: o, text: t, scores: sc,
-                                        byteTokens: b, unknown: unknown))
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// A direct-mapped memo of lookups of short pieces (≤ 7 bytes, packed exactly into the key with their length,
     /// so a hit is never a collision): natural text asks for the same bigrams again and again, and the 262,144-token
     /// table does not fit in cache. One memo serves one `encode` call.
@@ -174,9 +119,9 @@ struct SentencePiece: Sendable {
         }
 
         @inline(__always)
-        func token(_ bytes: UnsafeBufferPointer<UInt8>, _ tables: Tables) -> Int32? {
+        func token(_ bytes: UnsafeBufferPointer<UInt8>, _ model: SentencePiece) -> Int32? {
             let count = bytes.count
-            if count > 7 { return tables.token(bytes) }
+            if count > 7 { return model.token(bytes) }
             var key = UInt64(count) << 56
             for k in 0..<count { key |= UInt64(bytes[k]) << UInt64(8 * k) }
             let slot = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 50)
@@ -184,7 +129,7 @@ struct SentencePiece: Sendable {
                 let id = ids[slot]
                 return id >= 0 ? id : nil
             }
-            let found = tables.token(bytes)
+            let found = model.token(bytes)
             keys[slot] = key
             ids[slot] = found ?? -1
             return found
@@ -203,12 +148,10 @@ struct SentencePiece: Sendable {
             withUnsafeTemporaryAllocation(of: Int32.self, capacity: 4 * bytes.count) { symbolStorage in
                 // At most one bigram per adjacent pair initially and two per merge: 3n entries.
                 withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 6 * bytes.count + 2) { heapStorage in
-                    withTables { tables in
-                        var merger = Merger(
-                            tables: tables, bytes: bytes, symbols: symbolStorage, heap: heapStorage,
-                            capacity: 3 * bytes.count + 1, memo: memo)
-                        merger.run(into: &output)
-                    }
+                    var merger = Merger(
+                        model: self, bytes: bytes, symbols: symbolStorage, heap: heapStorage,
+                        capacity: 3 * bytes.count + 1, memo: memo)
+                    merger.run(into: &output)
                 }
             }
         }
@@ -217,7 +160,7 @@ struct SentencePiece: Sendable {
     /// The merge loop over flat buffers: symbols as (start, length, previous, next) and a binary max-heap of
     /// bigrams keyed by (score, then smaller left index) in one 64-bit word, with (right, length) beside it.
     struct Merger {
-        let tables: Tables
+        let model: SentencePiece
         let bytes: UnsafeBufferPointer<UInt8>
         let start: UnsafeMutablePointer<Int32>
         let length: UnsafeMutablePointer<Int32>
@@ -231,10 +174,10 @@ struct SentencePiece: Sendable {
         var symbolCount = 0
 
         init(
-            tables: Tables, bytes: UnsafeBufferPointer<UInt8>, symbols: UnsafeMutableBufferPointer<Int32>,
+            model: SentencePiece, bytes: UnsafeBufferPointer<UInt8>, symbols: UnsafeMutableBufferPointer<Int32>,
             heap: UnsafeMutableBufferPointer<UInt64>, capacity: Int, memo: LookupMemo
         ) {
-            self.tables = tables
+            self.model = model
             self.memo = memo
             self.bytes = bytes
             let n = bytes.count
@@ -296,10 +239,10 @@ struct SentencePiece: Sendable {
             if left < 0 || right < 0 { return }
             let from = Int(start[Int(left)])
             let size = Int(length[Int(left)] + length[Int(right)])
-            guard let id = memo.token(UnsafeBufferPointer(rebasing: bytes[from..<(from + size)]), tables) else {
+            guard let id = memo.token(UnsafeBufferPointer(rebasing: bytes[from..<(from + size)]), model) else {
                 return
             }
-            let key = Self.orderedBits(tables.scores[Int(id)]) << 32 | UInt64(UInt32.max - UInt32(left))
+            let key = Self.orderedBits(model.scores[Int(id)]) << 32 | UInt64(UInt32.max - UInt32(left))
             push(key: key, payload: UInt64(UInt32(right)) << 32 | UInt64(size))
         }
 
@@ -333,12 +276,12 @@ struct SentencePiece: Sendable {
             while index >= 0 {
                 let from = Int(start[index])
                 let piece = UnsafeBufferPointer(rebasing: bytes[from..<(from + Int(length[index]))])
-                if let id = memo.token(piece, tables) {
+                if let id = memo.token(piece, model) {
                     output.append(Int(id))
                 } else {
                     for byte in piece {
-                        let id = tables.byteTokens[Int(byte)]
-                        output.append(id >= 0 ? Int(id) : tables.unknown)
+                        let id = model.byteTokens[Int(byte)]
+                        output.append(id >= 0 ? Int(id) : model.unknown)
                     }
                 }
                 index = Int(next[index])

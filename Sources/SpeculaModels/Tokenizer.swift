@@ -56,7 +56,6 @@ public final class Tokenizer: Sendable {
     public let addEOS: Bool
     public let addSpacePrefix: Bool
 
-    let tokenIndex: [String: Int32]
     let bpe: BytePairEncoding?
     let spm: SentencePiece?
     /// Special tokens matched in raw text: (UTF-8 bytes, id, isControl), longest first.
@@ -129,12 +128,12 @@ public final class Tokenizer: Sendable {
         self.addBOS = addBOS
         self.addEOS = addEOS
         self.addSpacePrefix = addSpacePrefix
-        var index: [String: Int32] = [:]
-        index.reserveCapacity(tokens.count)
-        for (id, text) in tokens.enumerated() where index[text] == nil { index[text] = Int32(id) }
-        tokenIndex = index
         switch model {
         case .bytePairEncoding:
+            // Text → id (the first token with a text wins), for the merge table; SentencePiece has its own table.
+            var index: [String: Int32] = [:]
+            index.reserveCapacity(tokens.count)
+            for (id, text) in tokens.enumerated() where index[text] == nil { index[text] = Int32(id) }
             bpe = try BytePairEncoding(tokens: tokens, tokenIndex: index, merges: merges, unknown: unknown, path: path)
             spm = nil
         case .sentencePiece:
@@ -159,8 +158,9 @@ public final class Tokenizer: Sendable {
         var ends = Set<Int>()
         if let eos { ends.insert(eos) }
         if let eot { ends.insert(eot) }
-        for marker in ["<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>"] {
-            if let id = index[marker], types[Int(id)] == .control { ends.insert(Int(id)) }
+        let markers: Set<String> = ["<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>"]
+        for special in specials where special.control && markers.contains(tokens[special.id]) {
+            ends.insert(special.id)
         }
         endOfGeneration = ends
     }

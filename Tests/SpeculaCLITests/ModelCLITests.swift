@@ -1,11 +1,9 @@
 import Foundation
+import SpeculaTestSupport
 import Testing
 
 enum CLIModels {
-    static let directory: String = {
-        if let path = ProcessInfo.processInfo.environment["SPECULA_MODELS"], !path.isEmpty { return path }
-        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/specula/models").path
-    }()
+    static let directory = TestModels.directory
     static let target = directory + "/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     static let gemma = directory + "/gemma-3-270m-q4_k_m.gguf"
     static let smollm = directory + "/smollm2-135m-instruct-q4_1.gguf"
@@ -15,7 +13,7 @@ enum CLIModels {
     static var present: Bool {
         [target, gemma, smollm, draft].allSatisfy { FileManager.default.fileExists(atPath: $0) }
     }
-    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    static var required: Bool { TestModels.required }
 }
 
 @Suite("specula inspect and tokenize on the pinned models", .enabled(if: CLIModels.present || CLIModels.required))

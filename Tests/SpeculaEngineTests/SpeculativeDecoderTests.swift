@@ -1,14 +1,12 @@
 import Foundation
 import SpeculaEngine
 import SpeculaModels
+import SpeculaTestSupport
 import SpeculaVerify
 import Testing
 
 enum EngineModels {
-    static let directory: String = {
-        if let path = ProcessInfo.processInfo.environment["SPECULA_MODELS"], !path.isEmpty { return path }
-        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/specula/models").path
-    }()
+    static let directory = TestModels.directory
     static let files = [
         "smollm2": "smollm2-135m-instruct-q4_1.gguf",
         "draft": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
@@ -17,7 +15,7 @@ enum EngineModels {
     static var present: Bool {
         files.values.allSatisfy { FileManager.default.fileExists(atPath: directory + "/" + $0) }
     }
-    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    static var required: Bool { TestModels.required }
 
     static func load(_ name: String) throws -> (Transformer, Tokenizer) {
         let file = try GGUFFile(path: directory + "/" + (files[name] ?? ""))

@@ -1,11 +1,9 @@
 import Foundation
 import SpeculaModels
+import SpeculaTestSupport
 
 enum Models {
-    static let directory: String = {
-        if let path = ProcessInfo.processInfo.environment["SPECULA_MODELS"], !path.isEmpty { return path }
-        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/specula/models").path
-    }()
+    static let directory = TestModels.directory
     static let files = [
         "smollm2": "smollm2-135m-instruct-q4_1.gguf",
         "draft": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
@@ -15,8 +13,7 @@ enum Models {
     static var present: Bool {
         files.values.allSatisfy { FileManager.default.fileExists(atPath: directory + "/" + $0) }
     }
-    /// With CI=true a missing model fails the tests instead of skipping them.
-    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    static var required: Bool { TestModels.required }
 
     nonisolated(unsafe) static var loaded: [String: Transformer] = [:]
     static let lock = NSLock()

@@ -1,13 +1,11 @@
 import Foundation
 import SpeculaModels
+import SpeculaTestSupport
 
 /// The pinned model files, fetched by scripts/fetch-models into $SPECULA_MODELS or ~/.cache/specula/models.
 /// Tests that need them are skipped when a file is absent; CI fetches them first, so there they run.
 enum PinnedModels {
-    static let directory: String = {
-        if let path = ProcessInfo.processInfo.environment["SPECULA_MODELS"], !path.isEmpty { return path }
-        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/specula/models").path
-    }()
+    static let directory = TestModels.directory
 
     static let files = [
         "target": "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
@@ -25,6 +23,5 @@ enum PinnedModels {
 
     static var allPresent: Bool { files.keys.allSatisfy { path($0) != nil } }
 
-    /// CI must not skip model tests silently: with CI=true a missing model is a failure, not a skip.
-    static var required: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+    static var required: Bool { TestModels.required }
 }
