@@ -40,7 +40,9 @@ let package = Package(
         // Exact acceptance of each verifier, the optimal acceptance α*, Monte-Carlo estimators.
         .target(name: "SpeculaTheory", dependencies: ["SpeculaVerify"]),
         // CPU compute on buffers: tensor types, scalar reference dequantization (fast kernels come with inference).
-        .target(name: "SpeculaKernels", swiftSettings: kernelSettings),
+        .target(name: "SpeculaKernels", dependencies: ["CSpeculaPrefetch"], swiftSettings: kernelSettings),
+        // A cache prefetch hint for the kernels (Swift has no prefetch intrinsic).
+        .target(name: "CSpeculaPrefetch"),
         // Model files: GGUF (memory-mapped), tokenizers, chat templates.
         .target(name: "SpeculaModels", dependencies: ["SpeculaKernels"]),
         // The speculative engine: drafting, the round, commit and rollback, telemetry.

@@ -28,7 +28,7 @@ public enum FastDot {
     @inline(__always)
     public static func dotRows(
         _ matrix: QuantizedMatrix, row: Int, _ x: QuantizedActivations, first: Int, count: Int,
-        values32: UnsafePointer<Int8>, values256: UnsafePointer<Int8>?, into output: UnsafeMutablePointer<Float>,
+        values32: UnsafePointer<Int8>?, values256: UnsafePointer<Int8>?, into output: UnsafeMutablePointer<Float>,
         stride: Int
     ) {
         #if SPECULA_AVX512
@@ -45,6 +45,7 @@ public enum FastDot {
                     return
                 }
             case .q8_0, .q5_0, .q4_1, .q4_0:
+                guard let values32 else { break }
                 dot32(matrix.type, matrix.row(row), blocks: n / 32, values32, x, first, count, output, stride)
                 return
             default: break
@@ -55,7 +56,7 @@ public enum FastDot {
 
     /// One weight row with one activation row.
     public static func dot(
-        _ matrix: QuantizedMatrix, row: Int, _ x: QuantizedActivations, _ index: Int, values32: UnsafePointer<Int8>,
+        _ matrix: QuantizedMatrix, row: Int, _ x: QuantizedActivations, _ index: Int, values32: UnsafePointer<Int8>?,
         values256: UnsafePointer<Int8>?
     ) -> Float {
         var result: Float = 0

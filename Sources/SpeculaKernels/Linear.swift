@@ -4,20 +4,41 @@ public enum Linear {
     /// `[x.rowCount, matrix.rowCount]`.
     ///
     /// Each weight row is read once per batch (it stays in cache while every activation row uses it), rows are split
-    /// between the pool's workers, and each output element comes from the same ``FastDot`` call whatever the batch
-    /// size: a row of a batched product is bit-identical to the same row computed alone.
+    /// between the pool's workers, and each output element comes from the same kernel call whatever the batch size
+    /// (``PackedMatrix`` when the matrix has a packed copy, otherwise ``FastDot``): a row of a batched product is
+    /// bit-identical to the same row computed alone.
     /// - Complexity: O(rowCount · columnCount · x.rowCount).
     public static func multiply(
         _ matrix: QuantizedMatrix, _ x: QuantizedActivations, bias: UnsafePointer<Float>? = nil,
         into output: UnsafeMutablePointer<Float>, pool: WorkerPool = .shared
     ) {
         precondition(x.columnCount == matrix.columnCount, "activation width \(x.columnCount) ≠ \(matrix.columnCount)")
+        precondition(
+            x.formats.isSuperset(of: matrix.activationFormats), "activations lack the form \(matrix.type) reads")
         let rows = matrix.rowCount
         let batch = x.rowCount
         x.values32.withUnsafeBufferPointer { v32 in
             x.values256.withUnsafeBufferPointer { v256 in
-                guard let values32 = v32.baseAddress else { return }
+                let values32 = v32.baseAddress
                 let values256 = v256.baseAddress
+                if let packed = matrix.packed {
+                    pool.parallelFor(count: packed.groupCount) { range in
+                        for group in range {
+                            let first = group * PackedMatrix.groupRows
+                            packed.multiplyGroup(
+                                group, x, values32: values32, values256: values256, into: output + first,
+                                stride: rows)
+                            if let bias {
+                                for n in 0..<batch {
+                                    for row in first..<(first + PackedMatrix.groupRows) {
+                                        output[n * rows + row] += bias[row]
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    return
+                }
                 pool.parallelFor(count: rows, granularity: 16) { range in
                     for row in range {
                         FastDot.dotRows(

@@ -31,11 +31,35 @@ public enum Ops {
     public static func rope(
         _ x: UnsafeMutablePointer<Float>, dimensions: Int, position: Int, base: Double, style: RopeStyle
     ) {
+        var table = [Float](repeating: 0, count: dimensions)
+        table.withUnsafeMutableBufferPointer { t in
+            guard let t = t.baseAddress else { return }
+            ropeTable(dimensions: dimensions, position: position, base: base, into: t)
+            rope(x, dimensions: dimensions, table: t, style: style)
+        }
+    }
+
+    /// The rotation of one position: `table[2i] = cos θ_i`, `table[2i+1] = sin θ_i`, θ_i = position · base^(−2i/d).
+    /// Computed once per token and shared by its heads; ``rope(_:dimensions:table:style:)`` then rotates each head.
+    public static func ropeTable(
+        dimensions: Int, position: Int, base: Double, into table: UnsafeMutablePointer<Float>
+    ) {
+        for i in 0..<(dimensions / 2) {
+            let theta = Double(position) * pow(base, -2 * Double(i) / Double(dimensions))
+            table[2 * i] = Float(cos(theta))
+            table[2 * i + 1] = Float(sin(theta))
+        }
+    }
+
+    /// Rotates one head by a table from ``ropeTable(dimensions:position:base:into:)``.
+    @inlinable
+    public static func rope(
+        _ x: UnsafeMutablePointer<Float>, dimensions: Int, table: UnsafePointer<Float>, style: RopeStyle
+    ) {
         let half = dimensions / 2
         for i in 0..<half {
-            let theta = Double(position) * pow(base, -2 * Double(i) / Double(dimensions))
-            let c = Float(cos(theta))
-            let s = Float(sin(theta))
+            let c = table[2 * i]
+            let s = table[2 * i + 1]
             let (a, b) = style == .interleaved ? (2 * i, 2 * i + 1) : (i, i + half)
             let x0 = x[a]
             let x1 = x[b]

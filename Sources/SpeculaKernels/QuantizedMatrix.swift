@@ -6,6 +6,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
     public let columnCount: Int
     public let data: UnsafeRawPointer
     public let rowBytes: Int
+    /// The same rows repacked for batched products (``PackedMatrix``), when made with ``packed(pool:)``.
+    public private(set) var packed: PackedMatrix?
 
     public init(type: TensorType, rowCount: Int, columnCount: Int, data: UnsafeRawPointer) {
         precondition(columnCount % type.blockSize == 0)
@@ -17,6 +19,24 @@ public struct QuantizedMatrix: @unchecked Sendable {
     }
 
     public func row(_ index: Int) -> UnsafeRawPointer { data + index * rowBytes }
+
+    /// This matrix with a packed copy of its rows, which ``Linear/multiply(_:_:bias:into:pool:)`` then uses; itself
+    /// unchanged when its type or shape has no packed layout.
+    public func packed(pool: WorkerPool = .shared) -> QuantizedMatrix {
+        var copy = self
+        copy.packed = PackedMatrix(self, pool: pool)
+        return copy
+    }
+
+    /// The quantized activation forms a product with this matrix reads (none for float weights, which use the
+    /// float rows).
+    public var activationFormats: QuantizedActivations.Formats {
+        switch type {
+        case .q4_K, .q5_K, .q6_K: return .blocks256
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return .blocks32
+        default: return []
+        }
+    }
 
     /// Whether the integer kernels serve this type with these row lengths (otherwise rows are dequantized).
     var usesBlocks256: Bool { type == .q4_K || type == .q5_K || type == .q6_K }

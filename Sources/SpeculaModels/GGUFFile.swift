@@ -198,6 +198,9 @@ public final class GGUFFile: @unchecked Sendable {
             rebasing: file.bytes[(dataOffset + tensor.offset)..<(dataOffset + tensor.offset + tensor.byteCount)])
     }
 
+    /// Drops the tensor's pages from resident memory (see ``MappedFile/release(_:)``); its bytes stay readable.
+    public func release(_ tensor: GGUFTensorInfo) { file.release(data(of: tensor)) }
+
     /// The bytes of a named tensor; a missing one is a ``GGUFError``.
     public func data(ofTensorNamed name: String) throws -> (info: GGUFTensorInfo, bytes: UnsafeRawBufferPointer) {
         guard let info = tensor(named: name) else {

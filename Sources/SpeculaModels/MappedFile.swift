@@ -9,6 +9,8 @@
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer
+    /// True for a mapping of a file (whose pages can be dropped and read again), false for an anonymous copy.
+    public let isFileBacked: Bool
 
     /// Why a file could not be mapped.
     public struct OpenError: Error, CustomStringConvertible, Equatable {
@@ -19,6 +21,7 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
+        isFileBacked = true
         let descriptor = open(path, O_RDONLY)
         if descriptor < 0 { throw OpenError(path: path, reason: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
@@ -41,6 +44,7 @@ public final class MappedFile: @unchecked Sendable {
     /// Maps a copy of `data` (for tests and crafted files): the bytes live in an anonymous mapping.
     public init(copying data: [UInt8], name: String = "<memory>") {
         path = name
+        isFileBacked = false
         if data.isEmpty {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
@@ -51,6 +55,18 @@ public final class MappedFile: @unchecked Sendable {
             if let base = source.baseAddress { address.copyMemory(from: base, byteCount: data.count) }
         }
         bytes = UnsafeRawBufferPointer(start: address, count: data.count)
+    }
+
+    /// Drops the whole pages inside `range` from this process's resident memory (for bytes that were copied
+    /// elsewhere and are rarely read again). The mapping stays valid: a later read pages them in from the file.
+    /// Nothing happens for an anonymous copy, whose pages cannot be read again.
+    public func release(_ range: UnsafeRawBufferPointer) {
+        guard isFileBacked, let start = range.baseAddress, range.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lower = (Int(bitPattern: start) + page - 1) / page * page
+        let upper = (Int(bitPattern: start) + range.count) / page * page
+        guard upper > lower, let address = UnsafeMutableRawPointer(bitPattern: lower) else { return }
+        _ = madvise(address, upper - lower, Int32(MADV_DONTNEED))
     }
 
     deinit {

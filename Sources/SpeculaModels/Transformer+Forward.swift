@@ -55,16 +55,19 @@ extension Transformer {
         var projected = [Float](repeating: 0, count: n * d)
         var gate = [Float](repeating: 0, count: n * c.feedForwardLength)
         var up = [Float](repeating: 0, count: n * c.feedForwardLength)
+        var ropeByBase: [Double: [Float]] = [:]
         for (index, layer) in layers.enumerated() {
             normRows(x, layer.attentionNorm, n, d, into: &normed)
-            let input = quantize(normed, n, d)
+            let input = quantize(normed, n, d, for: layer.query, layer.key, layer.value)
             linear(layer.query, input, layer.queryBias, into: &q)
             linear(layer.key, input, layer.keyBias, into: &k)
             linear(layer.value, input, layer.valueBias, into: &v)
             let sliding = c.slidingLayers.contains(index)
             let base = sliding ? (c.slidingRopeBase ?? c.ropeBase) : c.ropeBase
-            prepareHeads(&q, heads: c.headCount, norm: layer.queryNorm, positions: positions, base: base)
-            prepareHeads(&k, heads: c.kvHeadCount, norm: layer.keyNorm, positions: positions, base: base)
+            if ropeByBase[base] == nil { ropeByBase[base] = ropeTables(positions: positions, base: base) }
+            let rope = ropeByBase[base] ?? []
+            prepareHeads(&q, heads: c.headCount, norm: layer.queryNorm, positions: positions, rope: rope)
+            prepareHeads(&k, heads: c.kvHeadCount, norm: layer.keyNorm, positions: positions, rope: rope)
             // Store this batch's keys and values.
             cache.keys[index].withUnsafeMutableBufferPointer { keys in
                 for i in 0..<(n * c.kvWidth) { keys[start * c.kvWidth + i] = k[i] }
@@ -76,19 +79,21 @@ extension Transformer {
                 layer: index, q: q, n: n, prefix: prefix, positions: positions, visibility: visibility, cache: cache,
                 window: sliding ? c.slidingWindow : nil, treeBase: treeBase, cacheVisibility: cacheVisibility,
                 into: &attention)
-            linear(layer.attentionOutput, quantize(attention, n, c.queryWidth), nil, into: &projected)
+            linear(
+                layer.attentionOutput, quantize(attention, n, c.queryWidth, for: layer.attentionOutput), nil,
+                into: &projected)
             if let post = layer.postAttentionNorm { normRows(projected, post, n, d, into: &projected) }
             for i in 0..<(n * d) { x[i] += projected[i] }
 
             normRows(x, layer.feedForwardNorm, n, d, into: &normed)
-            let ffnInput = quantize(normed, n, d)
+            let ffnInput = quantize(normed, n, d, for: layer.gate, layer.up)
             linear(layer.gate, ffnInput, nil, into: &gate)
             linear(layer.up, ffnInput, nil, into: &up)
             switch c.activation {
             case .silu: for i in 0..<gate.count { gate[i] = Ops.silu(gate[i]) * up[i] }
             case .geluTanh: for i in 0..<gate.count { gate[i] = Ops.geluTanh(gate[i]) * up[i] }
             }
-            linear(layer.down, quantize(gate, n, c.feedForwardLength), nil, into: &projected)
+            linear(layer.down, quantize(gate, n, c.feedForwardLength, for: layer.down), nil, into: &projected)
             if let post = layer.postFeedForwardNorm { normRows(projected, post, n, d, into: &projected) }
             for i in 0..<(n * d) { x[i] += projected[i] }
         }
@@ -100,7 +105,7 @@ extension Transformer {
         }
         normRows(final, outputNorm, rows.count, d, into: &final)
         var logits = [Float](repeating: 0, count: rows.count * vocabularySize)
-        linear(output, quantize(final, rows.count, d), nil, into: &logits)
+        linear(output, quantize(final, rows.count, d, for: output), nil, into: &logits)
         return (0..<rows.count).map { Array(logits[($0 * vocabularySize)..<(($0 + 1) * vocabularySize)]) }
     }
 
@@ -119,8 +124,12 @@ extension Transformer {
         }
     }
 
-    func quantize(_ x: [Float], _ n: Int, _ width: Int) -> QuantizedActivations {
-        x.withUnsafeBufferPointer { QuantizedActivations($0, rowCount: n, columnCount: width) }
+    /// The activation rows quantized in the forms that `matrices` read.
+    func quantize(_ x: [Float], _ n: Int, _ width: Int, for matrices: QuantizedMatrix...) -> QuantizedActivations {
+        let formats = matrices.reduce(into: QuantizedActivations.Formats()) { $0.formUnion($1.activationFormats) }
+        return x.withUnsafeBufferPointer {
+            QuantizedActivations($0, rowCount: n, columnCount: width, formats: formats)
+        }
     }
 
     func linear(_ matrix: QuantizedMatrix, _ x: QuantizedActivations, _ bias: [Float]?, into y: inout [Float]) {
@@ -134,23 +143,39 @@ extension Transformer {
         }
     }
 
-    /// Per head: the optional RMSNorm (gemma3), then RoPE at the token's position.
-    func prepareHeads(_ values: inout [Float], heads: Int, norm: [Float]?, positions: [Int], base: Double) {
+    /// The RoPE rotation of each token's position (`[n, headDimension]`, see ``Ops/ropeTable``), computed once
+    /// per forward pass and base and shared by every head and layer.
+    func ropeTables(positions: [Int], base: Double) -> [Float] {
+        let hd = config.headDimension
+        var table = [Float](repeating: 0, count: positions.count * hd)
+        table.withUnsafeMutableBufferPointer { t in
+            guard let t = t.baseAddress else { return }
+            for (i, position) in positions.enumerated() {
+                Ops.ropeTable(dimensions: hd, position: position, base: base, into: t + i * hd)
+            }
+        }
+        return table
+    }
+
+    /// Per head: the optional RMSNorm (gemma3), then RoPE at the token's position (`rope` from ``ropeTables``).
+    func prepareHeads(_ values: inout [Float], heads: Int, norm: [Float]?, positions: [Int], rope: [Float]) {
         let hd = config.headDimension
         let width = heads * hd
         values.withUnsafeMutableBufferPointer { buffer in
-            guard let b = buffer.baseAddress else { return }
-            for (i, position) in positions.enumerated() {
-                for h in 0..<heads {
-                    let head = b + i * width + h * hd
-                    if let norm {
-                        norm.withUnsafeBufferPointer { w in
-                            if let wb = w.baseAddress {
-                                Ops.rmsNorm(head, wb, count: hd, epsilon: config.normEpsilon, into: head)
+            rope.withUnsafeBufferPointer { table in
+                guard let b = buffer.baseAddress, let table = table.baseAddress else { return }
+                for i in positions.indices {
+                    for h in 0..<heads {
+                        let head = b + i * width + h * hd
+                        if let norm {
+                            norm.withUnsafeBufferPointer { w in
+                                if let wb = w.baseAddress {
+                                    Ops.rmsNorm(head, wb, count: hd, epsilon: config.normEpsilon, into: head)
+                                }
                             }
                         }
+                        Ops.rope(head, dimensions: hd, table: table + i * hd, style: config.ropeStyle)
                     }
-                    Ops.rope(head, dimensions: hd, position: position, base: base, style: config.ropeStyle)
                 }
             }
         }

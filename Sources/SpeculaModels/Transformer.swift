@@ -1,5 +1,11 @@
 import SpeculaKernels
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A decoder-only transformer read from a GGUF file: qwen2, llama or gemma3 (see the architecture files).
 ///
 /// One forward pass takes a batch of tokens with any position ids and any visibility among them (a tree: each token
@@ -57,6 +63,20 @@ public final class Transformer: @unchecked Sendable {
             }
             return QuantizedMatrix(type: info.type, rowCount: rows, columnCount: columns, data: base)
         }
+        // Matrices used in products are repacked for batched products (PackedMatrix); the embedding is only read
+        // a row at a time and stays as stored.
+        // SPECULA_PACK=0 keeps the stored layout (for side-by-side measurements).
+        let packs = getenv("SPECULA_PACK").map { String(cString: $0) } != "0"
+        func product(_ name: String, rows: Int, columns: Int) throws -> QuantizedMatrix {
+            let plain = try matrix(name, rows: rows, columns: columns)
+            guard packs else { return plain }
+            let packed = plain.packed(pool: pool)
+            // The stored bytes are not read again for products: resident memory stays about one model's size.
+            if packed.packed != nil, let info = file.tensor(named: name), name != "token_embd.weight" {
+                file.release(info)
+            }
+            return packed
+        }
         func vector(_ name: String, count: Int) throws -> [Float] {
             let info = try tensor(name)
             if info.elementCount != count {
@@ -78,7 +98,8 @@ public final class Transformer: @unchecked Sendable {
         embedding = try matrix("token_embd.weight", rows: vocabularySize, columns: d)
         output =
             file.tensor(named: "output.weight") != nil
-            ? try matrix("output.weight", rows: vocabularySize, columns: d) : embedding
+            ? try product("output.weight", rows: vocabularySize, columns: d)
+            : (packs ? embedding.packed(pool: pool) : embedding)
         outputNorm = try vector("output_norm.weight", count: d)
         var layers: [Layer] = []
         for i in 0..<config.layerCount {
@@ -89,10 +110,10 @@ public final class Transformer: @unchecked Sendable {
             layers.append(
                 Layer(
                     attentionNorm: try vector(p + "attn_norm.weight", count: d),
-                    query: try matrix(p + "attn_q.weight", rows: q, columns: d),
-                    key: try matrix(p + "attn_k.weight", rows: kv, columns: d),
-                    value: try matrix(p + "attn_v.weight", rows: kv, columns: d),
-                    attentionOutput: try matrix(p + "attn_output.weight", rows: d, columns: q),
+                    query: try product(p + "attn_q.weight", rows: q, columns: d),
+                    key: try product(p + "attn_k.weight", rows: kv, columns: d),
+                    value: try product(p + "attn_v.weight", rows: kv, columns: d),
+                    attentionOutput: try product(p + "attn_output.weight", rows: d, columns: q),
                     queryBias: config.hasQKVBias ? try vector(p + "attn_q.bias", count: q) : nil,
                     keyBias: config.hasQKVBias ? try vector(p + "attn_k.bias", count: kv) : nil,
                     valueBias: config.hasQKVBias ? try vector(p + "attn_v.bias", count: kv) : nil,
@@ -101,9 +122,9 @@ public final class Transformer: @unchecked Sendable {
                     postAttentionNorm: config.hasPostNorms
                         ? try vector(p + "post_attention_norm.weight", count: d) : nil,
                     feedForwardNorm: try vector(p + "ffn_norm.weight", count: d),
-                    gate: try matrix(p + "ffn_gate.weight", rows: config.feedForwardLength, columns: d),
-                    up: try matrix(p + "ffn_up.weight", rows: config.feedForwardLength, columns: d),
-                    down: try matrix(p + "ffn_down.weight", rows: d, columns: config.feedForwardLength),
+                    gate: try product(p + "ffn_gate.weight", rows: config.feedForwardLength, columns: d),
+                    up: try product(p + "ffn_up.weight", rows: config.feedForwardLength, columns: d),
+                    down: try product(p + "ffn_down.weight", rows: d, columns: config.feedForwardLength),
                     postFeedForwardNorm: config.hasPostNorms ? try vector(p + "post_ffw_norm.weight", count: d) : nil))
         }
         self.layers = layers

@@ -131,3 +131,62 @@ struct DotKernelTests {
         #expect(all.scales256[3] == last.scales256[0])
     }
 }
+
+@Suite("Packed matrices: interleaved rows against the scalar reference")
+struct PackedMatrixTests {
+    static let types: [TensorType] = [.q4_K, .q6_K, .q8_0, .q5_0]
+
+    /// Every output of a packed product agrees with ``ReferenceDot`` to `PackedMatrix.tolerance` of Σ|w·x|, and a
+    /// token's row of a 40-token product (two token tiles) is bit-identical to that token multiplied alone.
+    @Test(arguments: types)
+    func packedProductMatchesReference(type: TensorType) throws {
+        guard PackedMatrix.supports(type) else { return }
+        let rows = 48
+        let columns = 768
+        let tokens = 40
+        let weights = randomBlocks(type, rows: rows, columns: columns, seed: 100 + UInt64(type.rawValue))
+        let input = randomActivations(rows: tokens, columns: columns, seed: 17)
+        let x = input.withUnsafeBufferPointer { QuantizedActivations($0, rowCount: tokens, columnCount: columns) }
+        try weights.withUnsafeBytes { raw in
+            let plain = QuantizedMatrix(type: type, rowCount: rows, columnCount: columns, data: raw.baseAddress!)
+            let matrix = plain.packed()
+            let packed = try #require(matrix.packed)
+            #expect(packed.groupCount == 3)
+            var output = [Float](repeating: .nan, count: tokens * rows)
+            output.withUnsafeMutableBufferPointer { Linear.multiply(matrix, x, into: $0.baseAddress!) }
+            for token in 0..<tokens {
+                for row in 0..<rows {
+                    let reference = ReferenceDot.dot(plain, row: row, x, token)
+                    let w = Dequantize.row(type, plain.row(row), elementCount: columns)
+                    var magnitude: Float = 0
+                    for k in 0..<columns { magnitude += abs(w[k] * input[token * columns + k]) }
+                    let got = output[token * rows + row]
+                    #expect(
+                        abs(got - reference) <= PackedMatrix.tolerance * magnitude,
+                        "\(type) row \(row) token \(token): \(got) vs \(reference)")
+                }
+            }
+            for token in [0, 5, 33, 39] {
+                let alone = Array(input[(token * columns)..<((token + 1) * columns)]).withUnsafeBufferPointer {
+                    QuantizedActivations($0, rowCount: 1, columnCount: columns)
+                }
+                var single = [Float](repeating: .nan, count: rows)
+                single.withUnsafeMutableBufferPointer { Linear.multiply(matrix, alone, into: $0.baseAddress!) }
+                #expect(single == Array(output[(token * rows)..<((token + 1) * rows)]), "\(type) token \(token)")
+            }
+        }
+    }
+
+    @Test func shapesWithoutALayoutStayUnpacked() {
+        let weights = randomBlocks(.q4_K, rows: 20, columns: 256, seed: 1)
+        weights.withUnsafeBytes { raw in
+            let matrix = QuantizedMatrix(type: .q4_K, rowCount: 20, columnCount: 256, data: raw.baseAddress!)
+            #expect(matrix.packed().packed == nil)
+        }
+        let f32 = randomBlocks(.f32, rows: 16, columns: 32, seed: 1)
+        f32.withUnsafeBytes { raw in
+            let matrix = QuantizedMatrix(type: .f32, rowCount: 16, columnCount: 32, data: raw.baseAddress!)
+            #expect(matrix.packed().packed == nil)
+        }
+    }
+}
