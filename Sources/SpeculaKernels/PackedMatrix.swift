@@ -243,10 +243,10 @@ public final class PackedMatrix: @unchecked Sendable {
         #if SPECULA_AVX512
             precondition(x.columnCount == columnCount)
             withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.tokenTile * 32 + 16) { scratch in
-                guard let scratch = scratch.baseAddress else { return }
                 // 64-byte aligned: the float accumulators of the tile's tokens, then their integer sums.
-                let aligned = UnsafeMutableRawPointer(
-                    bitPattern: (Int(bitPattern: scratch) + 63) & ~63)!
+                guard let scratch = scratch.baseAddress,
+                    let aligned = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: scratch) + 63) & ~63)
+                else { return }
                 let floats = aligned.assumingMemoryBound(to: Float.self)
                 let integers = aligned + Self.tokenTile * 64
                 var first = 0

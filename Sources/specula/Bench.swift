@@ -329,7 +329,9 @@ struct BenchKernels: ParsableCommand {
                     for (label, matrix) in [("packed", packed), ("stored", plain)]
                     where label == "stored" || packed.packed != nil {
                         let start = DispatchTime.now().uptimeNanoseconds
-                        output.withUnsafeMutableBufferPointer { Linear.multiply(matrix, x, into: $0.baseAddress!) }
+                        output.withUnsafeMutableBufferPointer { out in
+                            if let base = out.baseAddress { Linear.multiply(matrix, x, into: base) }
+                        }
                         let time = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                         if run > 0 { times[label, default: []].append(time) }
                     }
