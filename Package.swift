@@ -4,7 +4,8 @@ import PackageDescription
 
 /// Vector kernels: a Swift package is built on the machine that runs it, so the kernels use that machine's CPU. This
 /// is the one place the choice is made: AVX-512 VNNI kernels when /proc/cpuinfo lists the features (and
-/// SPECULA_PORTABLE is not set), the portable scalar kernels otherwise.
+/// SPECULA_PORTABLE is not set), the portable scalar kernels otherwise. The model target gets the same flags: the
+/// SIMD code it runs (attention, norms, and the inlined `Ops`) is compiled for the vector width they enable.
 let cpuFlags =
     (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
     .first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
@@ -44,7 +45,8 @@ let package = Package(
         // A cache prefetch hint for the kernels (Swift has no prefetch intrinsic).
         .target(name: "CSpeculaPrefetch"),
         // Model files: GGUF (memory-mapped), tokenizers, chat templates.
-        .target(name: "SpeculaModels", dependencies: ["SpeculaKernels"]),
+        .target(
+            name: "SpeculaModels", dependencies: ["SpeculaKernels", "CSpeculaPrefetch"], swiftSettings: kernelSettings),
         // The speculative engine: drafting, the round, commit and rollback, telemetry.
         .target(name: "SpeculaEngine", dependencies: ["SpeculaVerify", "SpeculaModels", "SpeculaKernels"]),
         // The command-line tool: parse, validate, call the libraries, print.

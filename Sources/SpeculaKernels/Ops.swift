@@ -90,12 +90,67 @@ public enum Ops {
                 * rb.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
             k += 16
         }
-        var total = acc.sum()
+        var total = treeSum(acc)
         while k < count {
             total += a[k] * b[k]
             k += 1
         }
         return total
+    }
+
+    /// The sum of 16 lanes by halves (8 + 8, 4 + 4, 2 + 2, 1 + 1): four vector additions instead of the 15
+    /// dependent scalar additions of an in-order sum; the same fixed order every time.
+    @inlinable
+    public static func treeSum(_ v: SIMD16<Float>) -> Float {
+        let s8 = v.lowHalf + v.highHalf
+        let s4 = s8.lowHalf + s8.highHalf
+        let s2 = s4.lowHalf + s4.highHalf
+        return s2[0] + s2[1]
+    }
+
+    /// e^x in 16 lanes: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 split in two parts), e^r by its degree-6 Taylor
+    /// polynomial (relative error below 2·10⁻⁷ on that range, about one float ulp), times 2^n built in the exponent
+    /// bits. Lanes below −87 (including −∞) give 0; the result never overflows for x ≤ 88.
+    @inlinable
+    public static func exp16(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let clamped = x.clamped(lowerBound: SIMD16(repeating: -87), upperBound: SIMD16(repeating: 88))
+        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+        var r = clamped - n * 0.693_145_75
+        r = r - n * 1.428_606_8e-6
+        var p = SIMD16<Float>(repeating: 1.0 / 720)
+        p = p * r + 1.0 / 120
+        p = p * r + 1.0 / 24
+        p = p * r + 1.0 / 6
+        p = p * r + 0.5
+        p = p * r + 1
+        p = p * r + 1
+        let exponent = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        let result = p * unsafeBitCast(exponent, to: SIMD16<Float>.self)
+        return result.replacing(with: 0, where: x .< -87)
+    }
+
+    /// Softmax numerators in place: `x[k] = e^(x[k] − maximum)` over `count` values, 16 at a time (the last chunk
+    /// padded with −∞); returns their sum, accumulated lane-wise and reduced by ``treeSum(_:)``. The result for each
+    /// value depends only on the values and their count, never on where the array came from.
+    public static func exponentiate(_ x: UnsafeMutablePointer<Float>, count: Int, maximum: Float) -> Float {
+        var total = SIMD16<Float>()
+        let m = SIMD16<Float>(repeating: maximum)
+        var k = 0
+        let raw = UnsafeMutableRawPointer(x)
+        while k + 16 <= count {
+            let e = exp16(raw.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self) - m)
+            raw.storeBytes(of: e, toByteOffset: 4 * k, as: SIMD16<Float>.self)
+            total += e
+            k += 16
+        }
+        if k < count {
+            var tail = SIMD16<Float>(repeating: -.infinity)
+            for j in 0..<(count - k) { tail[j] = x[k + j] }
+            let e = exp16(tail - m)
+            for j in 0..<(count - k) { x[k + j] = e[j] }
+            total += e
+        }
+        return treeSum(total)
     }
 
     /// `y += scale · x` over `count` values.

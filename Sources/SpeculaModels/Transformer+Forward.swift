@@ -1,3 +1,4 @@
+import CSpeculaPrefetch
 import SpeculaKernels
 
 #if canImport(Glibc)
@@ -231,6 +232,14 @@ extension Transformer {
                                         guard let sb = scoreBuffer.baseAddress else { return }
                                         for (r, row) in rows.enumerated() {
                                             let key = kb + row * kvWidth + kvHead * hd
+                                            // The rows are read once, with a stride of a whole cache row: hint the
+                                            // one 8 ahead so that several are in flight.
+                                            if r + 8 < count {
+                                                let ahead = kb + rows[r + 8] * kvWidth + kvHead * hd
+                                                for line in Swift.stride(from: 0, to: hd, by: 16) {
+                                                    specula_prefetch(ahead + line)
+                                                }
+                                            }
                                             for g in 0..<group {
                                                 let query = qb + i * queryWidth + (kvHead * group + g) * hd
                                                 sb[g * count + r] = Ops.dot(query, key, count: hd) * scale
@@ -241,18 +250,19 @@ extension Transformer {
                                             let headScores = sb + g * count
                                             var maximum = -Float.infinity
                                             for r in 0..<count { maximum = max(maximum, headScores[r]) }
-                                            var total: Float = 0
-                                            for r in 0..<count {
-                                                let e = exp(headScores[r] - maximum)
-                                                headScores[r] = e
-                                                total += e
-                                            }
+                                            let total = Ops.exponentiate(headScores, count: count, maximum: maximum)
                                             inverses[g] = 1 / total
                                             let result = ob + i * queryWidth + (kvHead * group + g) * hd
                                             for k in 0..<hd { result[k] = 0 }
                                         }
                                         for (r, row) in rows.enumerated() {
                                             let value = vb + row * kvWidth + kvHead * hd
+                                            if r + 8 < count {
+                                                let ahead = vb + rows[r + 8] * kvWidth + kvHead * hd
+                                                for line in Swift.stride(from: 0, to: hd, by: 16) {
+                                                    specula_prefetch(ahead + line)
+                                                }
+                                            }
                                             for g in 0..<group {
                                                 let result = ob + i * queryWidth + (kvHead * group + g) * hd
                                                 Ops.addScaled(
