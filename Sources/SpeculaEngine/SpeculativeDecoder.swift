@@ -1,3 +1,4 @@
+import SpeculaKernels
 import SpeculaModels
 import SpeculaVerify
 
@@ -33,6 +34,10 @@ public final class SpeculativeDecoder {
     /// Draft-cache rows missing before the root (a fully accepted chain's last draft was never fed).
     var draftBacklog: [Int] = []
     public private(set) var telemetry = Telemetry()
+    /// Chains only: stop drafting when the draft's own most likely next token has probability below this (its
+    /// softmax at temperature 1, before any sampling setting). 0 drafts `depth` tokens every round. The choice
+    /// depends on the draft side alone, so verification stays exact; not used with block verification.
+    public var draftStop: Double = 0
 
     /// Counts of one generation.
     public struct Telemetry: Sendable {
@@ -40,6 +45,19 @@ public final class SpeculativeDecoder {
         public var draftedTokens = 0
         public var acceptedTokens = 0
         public var emittedTokens = 0
+        /// Wall time in draft forward passes and sampling, in the target's forward pass, and in whole rounds.
+        public var draftSeconds = 0.0
+        public var verifySeconds = 0.0
+        public var roundSeconds = 0.0
+        /// Chains cut short by `draftStop`.
+        public var stoppedEarly = 0
+        /// Accepted draft tokens by depth: `acceptedAtDepth[k]` counts rounds that accepted a (k+1)-th token,
+        /// `draftedAtDepth[k]` rounds that drafted one.
+        public var acceptedAtDepth: [Int] = []
+        public var draftedAtDepth: [Int] = []
+        public init() {}
+        /// Time outside both forward passes: verification walk, processing, commits.
+        public var otherSeconds: Double { max(0, roundSeconds - draftSeconds - verifySeconds) }
         /// Tokens per target pass, bonus and correction included.
         public var tokensPerStep: Double { rounds == 0 ? 0 : Double(emittedTokens) / Double(rounds) }
         public var acceptanceRate: Double { draftedTokens == 0 ? 0 : Double(acceptedTokens) / Double(draftedTokens) }
@@ -123,6 +141,8 @@ public final class SpeculativeDecoder {
     }
 
     func chainRound() throws -> [Int] {
+        let roundStart = ContinuousClock.now
+        defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
         let prefix = targetCache.length
         // The root and at least one draft must fit.
         let room = targetCache.capacity - prefix - 1
@@ -133,8 +153,17 @@ public final class SpeculativeDecoder {
         var draftVectors: [[Double]] = []
         var feed = draftBacklog + [root]
         draftBacklog = []
+        let draftStart = ContinuousClock.now
         for position in 0..<gamma {
             let logits = try draft.forward(tokens: feed, cache: draftCache)[0]
+            // A draft unsure of its next token (after the first) ends the chain: that token would rarely be kept.
+            if position > 0 && draftStop > 0 && verifier != .block
+                && Double(Ops.maximumProbability(logits)) < draftStop
+            {
+                telemetry.stoppedEarly += 1
+                // The last draft was fed: its row stays in the draft cache like an unfed one would not.
+                break
+            }
             let q = try process(logits, path: drafts)
             let token =
                 settings.isGreedy
@@ -144,9 +173,14 @@ public final class SpeculativeDecoder {
             feed = [token]
             if position == gamma - 1 { break }
         }
+        telemetry.draftSeconds += Self.seconds(since: draftStart)
+        let fedAll = drafts.count == gamma  // the last draft was never fed to the draft model
+        let drafted = drafts.count
         // 2. One target pass over the root and the drafts.
         let nodes = [root] + drafts
+        let verifyStart = ContinuousClock.now
         let logits = try target.forward(tokens: nodes, cache: targetCache, logitRows: Array(nodes.indices))
+        telemetry.verifySeconds += Self.seconds(since: verifyStart)
         let targetVectors = try logits.indices.map { try process(logits[$0], path: Array(drafts.prefix($0))) }
         // 3. Verify.
         var tree = DraftTree(rootToken: root)
@@ -172,17 +206,32 @@ public final class SpeculativeDecoder {
         // 4. Commit the accepted path in both caches; the last emitted token is the next root.
         let accepted = result.acceptedNodes.count
         targetCache.commit(prefix: prefix, kept: Array(0...accepted))
-        // The draft holds rows for the root and drafts 1…γ−1 at the same positions as the target.
-        draftCache.commit(prefix: prefix, kept: Array(0...min(accepted, gamma - 1)))
-        if accepted == gamma { draftBacklog = [drafts[gamma - 1]] }
+        // The draft holds rows for the root and the drafts it was fed: all but the last of a full chain, all of a
+        // chain cut short (the stopping step fed the last one), at the same positions as the target.
+        let fed = fedAll ? drafted - 1 : drafted
+        draftCache.commit(prefix: prefix, kept: Array(0...min(accepted, fed)))
+        if accepted > fed { draftBacklog = [drafts[drafted - 1]] }
+        for k in 0..<drafted {
+            if telemetry.draftedAtDepth.count <= k {
+                telemetry.draftedAtDepth.append(0)
+                telemetry.acceptedAtDepth.append(0)
+            }
+            telemetry.draftedAtDepth[k] += 1
+            if k < accepted { telemetry.acceptedAtDepth[k] += 1 }
+        }
         let emitted = result.emittedTokens
         root = emitted[emitted.count - 1]
         history += emitted
         telemetry.rounds += 1
-        telemetry.draftedTokens += gamma
+        telemetry.draftedTokens += drafted
         telemetry.acceptedTokens += accepted
         telemetry.emittedTokens += emitted.count
         return emitted
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     }
 
     /// A tree round: draft level by level (one draft pass per level over the nodes to expand, each seeing the
@@ -194,6 +243,9 @@ public final class SpeculativeDecoder {
         if prefix + topology.nodeCount > targetCache.capacity {
             throw ModelError.contextOverflow(needed: prefix + topology.nodeCount, capacity: targetCache.capacity)
         }
+        let roundStart = ContinuousClock.now
+        defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
+        let draftStart = ContinuousClock.now
         var draftTree = DraftTree(rootToken: root)
         var draftRow: [Int: Int] = [:]  // drafted node → its row in the draft cache
         var paths: [[Int]] = [[]]  // tokens after the root, per drafted node
@@ -235,11 +287,14 @@ public final class SpeculativeDecoder {
             }
             level = next
         }
+        telemetry.draftSeconds += Self.seconds(since: draftStart)
         // One target pass over the tree.
         let count = draftTree.nodeCount
+        let verifyStart = ContinuousClock.now
         let logits = try target.forward(
             tokens: draftTree.tokens, positions: draftTree.depths.map { prefix + $0 },
             visibility: (0..<count).map { ancestors[$0] + [$0] }, cache: targetCache, logitRows: Array(0..<count))
+        telemetry.verifySeconds += Self.seconds(since: verifyStart)
         let targetVectors = try (0..<count).map { try process(logits[$0], path: paths[$0]) }
         let result: TreeWalkResult
         if settings.isGreedy {
@@ -263,6 +318,15 @@ public final class SpeculativeDecoder {
         telemetry.rounds += 1
         telemetry.draftedTokens += count - 1
         telemetry.acceptedTokens += result.acceptedNodes.count
+        let depthReached = draftTree.depths.max() ?? 0
+        for k in 0..<depthReached {
+            if telemetry.draftedAtDepth.count <= k {
+                telemetry.draftedAtDepth.append(0)
+                telemetry.acceptedAtDepth.append(0)
+            }
+            telemetry.draftedAtDepth[k] += 1
+            if k < result.acceptedNodes.count { telemetry.acceptedAtDepth[k] += 1 }
+        }
         telemetry.emittedTokens += emitted.count
         return emitted
     }

@@ -124,8 +124,10 @@ public enum Ops {
         p = p * r + 0.5
         p = p * r + 1
         p = p * r + 1
-        let exponent = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        let result = p * unsafeBitCast(exponent, to: SIMD16<Float>.self)
+        // 2^n from the bits of n + 1.5·2^23 (whose low mantissa bits hold n + 127 once 127 is added too): vector
+        // integer operations only, no per-lane conversion.
+        let biased = unsafeBitCast(n + 12_583_039, to: SIMD16<Int32>.self) &- 0x4B40_0000
+        let result = p * unsafeBitCast(biased &<< 23, to: SIMD16<Float>.self)
         return result.replacing(with: 0, where: x .< -87)
     }
 
@@ -151,6 +153,30 @@ public enum Ops {
             total += e
         }
         return treeSum(total)
+    }
+
+    /// The largest softmax probability of `logits` (temperature 1): 1 / Σ e^(x − max), the sum in 16 lanes.
+    public static func maximumProbability(_ logits: [Float]) -> Float {
+        logits.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress, !buffer.isEmpty else { return 0 }
+            var maximum = -Float.infinity
+            for value in buffer { maximum = max(maximum, value) }
+            if maximum == -.infinity { return 0 }
+            let m = SIMD16<Float>(repeating: maximum)
+            var total = SIMD16<Float>()
+            var k = 0
+            let raw = UnsafeRawPointer(base)
+            while k + 16 <= buffer.count {
+                total += exp16(raw.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self) - m)
+                k += 16
+            }
+            var sum = treeSum(total)
+            while k < buffer.count {
+                sum += exp16(SIMD16(repeating: base[k] - maximum))[0]
+                k += 1
+            }
+            return 1 / sum
+        }
     }
 
     /// `y += scale · x` over `count` values.

@@ -134,4 +134,29 @@ public final class WorkerPool: @unchecked Sendable {
             if lower < upper { body(lower..<upper) }
         }
     }
+
+    /// Like ``parallelFor(count:granularity:_:)`` but balanced at run time: workers take chunks of `chunk`
+    /// elements from a shared counter until none are left, so a worker that started late or runs on a busier core
+    /// does less. Which worker runs a chunk varies; what each element computes must not depend on it.
+    public func parallelForBalanced(count: Int, chunk: Int, _ body: @escaping (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let chunk = max(1, chunk)
+        if threadCount == 1 || count <= chunk {
+            body(0..<count)
+            return
+        }
+        let cursor = Cursor()
+        runOnEachWorker { _ in
+            while true {
+                let lower = cursor.next.add(chunk, ordering: .relaxed).oldValue
+                if lower >= count { return }
+                body(lower..<min(lower + chunk, count))
+            }
+        }
+    }
+}
+
+/// The shared position of a balanced loop.
+private final class Cursor: Sendable {
+    let next = Atomic<Int>(0)
 }

@@ -48,6 +48,26 @@ public final class Tokenizer: Sendable {
     public let model: Model
     public let tokens: [String]
     public let types: [TokenType]
+
+    /// Token ranges for a reduced draft vocabulary: ids below `count` (byte-level BPE vocabularies are ordered by
+    /// merge rank, so low ids are the common pieces) and every control or user-defined token above (end-of-turn
+    /// and end-of-text markers sit at the end of the vocabulary), as ascending disjoint ranges for
+    /// ``Transformer/restrictOutput(to:)``.
+    public func draftVocabulary(first count: Int) -> [Range<Int>] {
+        let head = min(max(count, 0), types.count)
+        var ranges: [Range<Int>] = head > 0 ? [0..<head] : []
+        var id = head
+        while id < types.count {
+            guard types[id] == .control || types[id] == .userDefined else {
+                id += 1
+                continue
+            }
+            let start = id
+            while id < types.count && (types[id] == .control || types[id] == .userDefined) { id += 1 }
+            ranges.append(start..<id)
+        }
+        return ranges
+    }
     public let bos: Int?
     public let eos: Int?
     /// End-of-turn / end-of-generation tokens: EOS, EOT and the chat end markers the vocabulary defines.

@@ -76,10 +76,17 @@ extension Transformer {
             cache.values[index].withUnsafeMutableBufferPointer { values in
                 for i in 0..<(n * c.kvWidth) { values[start * c.kvWidth + i] = v[i] }
             }
-            attend(
-                layer: index, q: q, n: n, prefix: prefix, positions: positions, visibility: visibility, cache: cache,
-                window: sliding ? c.slidingWindow : nil, treeBase: treeBase, cacheVisibility: cacheVisibility,
-                into: &attention)
+            let window = sliding ? c.slidingWindow : nil
+            if window == nil && n > 1 && c.kvHeadCount >= pool.threadCount {
+                attendShared(
+                    layer: index, q: q, n: n, prefix: prefix, visibility: visibility, cache: cache,
+                    treeBase: treeBase, cacheVisibility: cacheVisibility, into: &attention)
+            } else {
+                attend(
+                    layer: index, q: q, n: n, prefix: prefix, positions: positions, visibility: visibility,
+                    cache: cache, window: window, treeBase: treeBase, cacheVisibility: cacheVisibility,
+                    into: &attention)
+            }
             linear(
                 layer.attentionOutput, quantize(attention, n, c.queryWidth, for: layer.attentionOutput), nil,
                 into: &projected)
@@ -105,9 +112,23 @@ extension Transformer {
             for i in 0..<d { final[slot * d + i] = x[row * d + i] }
         }
         normRows(final, outputNorm, rows.count, d, into: &final)
-        var logits = [Float](repeating: 0, count: rows.count * vocabularySize)
-        linear(output, quantize(final, rows.count, d, for: output), nil, into: &logits)
-        return (0..<rows.count).map { Array(logits[($0 * vocabularySize)..<(($0 + 1) * vocabularySize)]) }
+        let parts = outputParts
+        if parts.count == 1, parts[0].tokens == 0..<vocabularySize {
+            var logits = [Float](repeating: 0, count: rows.count * vocabularySize)
+            linear(output, quantize(final, rows.count, d, for: output), nil, into: &logits)
+            return (0..<rows.count).map { Array(logits[($0 * vocabularySize)..<(($0 + 1) * vocabularySize)]) }
+        }
+        // A restricted output: each part's rows, the rest −∞.
+        var result = [[Float]](repeating: [Float](repeating: -.infinity, count: vocabularySize), count: rows.count)
+        for part in parts {
+            let width = part.tokens.count
+            var logits = [Float](repeating: 0, count: rows.count * width)
+            linear(part.matrix, quantize(final, rows.count, d, for: part.matrix), nil, into: &logits)
+            for slot in 0..<rows.count {
+                for k in 0..<width { result[slot][part.tokens.lowerBound + k] = logits[slot * width + k] }
+            }
+        }
+        return result
     }
 
     func normRows(_ x: [Float], _ weight: [Float], _ n: Int, _ width: Int, into y: inout [Float]) {
@@ -267,6 +288,121 @@ extension Transformer {
                                                 let result = ob + i * queryWidth + (kvHead * group + g) * hd
                                                 Ops.addScaled(
                                                     value, sb[g * count + r] * inverses[g], count: hd, into: result)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// ``attend(layer:q:n:prefix:positions:visibility:cache:window:treeBase:cacheVisibility:into:)`` for a batch
+    /// without a sliding window: every token sees the rows before `treeBase`, so each of those key and value rows is
+    /// read once for all the batch's queries (one work item per key-value head) instead of once per token. Each
+    /// token's arithmetic is the same as there — the same rows in the same order, the same dot products, softmax and
+    /// value sums — so the results are bit-identical.
+    func attendShared(
+        layer: Int, q: [Float], n: Int, prefix: Int, visibility: [[Int]], cache: KVCache, treeBase: Int,
+        cacheVisibility: [[Int]], into output: inout [Float]
+    ) {
+        let c = config
+        let hd = c.headDimension
+        let group = c.headCount / c.kvHeadCount
+        let scale = c.attentionScale
+        let kvWidth = c.kvWidth
+        let queryWidth = c.queryWidth
+        // Rows after the shared ones, per token: its tree rows in the cache, then its visible batch rows.
+        let extra = (0..<n).map { cacheVisibility[$0] + visibility[$0].map { prefix + $0 } }
+        let widths = extra.map { treeBase + $0.count }
+        var offsets = [Int](repeating: 0, count: n + 1)
+        for i in 0..<n { offsets[i + 1] = offsets[i] + group * widths[i] }
+        q.withUnsafeBufferPointer { qs in
+            cache.keys[layer].withUnsafeBufferPointer { keys in
+                cache.values[layer].withUnsafeBufferPointer { values in
+                    output.withUnsafeMutableBufferPointer { out in
+                        guard let qb = qs.baseAddress, let kb = keys.baseAddress, let vb = values.baseAddress,
+                            let ob = out.baseAddress
+                        else { return }
+                        pool.parallelFor(count: c.kvHeadCount) { range in
+                            var scores = [Float](repeating: 0, count: offsets[n])
+                            var inverses = [Float](repeating: 0, count: n * group)
+                            scores.withUnsafeMutableBufferPointer { scoreBuffer in
+                                guard let sb = scoreBuffer.baseAddress else { return }
+                                for kvHead in range {
+                                    func query(_ i: Int, _ g: Int) -> UnsafePointer<Float> {
+                                        qb + i * queryWidth + (kvHead * group + g) * hd
+                                    }
+                                    func result(_ i: Int, _ g: Int) -> UnsafeMutablePointer<Float> {
+                                        ob + i * queryWidth + (kvHead * group + g) * hd
+                                    }
+                                    // Scores: shared rows for every token, then each token's own rows.
+                                    for row in 0..<treeBase {
+                                        let key = kb + row * kvWidth + kvHead * hd
+                                        if row + 8 < treeBase {
+                                            let ahead = key + 8 * kvWidth
+                                            for line in Swift.stride(from: 0, to: hd, by: 16) {
+                                                specula_prefetch(ahead + line)
+                                            }
+                                        }
+                                        for i in 0..<n {
+                                            for g in 0..<group {
+                                                sb[offsets[i] + g * widths[i] + row] =
+                                                    Ops.dot(query(i, g), key, count: hd) * scale
+                                            }
+                                        }
+                                    }
+                                    for i in 0..<n {
+                                        for (e, row) in extra[i].enumerated() {
+                                            let key = kb + row * kvWidth + kvHead * hd
+                                            for g in 0..<group {
+                                                sb[offsets[i] + g * widths[i] + treeBase + e] =
+                                                    Ops.dot(query(i, g), key, count: hd) * scale
+                                            }
+                                        }
+                                    }
+                                    // Softmax per token and head.
+                                    for i in 0..<n {
+                                        for g in 0..<group {
+                                            let headScores = sb + offsets[i] + g * widths[i]
+                                            var maximum = -Float.infinity
+                                            for r in 0..<widths[i] { maximum = max(maximum, headScores[r]) }
+                                            let total = Ops.exponentiate(
+                                                headScores, count: widths[i], maximum: maximum)
+                                            inverses[i * group + g] = 1 / total
+                                            let target = result(i, g)
+                                            for k in 0..<hd { target[k] = 0 }
+                                        }
+                                    }
+                                    // Values in the same row order.
+                                    for row in 0..<treeBase {
+                                        let value = vb + row * kvWidth + kvHead * hd
+                                        if row + 8 < treeBase {
+                                            let ahead = value + 8 * kvWidth
+                                            for line in Swift.stride(from: 0, to: hd, by: 16) {
+                                                specula_prefetch(ahead + line)
+                                            }
+                                        }
+                                        for i in 0..<n {
+                                            for g in 0..<group {
+                                                Ops.addScaled(
+                                                    value,
+                                                    sb[offsets[i] + g * widths[i] + row] * inverses[i * group + g],
+                                                    count: hd, into: result(i, g))
+                                            }
+                                        }
+                                    }
+                                    for i in 0..<n {
+                                        for (e, row) in extra[i].enumerated() {
+                                            let value = vb + row * kvWidth + kvHead * hd
+                                            for g in 0..<group {
+                                                Ops.addScaled(
+                                                    value,
+                                                    sb[offsets[i] + g * widths[i] + treeBase + e]
+                                                        * inverses[i * group + g], count: hd, into: result(i, g))
                                             }
                                         }
                                     }

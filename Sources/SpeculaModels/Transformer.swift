@@ -19,6 +19,11 @@ public final class Transformer: @unchecked Sendable {
     public let vocabularySize: Int
     let embedding: QuantizedMatrix
     let output: QuantizedMatrix
+    /// The output rows computed, as (token ids, their matrix): the whole vocabulary unless restricted with
+    /// ``restrictOutput(to:)``.
+    private(set) var outputParts: [(tokens: Range<Int>, matrix: QuantizedMatrix)] = []
+    /// The token ids whose logits are computed (all by default).
+    public private(set) var outputTokenCount: Int = 0
     let outputNorm: [Float]
     let layers: [Layer]
     let pool: WorkerPool
@@ -128,6 +133,34 @@ public final class Transformer: @unchecked Sendable {
                     postFeedForwardNorm: config.hasPostNorms ? try vector(p + "post_ffw_norm.weight", count: d) : nil))
         }
         self.layers = layers
+        outputParts = [(0..<vocabularySize, output)]
+        outputTokenCount = vocabularySize
+    }
+
+    /// Computes logits only for the tokens in `ranges` (ascending, disjoint); every other logit is −∞, so the
+    /// model never proposes those tokens. Meant for a draft model: its output matrix is a large part of each step
+    /// (for the pinned draft, 146 MB of 468), and a draft's distribution may be anything the verifier is told —
+    /// the target's distribution is kept whatever the draft proposes. Not thread-safe with a running forward pass.
+    public func restrictOutput(to ranges: [Range<Int>]) throws {
+        var parts: [(tokens: Range<Int>, matrix: QuantizedMatrix)] = []
+        var previous = 0
+        for range in ranges where !range.isEmpty {
+            guard range.lowerBound >= previous, range.upperBound <= vocabularySize else {
+                throw ModelError.invalid(
+                    path: file.path,
+                    reason: "output token ranges must be ascending, disjoint and within 0..<\(vocabularySize)")
+            }
+            previous = range.upperBound
+            let view = QuantizedMatrix(
+                type: output.type, rowCount: range.count, columnCount: output.columnCount,
+                data: output.row(range.lowerBound))
+            parts.append((range, view.packed(pool: pool)))
+        }
+        guard !parts.isEmpty else {
+            throw ModelError.invalid(path: file.path, reason: "the output must keep at least one token")
+        }
+        outputParts = parts
+        outputTokenCount = parts.reduce(0) { $0 + $1.tokens.count }
     }
 
     /// A cache for this model holding `capacity` positions (at most the trained context).

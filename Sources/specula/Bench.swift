@@ -9,7 +9,7 @@ import SpeculaVerify
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (build with -c release).",
-        subcommands: [BenchVerify.self, BenchTokenizer.self, BenchModel.self, BenchKernels.self])
+        subcommands: [BenchVerify.self, BenchTokenizer.self, BenchModel.self, BenchKernels.self, BenchSpeed.self])
 }
 
 /// `specula bench verify`: the time of one node verification for every verifier, and of α*, at a full LLM

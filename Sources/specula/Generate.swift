@@ -30,6 +30,17 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "Draft tree: chain:γ, nary:N:D, binary:K, eagle, or a JSON file of child-rank paths.")
     var tree: String?
     @Flag(name: .long, help: "Also run plain decoding first and report the speedup (with --draft).") var compare = false
+    @Option(
+        name: .long,
+        help:
+            "Reduced draft head: the draft computes logits only for the first N token ids and the control tokens (0 = all)."
+    )
+    var draftVocabulary: Int = 0
+    @Option(
+        name: .long,
+        help:
+            "Chains: stop drafting when the draft's top probability falls below P (0 = always draft --depth tokens).")
+    var draftStop: Double = 0
 
     func validate() throws {
         if (prompt == nil) == (promptFile == nil) {
@@ -48,6 +59,9 @@ struct Generate: ParsableCommand {
                 "--verifier \(verifier) verifies trees: give --tree (or use token or block for chains)")
         }
         if compare && draft == nil { throw ValidationError("--compare needs --draft") }
+        if draftVocabulary < 0 { throw ValidationError("--draft-vocabulary must be ≥ 0") }
+        if !(0...1).contains(draftStop) { throw ValidationError("--draft-stop must be in [0, 1]") }
+        if draftVocabulary > 0 && draft == nil { throw ValidationError("--draft-vocabulary needs --draft") }
     }
 
     func run() throws {
@@ -144,6 +158,9 @@ extension Generate {
     func runSpeculative(loaded: LoadedModel, draftPath: String, promptTokens: [Int], settings: SamplingSettings) throws
     {
         let draftModel = try LoadedModel(path: draftPath)
+        if draftVocabulary > 0 {
+            try draftModel.transformer.restrictOutput(to: draftModel.tokenizer.draftVocabulary(first: draftVocabulary))
+        }
         let shape = try tree.map(treeTopology)
         let capacity = context ?? (promptTokens.count + maxTokens + max(depth, shape?.nodeCount ?? 0) + 2)
         var plainSeconds: Double? = nil
@@ -169,6 +186,7 @@ extension Generate {
             draftTokenizer: draftModel.tokenizer, settings: settings, depth: shape?.depth ?? depth,
             verifier: SpeculativeDecoder.ChainVerifier(rawValue: verifier) ?? .token, tree: shape,
             nodeVerifier: shape == nil ? nil : nodeVerifier(verifier), capacity: capacity, seed: seed)
+        decoder.draftStop = draftStop
         var detokenizer = StreamingDetokenizer(tokenizer: loaded.tokenizer)
         let start = DispatchTime.now().uptimeNanoseconds
         try decoder.start(prompt: promptTokens)
@@ -192,6 +210,15 @@ extension Generate {
                 ("treeNodes", .integer(shape?.nodeCount ?? depth + 1)),
                 ("verifier", .string(settings.isGreedy ? "greedy walk" : verifier)),
                 ("tokensPerSecond", .number(Double(generated) / seconds)),
+                ("draftSeconds", .number(t.draftSeconds)), ("verifySeconds", .number(t.verifySeconds)),
+                ("otherRoundSeconds", .number(t.otherSeconds)), ("stoppedEarly", .integer(t.stoppedEarly)),
+                (
+                    "acceptanceByDepth",
+                    .array(
+                        t.draftedAtDepth.indices.map {
+                            .number(Double(t.acceptedAtDepth[$0]) / Double(max(1, t.draftedAtDepth[$0])))
+                        })
+                ),
                 ("peakResidentBytes", .integer(peakResidentBytes())),
             ]
             if let plainSeconds {
