@@ -92,6 +92,14 @@ public final class Transformer: @unchecked Sendable {
             }
             return Dequantize.row(info.type, base, elementCount: count)
         }
+        // Tied embeddings: the packed copy serves the output product; the stored pages are dropped too, and the
+        // few rows an embedding lookup reads are paged in again from the file.
+        func tiedOutput(_ embedding: QuantizedMatrix) -> QuantizedMatrix {
+            guard packs else { return embedding }
+            let packed = embedding.packed(pool: pool)
+            if packed.packed != nil, let info = file.tensor(named: "token_embd.weight") { file.release(info) }
+            return packed
+        }
         let embeddingInfo = try tensor("token_embd.weight")
         guard embeddingInfo.dimensions.count == 2, embeddingInfo.dimensions[0] == config.embeddingLength else {
             throw ModelError.tensorShape(
@@ -100,11 +108,12 @@ public final class Transformer: @unchecked Sendable {
         }
         vocabularySize = embeddingInfo.dimensions[1]
         let d = config.embeddingLength
-        embedding = try matrix("token_embd.weight", rows: vocabularySize, columns: d)
+        let embeddingMatrix = try matrix("token_embd.weight", rows: vocabularySize, columns: d)
+        embedding = embeddingMatrix
         output =
             file.tensor(named: "output.weight") != nil
             ? try product("output.weight", rows: vocabularySize, columns: d)
-            : (packs ? embedding.packed(pool: pool) : embedding)
+            : tiedOutput(embeddingMatrix)
         outputNorm = try vector("output_norm.weight", count: d)
         var layers: [Layer] = []
         for i in 0..<config.layerCount {

@@ -122,11 +122,55 @@ struct ModelCLITests {
         (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--temperature", "-1"], "temperature"),
         (["logits", "--model", CLIModels.smollm, "--tokens", "1,999999", "--top", "2"], "not a token id"),
         (["logits", "--model", CLIModels.smollm, "--tokens", "1,2"], "exactly one of --output and --top"),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft", CLIModels.smollm, "--draft-stop",
+                "2",
+            ],
+            "--draft-stop must be in [0, 1]"
+        ),
+        (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft-vocabulary", "100"], "needs --draft"),
+        (
+            [
+                "bench", "speed", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompts",
+                "/nonexistent/prompts.jsonl",
+            ],
+            "cannot read prompts"
+        ),
+        (
+            [
+                "bench", "speed", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompts",
+                CLIModels.notGGUF, "--category", "nothing-like-this",
+            ],
+            "no prompts"
+        ),
     ])
     func badInput(arguments: [String], mention: String) throws {
         let result = try runSpecula(arguments)
         #expect(result.status == 1)
         #expect(result.standardError.split(separator: "\n").count == 1, "\(result.standardError)")
         #expect(result.standardError.contains(mention), "\(result.standardError)")
+    }
+
+    /// `bench speed` on two prompts with SmolLM2 as its own draft: the side-by-side lines, the summary, the time
+    /// split and the JSON file (temperature 0, so the outputs were also checked equal).
+    @Test func benchSpeedRunsSideBySide() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("specula-speed-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let prompts = folder.appendingPathComponent("prompts.txt")
+        try "Name three colors.\nCount from one to five.\n".write(to: prompts, atomically: true, encoding: .utf8)
+        let json = folder.appendingPathComponent("speed.json")
+        let result = try runSpecula([
+            "bench", "speed", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompts", prompts.path,
+            "--count", "2", "--max-tokens", "8", "--depth", "3", "--json", json.path,
+        ])
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.contains("speedup: median ×"))
+        #expect(result.standardOutput.contains("speculative time: rounds"))
+        let data = try Data(contentsOf: json)
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect((object["runs"] as? [Any])?.count == 2)
+        #expect(object["medianSpeedup"] is Double)
     }
 }

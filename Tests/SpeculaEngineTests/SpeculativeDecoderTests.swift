@@ -136,3 +136,73 @@ struct SpeculativeTreeTests {
         #expect(try decoder.rootLogits() == plain, "\(rule): caches differ from plain decoding")
     }
 }
+
+@Suite(
+    "Cheaper drafting: reduced draft head and confidence stop",
+    .enabled(if: EngineModels.present || EngineModels.required), .serialized)
+struct CheapDraftingTests {
+    /// A restricted output computes exactly the full model's logits for the kept tokens (the same packed rows)
+    /// and −∞ for the others; control tokens at the end of the vocabulary are kept.
+    @Test func restrictedOutputKeepsTheChosenLogits() throws {
+        let (full, tokenizer) = try EngineModels.load("draft")
+        let (reduced, _) = try EngineModels.load("draft")
+        let ranges = tokenizer.draftVocabulary(first: 32768)
+        #expect(ranges.first == 0..<32768)
+        #expect(ranges.count >= 2, "the end-of-turn markers follow the head")
+        try reduced.restrictOutput(to: ranges)
+        let prompt = tokenizer.encode("def add(a, b):\n    return")
+        let a = try full.forward(tokens: prompt, cache: full.makeCache(capacity: 64))[0]
+        let b = try reduced.forward(tokens: prompt, cache: reduced.makeCache(capacity: 64))[0]
+        #expect(Array(a[0..<32768]) == Array(b[0..<32768]))
+        let kept = Set(ranges.flatMap { Array($0) })
+        for id in stride(from: 32768, to: a.count, by: 1) {
+            if kept.contains(id) {
+                #expect(abs(a[id] - b[id]) <= 1e-3 * max(1, abs(a[id])), "token \(id)")
+            } else if b[id] != -.infinity {
+                Issue.record("token \(id) outside the head has logit \(b[id])")
+                break
+            }
+        }
+        #expect(throws: ModelError.self) { try reduced.restrictOutput(to: [10..<20, 5..<8]) }
+    }
+
+    /// Temperature 0: output equals plain greedy decoding with a reduced draft head and with the confidence stop.
+    @Test func greedyStaysExactWithCheaperDrafts() throws {
+        let (target, targetTokenizer) = try EngineModels.load("target")
+        let (draft, draftTokenizer) = try EngineModels.load("draft")
+        try draft.restrictOutput(to: draftTokenizer.draftVocabulary(first: 16384))
+        let prompt = targetTokenizer.encode(
+            "def is_palindrome(text):\n    \"\"\"Return whether text reads the same backwards.\"\"\"\n")
+        let count = 40
+        let plain = try EngineModels.plainGreedy(target, prompt: prompt, count: count)
+        for stop in [0.0, 0.6] {
+            let decoder = try SpeculativeDecoder(
+                target: target, draft: draft, targetTokenizer: targetTokenizer, draftTokenizer: draftTokenizer,
+                settings: .greedy, depth: 5, capacity: prompt.count + count + 16)
+            decoder.draftStop = stop
+            try decoder.start(prompt: prompt)
+            var output: [Int] = []
+            while output.count < count { output += try decoder.round() }
+            #expect(Array(output.prefix(count)) == plain, "draft stop \(stop)")
+            if stop > 0 { #expect(decoder.telemetry.stoppedEarly > 0) }
+        }
+    }
+
+    /// Chains cut short keep both caches right: a model as its own draft (every draft accepted) with a stop that
+    /// fires often, then the next-token logits equal plain decoding of everything emitted.
+    @Test func stoppedChainsCommitTheRightRows() throws {
+        let (model, tokenizer) = try EngineModels.load("smollm2")
+        let prompt = tokenizer.encode("The capital of France is")
+        let decoder = try SpeculativeDecoder(
+            target: model, draft: model, targetTokenizer: tokenizer, draftTokenizer: tokenizer,
+            settings: SamplingSettings(temperature: 0.8), depth: 4, capacity: 160, seed: 3)
+        decoder.draftStop = 0.9
+        try decoder.start(prompt: prompt)
+        var emitted: [Int] = []
+        for _ in 0..<10 { emitted += try decoder.round() }
+        #expect(decoder.telemetry.stoppedEarly > 0)
+        #expect(decoder.telemetry.acceptedTokens == decoder.telemetry.draftedTokens)
+        let plain = try model.forward(tokens: prompt + emitted, cache: model.makeCache(capacity: 160))[0]
+        #expect(try decoder.rootLogits() == plain)
+    }
+}
