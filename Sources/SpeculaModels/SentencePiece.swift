@@ -12,11 +12,24 @@ struct SentencePiece: Sendable {
     /// Token id of each `<0xXX>` byte token.
     let byteTokens: [Int32]
     let unknown: Int
-    /// Token lookup by the bytes of a piece, without building a String: an open-addressing table from the FNV-1a
-    /// hash of a token's bytes to its id (−1 marks an empty slot), checked against the token's bytes.
-    let slots: [Int32]
-    let slotHashes: [UInt64]
+    /// Token lookup by the bytes of a piece, without building a String: an open-addressing table keyed by the FNV-1a
+    /// hash of a token's bytes, each slot holding everything a lookup needs in 16 bytes (hash, where the text
+    /// starts, id and length), so that a lookup costs one cache miss in the table and one in the text (the table
+    /// of a 262,144-token vocabulary is 8 MB: most lookups miss the cache).
+    let slots: [Slot]
     let slotMask: Int
+    /// Every pair of adjacent characters inside some token's text (as ``bigramKey(_:_:_:)``). Where two adjacent
+    /// characters of the input are not such a pair, no token can span them, so no merge ever crosses between them
+    /// and the two sides can be encoded apart (see ``encode(_:memo:into:)``).
+    let innerBigrams: Set<UInt64>
+
+    struct Slot {
+        var hash: UInt64 = 0
+        var start: UInt32 = 0
+        /// id << 12 | byte length; `UInt32.max` marks an empty slot.
+        var tag: UInt32 = .max
+        static let lengthBits: UInt32 = 12
+    }
     /// All token texts back to back, and where each starts (`offsets[id]..<offsets[id + 1]`).
     let tokenText: [UInt8]
     let offsets: [Int]
@@ -45,31 +58,49 @@ struct SentencePiece: Sendable {
         }
         var capacity = 1
         while capacity < 2 * tokens.count { capacity <<= 1 }
-        var slots = [Int32](repeating: -1, count: capacity)
-        var slotHashes = [UInt64](repeating: 0, count: capacity)
+        if let long = tokens.firstIndex(where: { $0.utf8.count >= 1 << Slot.lengthBits }) {
+            throw TokenizerError.invalid(path: path, reason: "token \(long) is longer than 4,095 bytes")
+        }
+        var slots = [Slot](repeating: Slot(), count: capacity)
         tokenText.withUnsafeBufferPointer { text in
             for id in tokens.indices {
                 let bytes = UnsafeBufferPointer(rebasing: text[offsets[id]..<offsets[id + 1]])
                 let key = Self.hash(bytes)
                 var slot = Int(truncatingIfNeeded: key) & (capacity - 1)
                 var duplicate = false
-                while slots[slot] >= 0 {
-                    let other = Int(slots[slot])
-                    if slotHashes[slot] == key && text[offsets[other]..<offsets[other + 1]].elementsEqual(bytes) {
+                while slots[slot].tag != .max {
+                    let other = Int(slots[slot].tag >> Slot.lengthBits)
+                    if slots[slot].hash == key && text[offsets[other]..<offsets[other + 1]].elementsEqual(bytes) {
                         duplicate = true  // the first token with a text wins, as in the string index
                         break
                     }
                     slot = (slot + 1) & (capacity - 1)
                 }
                 if !duplicate {
-                    slots[slot] = Int32(id)
-                    slotHashes[slot] = key
+                    slots[slot] = Slot(
+                        hash: key, start: UInt32(offsets[id]), tag: UInt32(id) << Slot.lengthBits | UInt32(bytes.count))
                 }
             }
         }
         self.slots = slots
-        self.slotHashes = slotHashes
         slotMask = capacity - 1
+        var bigrams = Set<UInt64>()
+        tokenText.withUnsafeBufferPointer { text in
+            guard let base = text.baseAddress else { return }
+            for id in tokens.indices {
+                var position = offsets[id]
+                let end = offsets[id + 1]
+                while position < end {
+                    let first = min(Self.utf8Length(base[position]), end - position)
+                    let second = position + first
+                    if second >= end { break }
+                    let size = min(Self.utf8Length(base[second]), end - second)
+                    bigrams.insert(Self.bigramKey(base + position, first, size))
+                    position = second
+                }
+            }
+        }
+        innerBigrams = bigrams
         self.tokenText = tokenText
         self.offsets = offsets
     }
@@ -84,17 +115,21 @@ struct SentencePiece: Sendable {
     func token(_ bytes: UnsafeBufferPointer<UInt8>) -> Int32? {
         let key = Self.hash(bytes)
         var slot = Int(truncatingIfNeeded: key) & slotMask
-        return tokenText.withUnsafeBufferPointer { text in
-            guard let textBase = text.baseAddress, let queryBase = bytes.baseAddress else { return nil }
-            while true {
-                let id = slots[slot]
-                if id < 0 { return nil }
-                if slotHashes[slot] == key {
-                    let start = offsets[Int(id)]
-                    let end = offsets[Int(id) + 1]
-                    if end - start == bytes.count && memcmp(textBase + start, queryBase, bytes.count) == 0 { return id }
+        let count = UInt32(truncatingIfNeeded: bytes.count)
+        return slots.withUnsafeBufferPointer { table in
+            tokenText.withUnsafeBufferPointer { text in
+                guard let table = table.baseAddress, let textBase = text.baseAddress, let queryBase = bytes.baseAddress
+                else { return nil }
+                while true {
+                    let entry = table[slot]
+                    if entry.tag == .max { return nil }
+                    if entry.hash == key && entry.tag & ((1 << Slot.lengthBits) - 1) == count
+                        && memcmp(textBase + Int(entry.start), queryBase, bytes.count) == 0
+                    {
+                        return Int32(entry.tag >> Slot.lengthBits)
+                    }
+                    slot = (slot + 1) & slotMask
                 }
-                slot = (slot + 1) & slotMask
             }
         }
     }
@@ -136,23 +171,58 @@ struct SentencePiece: Sendable {
         }
     }
 
+    /// Two adjacent characters (`first` bytes at `p`, then `second` bytes) as one key: their bytes and lengths.
+    @inline(__always)
+    static func bigramKey(_ p: UnsafePointer<UInt8>, _ first: Int, _ second: Int) -> UInt64 {
+        var key = UInt64(first) << 60 | UInt64(second) << 56
+        for k in 0..<(first + second) { key ^= UInt64(p[k]) << UInt64(8 * k % 56) }
+        return key &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(first + second)
+    }
+
     /// Encodes already-escaped text (spaces replaced by `▁`).
     ///
     /// A merge only ever joins two symbols whose concatenation is a token, so every final symbol is a token or a
     /// single character that is not; the latter falls back to byte tokens. (llama.cpp keeps a reverse-merge map
     /// for resegmenting, which this invariant makes unnecessary.)
-    /// - Complexity: O(n log n) in the fragment length.
+    ///
+    /// The text is first cut between adjacent characters that occur together in no token (for Gemma 3 mostly
+    /// before each `▁` that follows a letter, and around newlines): no symbol can ever span such a cut, merges on
+    /// either side never interact (each side's merges happen in the same score-then-leftmost order as in the whole
+    /// text), so encoding the pieces one by one gives the same tokens — with small heaps that stay in cache.
+    /// - Complexity: O(n log n) in the length of the longest piece.
     func encode(_ text: [UInt8], memo: LookupMemo, into output: inout [Int]) {
         if text.isEmpty { return }
         text.withUnsafeBufferPointer { bytes in
-            withUnsafeTemporaryAllocation(of: Int32.self, capacity: 4 * bytes.count) { symbolStorage in
-                // At most one bigram per adjacent pair initially and two per merge: 3n entries.
-                withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 6 * bytes.count + 2) { heapStorage in
-                    var merger = Merger(
-                        model: self, bytes: bytes, symbols: symbolStorage, heap: heapStorage,
-                        capacity: 3 * bytes.count + 1, memo: memo)
-                    merger.run(into: &output)
+            guard let base = bytes.baseAddress else { return }
+            var pieceStart = 0
+            var position = 0
+            let count = bytes.count
+            while position < count {
+                let first = Self.utf8Length(base[position])
+                let second = position + first
+                if second >= count { break }
+                let size = Self.utf8Length(base[second])
+                // Cut only between whole characters (a truncated sequence never), where no token has this pair.
+                if second + size <= count && !innerBigrams.contains(Self.bigramKey(base + position, first, size)) {
+                    encodePiece(UnsafeBufferPointer(rebasing: bytes[pieceStart..<second]), memo: memo, into: &output)
+                    pieceStart = second
                 }
+                position = second
+            }
+            encodePiece(UnsafeBufferPointer(rebasing: bytes[pieceStart..<count]), memo: memo, into: &output)
+        }
+    }
+
+    /// Encodes one piece with the merge loop.
+    func encodePiece(_ bytes: UnsafeBufferPointer<UInt8>, memo: LookupMemo, into output: inout [Int]) {
+        if bytes.isEmpty { return }
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 4 * bytes.count) { symbolStorage in
+            // At most one bigram per adjacent pair initially and two per merge: 3n entries.
+            withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 6 * bytes.count + 2) { heapStorage in
+                var merger = Merger(
+                    model: self, bytes: bytes, symbols: symbolStorage, heap: heapStorage,
+                    capacity: 3 * bytes.count + 1, memo: memo)
+                merger.run(into: &output)
             }
         }
     }
@@ -166,8 +236,9 @@ struct SentencePiece: Sendable {
         let length: UnsafeMutablePointer<Int32>
         let previous: UnsafeMutablePointer<Int32>
         let next: UnsafeMutablePointer<Int32>
-        let keys: UnsafeMutablePointer<UInt64>
-        let payloads: UnsafeMutablePointer<UInt64>
+        /// The heap: entry i's key at `heap[2i]`, its payload beside it at `heap[2i + 1]` (one cache line per
+        /// visit; the heap of a long text is tens of megabytes).
+        let heap: UnsafeMutablePointer<UInt64>
         let capacity: Int
         let memo: LookupMemo
         var heapCount = 0
@@ -188,8 +259,7 @@ struct SentencePiece: Sendable {
             previous = s + 2 * n
             next = s + 3 * n
             let h = heap.baseAddress ?? UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * capacity)
-            keys = h
-            payloads = h + capacity
+            self.heap = h
             self.capacity = capacity
         }
 
@@ -205,33 +275,33 @@ struct SentencePiece: Sendable {
             heapCount += 1
             while child > 0 {
                 let parent = (child - 1) / 2
-                if keys[parent] >= key { break }
-                keys[child] = keys[parent]
-                payloads[child] = payloads[parent]
+                if heap[2 * (parent)] >= key { break }
+                heap[2 * (child)] = heap[2 * (parent)]
+                heap[2 * (child) + 1] = heap[2 * (parent) + 1]
                 child = parent
             }
-            keys[child] = key
-            payloads[child] = payload
+            heap[2 * (child)] = key
+            heap[2 * (child) + 1] = payload
         }
 
         mutating func pop() -> (key: UInt64, payload: UInt64)? {
             if heapCount == 0 { return nil }
-            let top = (keys[0], payloads[0])
+            let top = (heap[2 * (0)], heap[2 * (0) + 1])
             heapCount -= 1
-            let lastKey = keys[heapCount]
-            let lastPayload = payloads[heapCount]
+            let lastKey = heap[2 * (heapCount)]
+            let lastPayload = heap[2 * (heapCount) + 1]
             var parent = 0
             while true {
                 var child = 2 * parent + 1
                 if child >= heapCount { break }
-                if child + 1 < heapCount && keys[child + 1] > keys[child] { child += 1 }
-                if keys[child] <= lastKey { break }
-                keys[parent] = keys[child]
-                payloads[parent] = payloads[child]
+                if child + 1 < heapCount && heap[2 * (child + 1)] > heap[2 * (child)] { child += 1 }
+                if heap[2 * (child)] <= lastKey { break }
+                heap[2 * (parent)] = heap[2 * (child)]
+                heap[2 * (parent) + 1] = heap[2 * (child) + 1]
                 parent = child
             }
-            keys[parent] = lastKey
-            payloads[parent] = lastPayload
+            heap[2 * (parent)] = lastKey
+            heap[2 * (parent) + 1] = lastPayload
             return top
         }
 

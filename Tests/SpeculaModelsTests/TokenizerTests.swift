@@ -97,6 +97,25 @@ struct TokenizerTests {
     }
 }
 
+@Suite("SentencePiece cuts", .enabled(if: PinnedModels.allPresent || PinnedModels.required))
+struct SentencePieceCutTests {
+    /// The encoder cuts the text between characters that no token holds side by side. Gemma 3 has one token with
+    /// `▁` after another character, `>▁</`; around it there must be no cut. Expected ids: llama.cpp's tokenizer
+    /// (llama-cpp-python 0.3.36, `Llama(vocab_only=True).tokenize(text, add_bos=False, special=False)`).
+    @Test(arguments: [
+        ("<p> </p>", [236820, 236758, 107068, 236758, 236813]),
+        ("x> </y", [236781, 107068, 236762]),
+        (
+            "<b>bold</b> <i> </i>\n\n  a> </div>",
+            [200, 15640, 209, 236743, 201, 236743, 210, 108, 138, 236746, 236813, 236743, 235]
+        ),
+    ])
+    func noCutInsideAToken(text: String, expected: [Int]) throws {
+        let gemma = try TokenizerTests.tokenizer("gemma3")
+        #expect(gemma.encode(text, addSpecial: false) == expected)
+    }
+}
+
 @Suite("Draft/target tokenizer comparison", .enabled(if: PinnedModels.allPresent || PinnedModels.required))
 struct TokenizerComparisonTests {
     @Test func thePinnedPairShareOneTokenizer() throws {
