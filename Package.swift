@@ -41,19 +41,19 @@ let package = Package(
         // Exact acceptance of each verifier, the optimal acceptance α*, Monte-Carlo estimators.
         .target(name: "SpeculaTheory", dependencies: ["SpeculaVerify"]),
         // CPU compute on buffers: tensor types, scalar reference dequantization (fast kernels come with inference).
-        .target(name: "SpeculaKernels", dependencies: ["CSpeculaPrefetch"], swiftSettings: kernelSettings),
-        // A cache prefetch hint for the kernels (Swift has no prefetch intrinsic).
-        .target(name: "CSpeculaPrefetch"),
+        .target(name: "SpeculaKernels", dependencies: ["CSpeculaSystem"], swiftSettings: kernelSettings),
+        // What Swift cannot reach in C: a cache prefetch hint for the kernels, glibc heap settings for the CLI.
+        .target(name: "CSpeculaSystem"),
         // Model files: GGUF (memory-mapped), tokenizers, chat templates.
         .target(
-            name: "SpeculaModels", dependencies: ["SpeculaKernels", "CSpeculaPrefetch"], swiftSettings: kernelSettings),
+            name: "SpeculaModels", dependencies: ["SpeculaKernels", "CSpeculaSystem"], swiftSettings: kernelSettings),
         // The speculative engine: drafting, the round, commit and rollback, telemetry.
         .target(name: "SpeculaEngine", dependencies: ["SpeculaVerify", "SpeculaModels", "SpeculaKernels"]),
         // The command-line tool: parse, validate, call the libraries, print.
         .executableTarget(
             name: "specula",
             dependencies: [
-                "SpeculaVerify", "SpeculaTheory", "SpeculaKernels", "SpeculaModels", "SpeculaEngine",
+                "SpeculaVerify", "SpeculaTheory", "SpeculaKernels", "SpeculaModels", "SpeculaEngine", "CSpeculaSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

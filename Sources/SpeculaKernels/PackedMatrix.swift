@@ -1,4 +1,4 @@
-import CSpeculaPrefetch
+import CSpeculaSystem
 
 #if SPECULA_AVX512
     import _Builtin_intrinsics.intel

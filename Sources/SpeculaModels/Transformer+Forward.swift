@@ -1,4 +1,4 @@
-import CSpeculaPrefetch
+import CSpeculaSystem
 import SpeculaKernels
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSpeculaSystem
 import Foundation
 
 /// The `specula` command: parse, validate, call the libraries, print. No logic of its own.
@@ -12,6 +13,9 @@ struct Specula: ParsableCommand {
 
     /// Runs the command; a bad flag or bad input prints one line to standard error and exits with code 1.
     static func main() {
+        // A decoding step allocates and frees the same few large buffers (logits are 0.6 MB per row for a
+        // 151,936-token vocabulary) hundreds of times a second: keep them in the heap.
+        specula_keep_large_buffers(256 << 20, 1 << 30)
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -1,2 +1,0 @@
-// The module is header-only (see include/specula_prefetch.h); this file gives the target a source to build.
-#include "specula_prefetch.h"
