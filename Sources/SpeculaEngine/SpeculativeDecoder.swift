@@ -16,7 +16,10 @@ public final class SpeculativeDecoder {
     }
 
     public let target: Transformer
-    public let draft: Transformer
+    /// The draft model (nil with the n-gram drafter).
+    public let draft: Transformer?
+    /// With the n-gram drafter: the longest n-gram looked up (0: a draft model drafts).
+    public let ngram: Int
     public let settings: SamplingSettings
     public let depth: Int
     public let verifier: ChainVerifier
@@ -24,7 +27,7 @@ public final class SpeculativeDecoder {
     public let tree: TreeTopology?
     public let nodeVerifier: (any NodeVerifier)?
     let targetCache: KVCache
-    let draftCache: KVCache
+    let draftCache: KVCache?
     var generator: SplitMix64
     var step: UInt64 = 0
     /// Tokens emitted so far (prompt included), for the penalties.
@@ -102,6 +105,31 @@ public final class SpeculativeDecoder {
         }
         targetCache = target.makeCache(capacity: capacity)
         draftCache = draft.makeCache(capacity: capacity)
+        ngram = 0
+        generator = SplitMix64(seed: seed)
+    }
+
+    /// Speculative decoding with the n-gram drafter (no draft model): each round proposes the tokens that followed
+    /// the most recent earlier occurrence of the text's last `ngram` (down to 1) tokens, as a chain of at most
+    /// `depth` tokens. The draft distribution at each proposed node is the point mass on the proposed token, so the
+    /// verifiers stay exact (token verification accepts it with probability p(x)).
+    public init(
+        target: Transformer, settings: SamplingSettings, depth: Int, ngram: Int, verifier: ChainVerifier = .token,
+        capacity: Int, seed: UInt64 = 0
+    ) throws {
+        if depth < 1 { throw VerifyError.invalidSetting(name: "depth", value: "\(depth)", reason: "must be ≥ 1") }
+        if ngram < 1 { throw VerifyError.invalidSetting(name: "ngram", value: "\(ngram)", reason: "must be ≥ 1") }
+        try settings.validate()
+        self.target = target
+        draft = nil
+        self.ngram = ngram
+        self.settings = settings
+        self.depth = depth
+        self.verifier = verifier
+        tree = nil
+        nodeVerifier = nil
+        targetCache = target.makeCache(capacity: capacity)
+        draftCache = nil
         generator = SplitMix64(seed: seed)
     }
 
@@ -109,11 +137,11 @@ public final class SpeculativeDecoder {
     public func start(prompt: [Int]) throws {
         guard let last = prompt.last else { throw ModelError.invalid(path: "prompt", reason: "the prompt is empty") }
         _ = targetCache.trim(to: 0)
-        _ = draftCache.trim(to: 0)
+        _ = draftCache?.trim(to: 0)
         let body = Array(prompt.dropLast())
         if !body.isEmpty {
             _ = try target.forward(tokens: body, cache: targetCache)
-            _ = try draft.forward(tokens: body, cache: draftCache)
+            if let draft, let draftCache { _ = try draft.forward(tokens: body, cache: draftCache) }
         }
         history = prompt
         root = last
@@ -136,11 +164,12 @@ public final class SpeculativeDecoder {
 
     /// One round: returns the emitted tokens (at least one).
     public func round() throws -> [Int] {
-        if tree != nil { return try treeRound() }
-        return try chainRound()
+        guard let draft, let draftCache else { return try ngramRound() }
+        if tree != nil { return try treeRound(draft: draft, draftCache: draftCache) }
+        return try chainRound(draft: draft, draftCache: draftCache)
     }
 
-    func chainRound() throws -> [Int] {
+    func chainRound(draft: Transformer, draftCache: KVCache) throws -> [Int] {
         let roundStart = ContinuousClock.now
         defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
         let prefix = targetCache.length
@@ -229,6 +258,65 @@ public final class SpeculativeDecoder {
         return emitted
     }
 
+    /// An n-gram round: propose a continuation from the text so far, one target pass over the root and the
+    /// proposal, verify (point-mass draft vectors), commit. With no earlier occurrence the round is one plain step.
+    func ngramRound() throws -> [Int] {
+        let roundStart = ContinuousClock.now
+        defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
+        let prefix = targetCache.length
+        let room = targetCache.capacity - prefix - 1
+        if room < 0 { throw ModelError.contextOverflow(needed: prefix + 1, capacity: targetCache.capacity) }
+        let draftStart = ContinuousClock.now
+        let proposal = NGramDrafter.propose(history: history, longest: ngram, count: min(depth, room))
+        telemetry.draftSeconds += Self.seconds(since: draftStart)
+        let nodes = [root] + proposal
+        let verifyStart = ContinuousClock.now
+        let logits = try target.forward(tokens: nodes, cache: targetCache, logitRows: Array(nodes.indices))
+        telemetry.verifySeconds += Self.seconds(since: verifyStart)
+        let targetVectors = try logits.indices.map { try process(logits[$0], path: Array(proposal.prefix($0))) }
+        var tree = DraftTree(rootToken: root)
+        for (index, token) in proposal.enumerated() {
+            var pointMass = [Double](repeating: 0, count: target.vocabularySize)
+            pointMass[token] = 1
+            tree.expand(index, draft: pointMass, law: .withoutReplacement, childTokens: [token])
+        }
+        let result: TreeWalkResult
+        if settings.isGreedy {
+            result = try TreeWalk.greedyWalk(tree: tree, target: targetVectors)
+        } else {
+            var uniforms = CounterRandom(seed: generator.next(), step: step, node: 0)
+            // With nothing proposed, the walk just samples the root's target distribution.
+            switch proposal.isEmpty ? .token : verifier {
+            case .token:
+                var decision = NodeDecision()
+                result = try TreeWalk.walk(
+                    tree: tree, target: targetVectors, verifier: { _ in TokenVerifier() }, decision: &decision,
+                    using: &uniforms)
+            case .block:
+                result = try TreeWalk.blockWalk(tree: tree, target: targetVectors, using: &uniforms)
+            }
+        }
+        step += 1
+        let accepted = result.acceptedNodes.count
+        targetCache.commit(prefix: prefix, kept: Array(0...accepted))
+        let emitted = result.emittedTokens
+        root = emitted[emitted.count - 1]
+        history += emitted
+        telemetry.rounds += 1
+        telemetry.draftedTokens += proposal.count
+        telemetry.acceptedTokens += accepted
+        telemetry.emittedTokens += emitted.count
+        for k in 0..<proposal.count {
+            if telemetry.draftedAtDepth.count <= k {
+                telemetry.draftedAtDepth.append(0)
+                telemetry.acceptedAtDepth.append(0)
+            }
+            telemetry.draftedAtDepth[k] += 1
+            if k < accepted { telemetry.acceptedAtDepth[k] += 1 }
+        }
+        return emitted
+    }
+
     static func seconds(since start: ContinuousClock.Instant) -> Double {
         let elapsed = ContinuousClock.now - start
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
@@ -237,8 +325,8 @@ public final class SpeculativeDecoder {
     /// A tree round: draft level by level (one draft pass per level over the nodes to expand, each seeing the
     /// committed text and its own ancestors), one target pass over the whole tree, the walk, and the commit of the
     /// accepted path in both caches.
-    func treeRound() throws -> [Int] {
-        guard let topology = tree else { return try chainRound() }
+    func treeRound(draft: Transformer, draftCache: KVCache) throws -> [Int] {
+        guard let topology = tree else { return try chainRound(draft: draft, draftCache: draftCache) }
         let prefix = targetCache.length
         if prefix + topology.nodeCount > targetCache.capacity {
             throw ModelError.contextOverflow(needed: prefix + topology.nodeCount, capacity: targetCache.capacity)

@@ -14,7 +14,9 @@ struct BenchSpeed: ParsableCommand {
         abstract: "Speedup of speculative over plain decoding on benchmark prompts (release build).")
 
     @Option(name: .long, help: "The target model (GGUF).") var model: String
-    @Option(name: .long, help: "The draft model (GGUF, same tokenizer).") var draft: String
+    @Option(name: .long, help: "The draft model (GGUF, same tokenizer).") var draft: String?
+    @Option(name: .long, help: "Drafter: model (with --draft) or ngram (prompt lookup).") var drafter: String = "model"
+    @Option(name: .long, help: "With --drafter ngram: the longest n-gram looked up.") var ngram: Int = 3
     @Option(
         name: .long,
         help:
@@ -42,6 +44,14 @@ struct BenchSpeed: ParsableCommand {
         if maxTokens < 1 { throw ValidationError("--max-tokens must be ≥ 1") }
         if depth < 1 { throw ValidationError("--depth must be ≥ 1") }
         if runs < 1 { throw ValidationError("--runs must be ≥ 1") }
+        if drafter != "model" && drafter != "ngram" {
+            throw ValidationError("unknown --drafter '\(drafter)' (model, ngram)")
+        }
+        if drafter == "model" && draft == nil { throw ValidationError("--drafter model needs --draft") }
+        if drafter == "ngram" && (draft != nil || tree != nil) {
+            throw ValidationError("--drafter ngram drafts chains without a model: drop --draft and --tree")
+        }
+        if ngram < 1 { throw ValidationError("--ngram must be ≥ 1") }
         if draftVocabulary < 0 { throw ValidationError("--draft-vocabulary must be ≥ 0") }
         if SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil && nodeVerifier(verifier) == nil {
             throw ValidationError("unknown --verifier '\(verifier)'")
@@ -85,14 +95,14 @@ struct BenchSpeed: ParsableCommand {
         #endif
         let settings = SamplingSettings(temperature: temperature)
         let target = try LoadedModel(path: model)
-        let drafter = try LoadedModel(path: draft)
-        if draftVocabulary > 0 {
-            try drafter.transformer.restrictOutput(to: drafter.tokenizer.draftVocabulary(first: draftVocabulary))
+        let draftModel = try draft.map { try LoadedModel(path: $0) }
+        if draftVocabulary > 0, let draftModel {
+            try draftModel.transformer.restrictOutput(to: draftModel.tokenizer.draftVocabulary(first: draftVocabulary))
         }
         let shape = try tree.map(treeTopology)
         let chosen = try loadPrompts()
         print(
-            "target \(model)\ndraft \(draft)\n\(chosen.count) prompts × \(runs) runs, \(maxTokens) tokens at most, "
+            "target \(model)\ndraft \(draft ?? "n-gram lookup (longest \(ngram))")\n\(chosen.count) prompts × \(runs) runs, \(maxTokens) tokens at most, "
                 + "\(tree ?? "chain:\(depth)"), verifier \(settings.isGreedy ? "greedy walk" : verifier), "
                 + "temperature \(temperature), draft vocabulary \(draftVocabulary == 0 ? "all" : String(draftVocabulary)), "
                 + "draft stop \(draftStop)"
@@ -140,12 +150,20 @@ struct BenchSpeed: ParsableCommand {
                     plainOutput = output
                 }
                 func speculative() throws {
-                    let decoder = try SpeculativeDecoder(
-                        target: target.transformer, draft: drafter.transformer, targetTokenizer: target.tokenizer,
-                        draftTokenizer: drafter.tokenizer, settings: settings, depth: shape?.depth ?? depth,
-                        verifier: SpeculativeDecoder.ChainVerifier(rawValue: verifier) ?? .token, tree: shape,
-                        nodeVerifier: shape == nil ? nil : nodeVerifier(verifier), capacity: capacity,
-                        seed: seed &+ UInt64(run))
+                    let chainVerifier = SpeculativeDecoder.ChainVerifier(rawValue: verifier) ?? .token
+                    let decoder: SpeculativeDecoder
+                    if let draftModel {
+                        decoder = try SpeculativeDecoder(
+                            target: target.transformer, draft: draftModel.transformer,
+                            targetTokenizer: target.tokenizer, draftTokenizer: draftModel.tokenizer,
+                            settings: settings, depth: shape?.depth ?? depth, verifier: chainVerifier, tree: shape,
+                            nodeVerifier: shape == nil ? nil : nodeVerifier(verifier), capacity: capacity,
+                            seed: seed &+ UInt64(run))
+                    } else {
+                        decoder = try SpeculativeDecoder(
+                            target: target.transformer, settings: settings, depth: depth, ngram: ngram,
+                            verifier: chainVerifier, capacity: capacity, seed: seed &+ UInt64(run))
+                    }
                     decoder.draftStop = draftStop
                     let start = now()
                     try decoder.start(prompt: tokens)
@@ -217,7 +235,8 @@ struct BenchSpeed: ParsableCommand {
                 speculativeTotal - roundSeconds))
         if let json {
             let document = JSONValue.object([
-                ("benchmark", .string("speed")), ("model", .string(model)), ("draft", .string(draft)),
+                ("benchmark", .string("speed")), ("model", .string(model)),
+                ("draft", draft.map { .string($0) } ?? .string("ngram:\(ngram)")),
                 ("shape", .string(tree ?? "chain:\(depth)")), ("temperature", .number(temperature)),
                 ("draftVocabulary", .integer(draftVocabulary)), ("draftStop", .number(draftStop)),
                 ("draftSeconds", .number(draftSeconds)), ("verifySeconds", .number(verifySeconds)),

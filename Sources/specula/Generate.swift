@@ -41,6 +41,9 @@ struct Generate: ParsableCommand {
         help:
             "Chains: stop drafting when the draft's top probability falls below P (0 = always draft --depth tokens).")
     var draftStop: Double = 0
+    @Option(name: .long, help: "Drafter: model (with --draft) or ngram (prompt lookup, no draft model).")
+    var drafter: String?
+    @Option(name: .long, help: "With --drafter ngram: the longest n-gram looked up.") var ngram: Int = 3
 
     func validate() throws {
         if (prompt == nil) == (promptFile == nil) {
@@ -58,7 +61,18 @@ struct Generate: ParsableCommand {
             throw ValidationError(
                 "--verifier \(verifier) verifies trees: give --tree (or use token or block for chains)")
         }
-        if compare && draft == nil { throw ValidationError("--compare needs --draft") }
+        if compare && draft == nil && drafter != "ngram" {
+            throw ValidationError("--compare needs --draft or --drafter ngram")
+        }
+        if let drafter {
+            if drafter != "model" && drafter != "ngram" {
+                throw ValidationError("unknown --drafter '\(drafter)' (model, ngram)")
+            }
+            if drafter == "ngram" && draft != nil { throw ValidationError("--drafter ngram takes no --draft") }
+            if drafter == "ngram" && tree != nil { throw ValidationError("--drafter ngram drafts chains; drop --tree") }
+            if drafter == "model" && draft == nil { throw ValidationError("--drafter model needs --draft") }
+        }
+        if ngram < 1 { throw ValidationError("--ngram must be ≥ 1") }
         if draftVocabulary < 0 { throw ValidationError("--draft-vocabulary must be ≥ 0") }
         if !(0...1).contains(draftStop) { throw ValidationError("--draft-stop must be in [0, 1]") }
         if draftVocabulary > 0 && draft == nil { throw ValidationError("--draft-vocabulary needs --draft") }
@@ -77,7 +91,7 @@ struct Generate: ParsableCommand {
                 "prompt (\(promptTokens.count) tokens) + --max-tokens \(maxTokens) exceed the context (\(cache.capacity))"
             )
         }
-        if let draft {
+        if draft != nil || drafter == "ngram" {
             try runSpeculative(loaded: loaded, draftPath: draft, promptTokens: promptTokens, settings: settings)
             return
         }
@@ -154,11 +168,12 @@ func treeTopology(_ spec: String) throws -> TreeTopology {
 }
 
 extension Generate {
-    /// Speculative decoding with a draft model; with `--compare`, plain decoding first (not printed) for the speedup.
-    func runSpeculative(loaded: LoadedModel, draftPath: String, promptTokens: [Int], settings: SamplingSettings) throws
+    /// Speculative decoding with a draft model (or the n-gram drafter when `draftPath` is nil); with `--compare`,
+    /// plain decoding first (not printed) for the speedup.
+    func runSpeculative(loaded: LoadedModel, draftPath: String?, promptTokens: [Int], settings: SamplingSettings) throws
     {
-        let draftModel = try LoadedModel(path: draftPath)
-        if draftVocabulary > 0 {
+        let draftModel = try draftPath.map { try LoadedModel(path: $0) }
+        if draftVocabulary > 0, let draftModel {
             try draftModel.transformer.restrictOutput(to: draftModel.tokenizer.draftVocabulary(first: draftVocabulary))
         }
         let shape = try tree.map(treeTopology)
@@ -181,11 +196,19 @@ extension Generate {
             }
             plainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
-        let decoder = try SpeculativeDecoder(
-            target: loaded.transformer, draft: draftModel.transformer, targetTokenizer: loaded.tokenizer,
-            draftTokenizer: draftModel.tokenizer, settings: settings, depth: shape?.depth ?? depth,
-            verifier: SpeculativeDecoder.ChainVerifier(rawValue: verifier) ?? .token, tree: shape,
-            nodeVerifier: shape == nil ? nil : nodeVerifier(verifier), capacity: capacity, seed: seed)
+        let chainVerifier = SpeculativeDecoder.ChainVerifier(rawValue: verifier) ?? .token
+        let decoder: SpeculativeDecoder
+        if let draftModel {
+            decoder = try SpeculativeDecoder(
+                target: loaded.transformer, draft: draftModel.transformer, targetTokenizer: loaded.tokenizer,
+                draftTokenizer: draftModel.tokenizer, settings: settings, depth: shape?.depth ?? depth,
+                verifier: chainVerifier, tree: shape, nodeVerifier: shape == nil ? nil : nodeVerifier(verifier),
+                capacity: capacity, seed: seed)
+        } else {
+            decoder = try SpeculativeDecoder(
+                target: loaded.transformer, settings: settings, depth: depth, ngram: ngram, verifier: chainVerifier,
+                capacity: capacity, seed: seed)
+        }
         decoder.draftStop = draftStop
         var detokenizer = StreamingDetokenizer(tokenizer: loaded.tokenizer)
         let start = DispatchTime.now().uptimeNanoseconds
@@ -209,6 +232,7 @@ extension Generate {
                 ("acceptanceRate", .number(t.acceptanceRate)), ("depth", .integer(shape?.depth ?? depth)),
                 ("treeNodes", .integer(shape?.nodeCount ?? depth + 1)),
                 ("verifier", .string(settings.isGreedy ? "greedy walk" : verifier)),
+                ("drafter", .string(draftModel == nil ? "ngram" : "model")),
                 ("tokensPerSecond", .number(Double(generated) / seconds)),
                 ("draftSeconds", .number(t.draftSeconds)), ("verifySeconds", .number(t.verifySeconds)),
                 ("otherRoundSeconds", .number(t.otherSeconds)), ("stoppedEarly", .integer(t.stoppedEarly)),

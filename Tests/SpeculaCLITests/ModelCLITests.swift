@@ -132,6 +132,14 @@ struct ModelCLITests {
         (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft-vocabulary", "100"], "needs --draft"),
         (
             [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "ngram", "--draft",
+                CLIModels.smollm,
+            ],
+            "--drafter ngram takes no --draft"
+        ),
+        (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "magic"], "unknown --drafter"),
+        (
+            [
                 "bench", "speed", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompts",
                 "/nonexistent/prompts.jsonl",
             ],

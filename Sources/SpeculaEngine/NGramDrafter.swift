@@ -1,0 +1,28 @@
+/// Prompt-lookup drafting: proposals copied from the text itself, no model.
+public enum NGramDrafter {
+    /// The tokens that followed the most recent earlier occurrence of the last `n` tokens of `history`, for `n`
+    /// from `longest` down to 1 (the first length with an occurrence wins), at most `count` of them; empty when no
+    /// suffix occurs earlier.
+    /// - Complexity: O(`history.count` · `longest`).
+    public static func propose(history: [Int], longest: Int, count: Int) -> [Int] {
+        guard count > 0, history.count >= 2 else { return [] }
+        for n in stride(from: min(longest, history.count - 1), through: 1, by: -1) {
+            let suffixStart = history.count - n
+            // Earlier occurrences start at most one before the suffix (they may overlap it).
+            var start = suffixStart - 1
+            while start >= 0 {
+                var matches = true
+                for k in 0..<n where history[start + k] != history[suffixStart + k] {
+                    matches = false
+                    break
+                }
+                if matches {
+                    let from = start + n
+                    return Array(history[from..<min(from + count, history.count)])
+                }
+                start -= 1
+            }
+        }
+        return []
+    }
+}
