@@ -149,6 +149,19 @@ public final class SpeculativeDecoder {
         telemetry = Telemetry()
     }
 
+    /// Back to the state right after ``start(prompt:)`` with the same prompt, without feeding it again: both caches
+    /// are trimmed to the prompt's rows. The random stream continues (a new sample), telemetry accumulates.
+    public func restart(prompt: [Int]) throws {
+        guard let last = prompt.last, targetCache.length >= prompt.count - 1 else {
+            throw ModelError.invalid(path: "prompt", reason: "restart needs the prompt given to start")
+        }
+        _ = targetCache.trim(to: prompt.count - 1)
+        _ = draftCache?.trim(to: prompt.count - 1)
+        history = prompt
+        root = last
+        draftBacklog = []
+    }
+
     /// The target's logits after the emitted text (feeds the root to a scratch copy of the state: for tests and
     /// checks; it does not change the decoder).
     public func rootLogits() throws -> [Float] {

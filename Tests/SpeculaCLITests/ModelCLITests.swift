@@ -181,4 +181,15 @@ struct ModelCLITests {
         #expect((object["runs"] as? [Any])?.count == 2)
         #expect(object["medianSpeedup"] is Double)
     }
+
+    /// `audit` with SmolLM2 drafting for itself through a reduced head (so drafts are really rejected): passes.
+    @Test func auditPassesForAnExactVerifier() throws {
+        let result = try runSpecula([
+            "audit", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--draft-vocabulary", "2048", "--prompt",
+            "The weather today is", "--samples", "200",
+        ])
+        #expect(result.status == 0, "\(result.standardOutput)\(result.standardError)")
+        #expect(result.standardOutput.contains("pass: no difference beyond chance"))
+        #expect(result.standardOutput.contains("chi-square"))
+    }
 }

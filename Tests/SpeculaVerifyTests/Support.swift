@@ -1,3 +1,4 @@
+import SpeculaTheory
 import SpeculaVerify
 
 /// Shared helpers for the tests: seeded random distributions and the exactness tolerance.
@@ -47,44 +48,9 @@ enum Fixture {
     import Darwin
 #endif
 
-/// Upper tail of the chi-square distribution, `P(X ≥ x)` with `k` degrees of freedom: the regularised upper
-/// incomplete gamma `Q(k/2, x/2)`, by its series below `a + 1` and its continued fraction above.
+/// Upper tail of the chi-square distribution (the library's, `TwoSampleTest.chiSquareTail`).
 func chiSquareTail(_ x: Double, degreesOfFreedom k: Int) -> Double {
-    let a = Double(k) / 2
-    let z = x / 2
-    if z <= 0 { return 1 }
-    let logPrefix = a * log(z) - z - lgamma(a)
-    if z < a + 1 {
-        var term = 1 / a
-        var sum = term
-        var n = a
-        for _ in 0..<10_000 {
-            n += 1
-            term *= z / n
-            sum += term
-            if abs(term) < abs(sum) * 1e-16 { break }
-        }
-        return max(0, 1 - sum * exp(logPrefix))
-    }
-    // Lentz's continued fraction for Q.
-    let tiny = 1e-300
-    var b = z + 1 - a
-    var c = 1 / tiny
-    var d = 1 / b
-    var h = d
-    for i in 1..<10_000 {
-        let an = -Double(i) * (Double(i) - a)
-        b += 2
-        d = an * d + b
-        if abs(d) < tiny { d = tiny }
-        c = b + an / c
-        if abs(c) < tiny { c = tiny }
-        d = 1 / d
-        let delta = d * c
-        h *= delta
-        if abs(delta - 1) < 1e-16 { break }
-    }
-    return exp(logPrefix) * h
+    TwoSampleTest.chiSquareTail(x, degreesOfFreedom: k)
 }
 
 /// Pearson's chi-square of observed counts against expected probabilities, merging cells (in index order) until each
