@@ -59,6 +59,19 @@ public final class SpeculativeDecoder {
         public var acceptedAtDepth: [Int] = []
         public var draftedAtDepth: [Int] = []
         public init() {}
+
+        /// One round that drafted `drafted` levels and accepted `accepted` of them.
+        mutating func countDepths(drafted: Int, accepted: Int) {
+            while draftedAtDepth.count < drafted {
+                draftedAtDepth.append(0)
+                acceptedAtDepth.append(0)
+            }
+            for k in 0..<drafted {
+                draftedAtDepth[k] += 1
+                if k < accepted { acceptedAtDepth[k] += 1 }
+            }
+        }
+
         /// Time outside both forward passes: verification walk, processing, commits.
         public var otherSeconds: Double { max(0, roundSeconds - draftSeconds - verifySeconds) }
         /// Tokens per target pass, bonus and correction included.
@@ -229,22 +242,7 @@ public final class SpeculativeDecoder {
         for (index, token) in drafts.enumerated() {
             tree.expand(index, draft: draftVectors[index], law: .withoutReplacement, childTokens: [token])
         }
-        let result: TreeWalkResult
-        if settings.isGreedy {
-            result = try TreeWalk.greedyWalk(tree: tree, target: targetVectors)
-        } else {
-            var uniforms = CounterRandom(seed: generator.next(), step: step, node: 0)
-            switch verifier {
-            case .token:
-                var decision = NodeDecision()
-                result = try TreeWalk.walk(
-                    tree: tree, target: targetVectors, verifier: { _ in TokenVerifier() }, decision: &decision,
-                    using: &uniforms)
-            case .block:
-                result = try TreeWalk.blockWalk(tree: tree, target: targetVectors, using: &uniforms)
-            }
-        }
-        step += 1
+        let result = try walkChain(tree, targetVectors, verifier: verifier)
         // 4. Commit the accepted path in both caches; the last emitted token is the next root.
         let accepted = result.acceptedNodes.count
         targetCache.commit(prefix: prefix, kept: Array(0...accepted))
@@ -253,14 +251,7 @@ public final class SpeculativeDecoder {
         let fed = fedAll ? drafted - 1 : drafted
         draftCache.commit(prefix: prefix, kept: Array(0...min(accepted, fed)))
         if accepted > fed { draftBacklog = [drafts[drafted - 1]] }
-        for k in 0..<drafted {
-            if telemetry.draftedAtDepth.count <= k {
-                telemetry.draftedAtDepth.append(0)
-                telemetry.acceptedAtDepth.append(0)
-            }
-            telemetry.draftedAtDepth[k] += 1
-            if k < accepted { telemetry.acceptedAtDepth[k] += 1 }
-        }
+        telemetry.countDepths(drafted: drafted, accepted: accepted)
         let emitted = result.emittedTokens
         root = emitted[emitted.count - 1]
         history += emitted
@@ -293,23 +284,9 @@ public final class SpeculativeDecoder {
             pointMass[token] = 1
             tree.expand(index, draft: pointMass, law: .withoutReplacement, childTokens: [token])
         }
-        let result: TreeWalkResult
-        if settings.isGreedy {
-            result = try TreeWalk.greedyWalk(tree: tree, target: targetVectors)
-        } else {
-            var uniforms = CounterRandom(seed: generator.next(), step: step, node: 0)
-            // With nothing proposed, the walk just samples the root's target distribution.
-            switch proposal.isEmpty ? .token : verifier {
-            case .token:
-                var decision = NodeDecision()
-                result = try TreeWalk.walk(
-                    tree: tree, target: targetVectors, verifier: { _ in TokenVerifier() }, decision: &decision,
-                    using: &uniforms)
-            case .block:
-                result = try TreeWalk.blockWalk(tree: tree, target: targetVectors, using: &uniforms)
-            }
-        }
-        step += 1
+        // With nothing proposed the walk just samples the root's target distribution (block verification needs a
+        // draft, token verification of an empty chain is that sample).
+        let result = try walkChain(tree, targetVectors, verifier: proposal.isEmpty ? .token : verifier)
         let accepted = result.acceptedNodes.count
         targetCache.commit(prefix: prefix, kept: Array(0...accepted))
         let emitted = result.emittedTokens
@@ -319,15 +296,25 @@ public final class SpeculativeDecoder {
         telemetry.draftedTokens += proposal.count
         telemetry.acceptedTokens += accepted
         telemetry.emittedTokens += emitted.count
-        for k in 0..<proposal.count {
-            if telemetry.draftedAtDepth.count <= k {
-                telemetry.draftedAtDepth.append(0)
-                telemetry.acceptedAtDepth.append(0)
-            }
-            telemetry.draftedAtDepth[k] += 1
-            if k < accepted { telemetry.acceptedAtDepth[k] += 1 }
-        }
+        telemetry.countDepths(drafted: proposal.count, accepted: accepted)
         return emitted
+    }
+
+    /// Verifies a chain: the greedy walk at temperature 0, else token or block verification with this round's
+    /// uniforms. Advances the round counter.
+    func walkChain(_ tree: DraftTree, _ targetVectors: [[Double]], verifier: ChainVerifier) throws -> TreeWalkResult {
+        defer { step += 1 }
+        if settings.isGreedy { return try TreeWalk.greedyWalk(tree: tree, target: targetVectors) }
+        var uniforms = CounterRandom(seed: generator.next(), step: step, node: 0)
+        switch verifier {
+        case .token:
+            var decision = NodeDecision()
+            return try TreeWalk.walk(
+                tree: tree, target: targetVectors, verifier: { _ in TokenVerifier() }, decision: &decision,
+                using: &uniforms)
+        case .block:
+            return try TreeWalk.blockWalk(tree: tree, target: targetVectors, using: &uniforms)
+        }
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {
@@ -419,15 +406,7 @@ public final class SpeculativeDecoder {
         telemetry.rounds += 1
         telemetry.draftedTokens += count - 1
         telemetry.acceptedTokens += result.acceptedNodes.count
-        let depthReached = draftTree.depths.max() ?? 0
-        for k in 0..<depthReached {
-            if telemetry.draftedAtDepth.count <= k {
-                telemetry.draftedAtDepth.append(0)
-                telemetry.acceptedAtDepth.append(0)
-            }
-            telemetry.draftedAtDepth[k] += 1
-            if k < result.acceptedNodes.count { telemetry.acceptedAtDepth[k] += 1 }
-        }
+        telemetry.countDepths(drafted: draftTree.depths.max() ?? 0, accepted: result.acceptedNodes.count)
         telemetry.emittedTokens += emitted.count
         return emitted
     }

@@ -294,6 +294,24 @@ public final class PackedMatrix: @unchecked Sendable {
             for line in 0..<lines { specula_prefetch(address + 64 * line) }
         }
 
+        typealias Weights8 = (__m512i, __m512i, __m512i, __m512i, __m512i, __m512i, __m512i, __m512i)
+
+        /// Σ over 32 values (8 groups of 4) of weight × activation per lane, plus `start`: two dependency chains of
+        /// four `vpdpbusd` (the integer sum is exact in any order).
+        // The 32-element formats keep their own loops (`q8_0`, `q5_0`): one shared, specialized function measured
+        // 15–25 % slower for one token.
+        @inline(__always) static func dot8(_ w: Weights8, _ xb: UnsafeRawPointer, start: __m512i) -> __m512i {
+            var p = _mm512_dpbusd_epi32(start, w.0, broadcast(xb, 0))
+            var q = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.1, broadcast(xb, 4))
+            p = _mm512_dpbusd_epi32(p, w.2, broadcast(xb, 8))
+            q = _mm512_dpbusd_epi32(q, w.3, broadcast(xb, 12))
+            p = _mm512_dpbusd_epi32(p, w.4, broadcast(xb, 16))
+            q = _mm512_dpbusd_epi32(q, w.5, broadcast(xb, 20))
+            p = _mm512_dpbusd_epi32(p, w.6, broadcast(xb, 24))
+            q = _mm512_dpbusd_epi32(q, w.7, broadcast(xb, 28))
+            return _mm512_add_epi32(p, q)
+        }
+
         /// Four activation bytes at `offset`, repeated in every lane.
         @inline(__always) static func broadcast(_ x: UnsafeRawPointer, _ offset: Int) -> __m512i {
             _mm512_set1_epi32(x.loadUnaligned(fromByteOffset: offset, as: Int32.self))
@@ -377,20 +395,8 @@ public final class PackedMatrix: @unchecked Sendable {
                             Self.accumulate(floats, n, _mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, dx))
                             Self.subtract(floats, n, _mm512_cvtepi32_ps(minimum), _mm512_mul_ps(dmin, dx))
                         }
-                        @inline(__always) func subBlock(
-                            _ w: (__m512i, __m512i, __m512i, __m512i, __m512i, __m512i, __m512i, __m512i),
-                            _ xb: UnsafeRawPointer
-                        ) -> __m512i {
-                            // Two dependency chains of four (the sum is exact in any order).
-                            var p = _mm512_dpbusd_epi32(zero, w.0, Self.broadcast(xb, 0))
-                            var q = _mm512_dpbusd_epi32(zero, w.1, Self.broadcast(xb, 4))
-                            p = _mm512_dpbusd_epi32(p, w.2, Self.broadcast(xb, 8))
-                            q = _mm512_dpbusd_epi32(q, w.3, Self.broadcast(xb, 12))
-                            p = _mm512_dpbusd_epi32(p, w.4, Self.broadcast(xb, 16))
-                            q = _mm512_dpbusd_epi32(q, w.5, Self.broadcast(xb, 20))
-                            p = _mm512_dpbusd_epi32(p, w.6, Self.broadcast(xb, 24))
-                            q = _mm512_dpbusd_epi32(q, w.7, Self.broadcast(xb, 28))
-                            return _mm512_add_epi32(p, q)
+                        @inline(__always) func subBlock(_ w: Weights8, _ xb: UnsafeRawPointer) -> __m512i {
+                            Self.dot8(w, xb, start: zero)
                         }
                         for n in 0..<count { Self.store(zero, scratch, n) }
                         // Two sub-blocks at a time: 16 weight vectors in registers, two independent sums per token.
