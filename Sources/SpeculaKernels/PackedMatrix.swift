@@ -434,7 +434,7 @@ public final class PackedMatrix: @unchecked Sendable {
             let columns = columnCount
             let base = groupBase(group)
             x.scales256.withUnsafeBufferPointer { scales in
-                x.sums16.withUnsafeBufferPointer { sums in
+                x.sums16of256.withUnsafeBufferPointer { sums in
                     guard let scales = scales.baseAddress, let sums = sums.baseAddress else { return }
                     for b in 0..<blocks {
                         let block = base + b * 3392
@@ -462,23 +462,41 @@ public final class PackedMatrix: @unchecked Sendable {
                                     _mm512_and_si512(_mm512_srli_epi16(high, 2), highMask))
                             )
                         }
-                        // Σ (q − 32)·x over sub-block j for token `token`: the offset −32·Σx is the starting value.
+                        // Σ q·x over sub-block j for token `token` (the −32 offset is taken out per block in `finish`).
                         @inline(__always) func subBlock(
                             _ w: (__m512i, __m512i, __m512i, __m512i), _ token: Int, _ j: Int
                         ) -> __m512i {
-                            let start = token &* columns &+ b &* 256
-                            let xb = UnsafeRawPointer(values.advanced(by: start &+ j &* 16))
-                            let offset = sums[start >> 4 &+ j] &* -32
-                            var p = _mm512_dpbusd_epi32(_mm512_set1_epi32(offset), w.0, Self.broadcast(xb, 0))
+                            let xb = UnsafeRawPointer(values.advanced(by: token &* columns &+ b &* 256 &+ j &* 16))
+                            var p = _mm512_dpbusd_epi32(zero, w.0, Self.broadcast(xb, 0))
                             var q = _mm512_dpbusd_epi32(zero, w.1, Self.broadcast(xb, 4))
                             p = _mm512_dpbusd_epi32(p, w.2, Self.broadcast(xb, 8))
                             q = _mm512_dpbusd_epi32(q, w.3, Self.broadcast(xb, 12))
                             return _mm512_add_epi32(p, q)
                         }
                         let d = Self.halves(block + 256)
+                        // Scales of sub-blocks 2k and 2k+1 as a 16-bit pair per row, for the offset: Σ_j sc_j·32·Σx_j
+                        // in eight `vpdpwssd` per token and block, instead of a broadcast per sub-block.
+                        let low16 = _mm512_set1_epi32(0xFFFF)
+                        @inline(__always) func pair(_ k: Int) -> __m512i {
+                            _mm512_or_si512(
+                                _mm512_and_si512(scale(2 * k), low16), _mm512_slli_epi32(scale(2 * k + 1), 16))
+                        }
+                        let pairs = (pair(0), pair(1), pair(2), pair(3), pair(4), pair(5), pair(6), pair(7))
                         @inline(__always) func finish(_ n: Int, _ sum: __m512i) {
-                            let dx = _mm512_set1_ps(scales[(first + n) * blocks + b])
-                            Self.accumulate(floats, n, _mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, dx))
+                            let index = (first + n) * blocks + b
+                            let s = UnsafeRawPointer(sums + index * 16)
+                            var offset = _mm512_dpwssd_epi32(zero, pairs.0, Self.broadcast(s, 0))
+                            offset = _mm512_dpwssd_epi32(offset, pairs.1, Self.broadcast(s, 4))
+                            offset = _mm512_dpwssd_epi32(offset, pairs.2, Self.broadcast(s, 8))
+                            offset = _mm512_dpwssd_epi32(offset, pairs.3, Self.broadcast(s, 12))
+                            offset = _mm512_dpwssd_epi32(offset, pairs.4, Self.broadcast(s, 16))
+                            offset = _mm512_dpwssd_epi32(offset, pairs.5, Self.broadcast(s, 20))
+                            offset = _mm512_dpwssd_epi32(offset, pairs.6, Self.broadcast(s, 24))
+                            offset = _mm512_dpwssd_epi32(offset, pairs.7, Self.broadcast(s, 28))
+                            // Σ_j sc_j·(Σ q·x − 32·Σx): exact in integers.
+                            let total = _mm512_sub_epi32(sum, _mm512_slli_epi32(offset, 5))
+                            let dx = _mm512_set1_ps(scales[index])
+                            Self.accumulate(floats, n, _mm512_cvtepi32_ps(total), _mm512_mul_ps(d, dx))
                         }
                         for n in 0..<count { Self.store(zero, scratch, n) }
                         // Four sub-blocks at a time: 16 weight vectors in registers, four independent sums per token.
