@@ -9,7 +9,10 @@ import SpeculaVerify
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (build with -c release).",
-        subcommands: [BenchVerify.self, BenchTokenizer.self, BenchModel.self, BenchKernels.self, BenchSpeed.self])
+        subcommands: [
+            BenchVerify.self, BenchTokenizer.self, BenchModel.self, BenchKernels.self, BenchSpeed.self,
+            BenchAcceptance.self,
+        ])
 }
 
 /// `specula bench verify`: the time of one node verification for every verifier, and of α*, at a full LLM

@@ -192,4 +192,25 @@ struct ModelCLITests {
         #expect(result.standardOutput.contains("pass: no difference beyond chance"))
         #expect(result.standardOutput.contains("chi-square"))
     }
+
+    /// `bench acceptance` with SmolLM2 as its own draft: every acceptance and every α* is 1 (p = q at every
+    /// position), in the table and the JSON.
+    @Test func benchAcceptanceOnASelfDraft() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("specula-acceptance-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let prompts = folder.appendingPathComponent("prompts.txt")
+        try "Name a color.\n".write(to: prompts, atomically: true, encoding: .utf8)
+        let json = folder.appendingPathComponent("acceptance.json")
+        let result = try runSpecula([
+            "bench", "acceptance", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompts", prompts.path,
+            "--count", "1", "--max-tokens", "3", "--drafts", "1", "2", "--samples", "20", "--json", json.path,
+        ])
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.contains("| rrsw | 1.0000"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        let metrics = try #require(object["metrics"] as? [String: Any])
+        let rrs = try #require((metrics["rrs"] as? [String: Any])?["2"] as? [String: Any])
+        #expect(abs((rrs["mean"] as? Double ?? 0) - 1) < 1e-9)
+    }
 }

@@ -46,3 +46,17 @@ struct TwoSampleTestTests {
         #expect(pooled.degreesOfFreedom == 2)
     }
 }
+
+@Suite("Clustered means (bench acceptance)")
+struct ClusteredMeanTests {
+    @Test func meansAndIntervalByGroup() {
+        let summary = ClusteredMean(groups: [[1, 1, 1, 1], [0, 0], []])
+        #expect(summary.count == 6)
+        #expect(summary.groups == 2)
+        #expect(abs(summary.mean - 4.0 / 6) < 1e-15)
+        #expect(summary.meanOfGroups == 0.5)
+        // Group means 1 and 0: sample sd √0.5, standard error 0.5, half-width 1.96 × 0.5.
+        #expect(abs((summary.halfWidth ?? 0) - 0.98) < 1e-12)
+        #expect(ClusteredMean(groups: [[0.3, 0.5]]).halfWidth == nil)
+    }
+}
