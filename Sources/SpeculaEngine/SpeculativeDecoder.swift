@@ -58,7 +58,17 @@ public final class SpeculativeDecoder {
         /// `draftedAtDepth[k]` rounds that drafted one.
         public var acceptedAtDepth: [Int] = []
         public var draftedAtDepth: [Int] = []
+        /// Chains verified token by token (or walked greedily): the nodes the walk reached (accepted ones and the
+        /// first rejected one), and the sum over them of α* = Σ_x min(p(x), q(x)) — the optimal acceptance of one
+        /// draft from q, which token verification attains in expectation. `reachedAccepted / optimalSum` is the
+        /// verifier's measured efficiency (1 up to sampling noise).
+        public var reachedNodes = 0
+        public var reachedAccepted = 0
+        public var optimalSum = 0.0
         public init() {}
+        /// Mean α* over the reached nodes, and measured acceptance over the same nodes divided by it.
+        public var optimalAcceptance: Double { reachedNodes == 0 ? 0 : optimalSum / Double(reachedNodes) }
+        public var efficiency: Double { optimalSum == 0 ? 0 : Double(reachedAccepted) / optimalSum }
 
         /// One round that drafted `drafted` levels and accepted `accepted` of them.
         mutating func countDepths(drafted: Int, accepted: Int) {
@@ -243,6 +253,9 @@ public final class SpeculativeDecoder {
             tree.expand(index, draft: draftVectors[index], law: .withoutReplacement, childTokens: [token])
         }
         let result = try walkChain(tree, targetVectors, verifier: verifier)
+        if verifier == .token || settings.isGreedy {
+            recordOptimal(targetVectors, draftVectors, accepted: result.acceptedNodes.count)
+        }
         // 4. Commit the accepted path in both caches; the last emitted token is the next root.
         let accepted = result.acceptedNodes.count
         targetCache.commit(prefix: prefix, kept: Array(0...accepted))
@@ -287,6 +300,13 @@ public final class SpeculativeDecoder {
         // With nothing proposed the walk just samples the root's target distribution (block verification needs a
         // draft, token verification of an empty chain is that sample).
         let result = try walkChain(tree, targetVectors, verifier: proposal.isEmpty ? .token : verifier)
+        if verifier == .token || settings.isGreedy {
+            // α* against a point mass on x is p(x).
+            let reached = min(result.acceptedNodes.count + 1, proposal.count)
+            for k in 0..<reached { telemetry.optimalSum += targetVectors[k][proposal[k]] }
+            telemetry.reachedNodes += reached
+            telemetry.reachedAccepted += result.acceptedNodes.count
+        }
         let accepted = result.acceptedNodes.count
         targetCache.commit(prefix: prefix, kept: Array(0...accepted))
         let emitted = result.emittedTokens
@@ -298,6 +318,18 @@ public final class SpeculativeDecoder {
         telemetry.emittedTokens += emitted.count
         telemetry.countDepths(drafted: proposal.count, accepted: accepted)
         return emitted
+    }
+
+    /// Adds the reached nodes of a chain (the accepted ones and the first rejected one) to the α* telemetry.
+    func recordOptimal(_ target: [[Double]], _ draft: [[Double]], accepted: Int) {
+        let reached = min(accepted + 1, draft.count)
+        for k in 0..<reached {
+            var sum = 0.0
+            for (p, q) in zip(target[k], draft[k]) { sum += min(p, q) }
+            telemetry.optimalSum += sum
+        }
+        telemetry.reachedNodes += reached
+        telemetry.reachedAccepted += accepted
     }
 
     /// Verifies a chain: the greedy walk at temperature 0, else token or block verification with this round's

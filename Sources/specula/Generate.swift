@@ -236,6 +236,8 @@ extension Generate {
                 ("tokensPerSecond", .number(Double(generated) / seconds)),
                 ("draftSeconds", .number(t.draftSeconds)), ("verifySeconds", .number(t.verifySeconds)),
                 ("otherRoundSeconds", .number(t.otherSeconds)), ("stoppedEarly", .integer(t.stoppedEarly)),
+                ("reachedNodes", .integer(t.reachedNodes)), ("optimalAcceptance", .number(t.optimalAcceptance)),
+                ("efficiency", .number(t.efficiency)),
                 (
                     "acceptanceByDepth",
                     .array(

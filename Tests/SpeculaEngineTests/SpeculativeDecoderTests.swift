@@ -76,6 +76,12 @@ struct SpeculativeDecoderTests {
         for _ in 0..<6 { emitted += try decoder.round() }
         #expect(decoder.telemetry.acceptedTokens == decoder.telemetry.draftedTokens)
         #expect(decoder.telemetry.emittedTokens == 6 * 5)
+        if verifier == .token {
+            // p = q at every node: α* = 1 and every reached node accepted.
+            #expect(decoder.telemetry.reachedNodes == 6 * 4)
+            #expect(abs(decoder.telemetry.optimalAcceptance - 1) < 1e-9)
+            #expect(abs(decoder.telemetry.efficiency - 1) < 1e-9)
+        }
         // Rollback check: the next-token logits after these rounds equal plain decoding of prompt + emitted.
         let next = try decoder.rootLogits()
         let cache = model.makeCache(capacity: 128)
