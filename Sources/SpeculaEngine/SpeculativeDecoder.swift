@@ -70,6 +70,22 @@ public final class SpeculativeDecoder {
         public var optimalAcceptance: Double { reachedNodes == 0 ? 0 : optimalSum / Double(reachedNodes) }
         public var efficiency: Double { optimalSum == 0 ? 0 : Double(reachedAccepted) / optimalSum }
 
+        /// One round: its drafted, accepted and emitted tokens, and the depths it drafted and accepted.
+        mutating func countRound(drafted: Int, accepted: Int, emitted: Int, depths: Int, acceptedDepths: Int) {
+            rounds += 1
+            draftedTokens += drafted
+            acceptedTokens += accepted
+            emittedTokens += emitted
+            countDepths(drafted: depths, accepted: acceptedDepths)
+        }
+
+        /// The α* of each node a chain's walk reached (the accepted ones and the first rejected one).
+        mutating func countOptimal(_ reached: [Double], accepted: Int) {
+            optimalSum += reached.reduce(0, +)
+            reachedNodes += reached.count
+            reachedAccepted += accepted
+        }
+
         /// One round that drafted `drafted` levels and accepted `accepted` of them.
         mutating func countDepths(drafted: Int, accepted: Int) {
             while draftedAtDepth.count < drafted {
@@ -264,14 +280,12 @@ public final class SpeculativeDecoder {
         let fed = fedAll ? drafted - 1 : drafted
         draftCache.commit(prefix: prefix, kept: Array(0...min(accepted, fed)))
         if accepted > fed { draftBacklog = [drafts[drafted - 1]] }
-        telemetry.countDepths(drafted: drafted, accepted: accepted)
+
         let emitted = result.emittedTokens
         root = emitted[emitted.count - 1]
         history += emitted
-        telemetry.rounds += 1
-        telemetry.draftedTokens += drafted
-        telemetry.acceptedTokens += accepted
-        telemetry.emittedTokens += emitted.count
+        telemetry.countRound(
+            drafted: drafted, accepted: accepted, emitted: emitted.count, depths: drafted, acceptedDepths: accepted)
         return emitted
     }
 
@@ -303,33 +317,25 @@ public final class SpeculativeDecoder {
         if verifier == .token || settings.isGreedy {
             // α* against a point mass on x is p(x).
             let reached = min(result.acceptedNodes.count + 1, proposal.count)
-            for k in 0..<reached { telemetry.optimalSum += targetVectors[k][proposal[k]] }
-            telemetry.reachedNodes += reached
-            telemetry.reachedAccepted += result.acceptedNodes.count
+            telemetry.countOptimal(
+                (0..<reached).map { targetVectors[$0][proposal[$0]] }, accepted: result.acceptedNodes.count)
         }
         let accepted = result.acceptedNodes.count
         targetCache.commit(prefix: prefix, kept: Array(0...accepted))
         let emitted = result.emittedTokens
         root = emitted[emitted.count - 1]
         history += emitted
-        telemetry.rounds += 1
-        telemetry.draftedTokens += proposal.count
-        telemetry.acceptedTokens += accepted
-        telemetry.emittedTokens += emitted.count
-        telemetry.countDepths(drafted: proposal.count, accepted: accepted)
+        telemetry.countRound(
+            drafted: proposal.count, accepted: accepted, emitted: emitted.count, depths: proposal.count,
+            acceptedDepths: accepted)
         return emitted
     }
 
     /// Adds the reached nodes of a chain (the accepted ones and the first rejected one) to the α* telemetry.
     func recordOptimal(_ target: [[Double]], _ draft: [[Double]], accepted: Int) {
         let reached = min(accepted + 1, draft.count)
-        for k in 0..<reached {
-            var sum = 0.0
-            for (p, q) in zip(target[k], draft[k]) { sum += min(p, q) }
-            telemetry.optimalSum += sum
-        }
-        telemetry.reachedNodes += reached
-        telemetry.reachedAccepted += accepted
+        telemetry.countOptimal(
+            (0..<reached).map { k in zip(target[k], draft[k]).reduce(0) { $0 + min($1.0, $1.1) } }, accepted: accepted)
     }
 
     /// Verifies a chain: the greedy walk at temperature 0, else token or block verification with this round's
@@ -435,11 +441,9 @@ public final class SpeculativeDecoder {
         let emitted = result.emittedTokens
         root = emitted[emitted.count - 1]
         history += emitted
-        telemetry.rounds += 1
-        telemetry.draftedTokens += count - 1
-        telemetry.acceptedTokens += result.acceptedNodes.count
-        telemetry.countDepths(drafted: draftTree.depths.max() ?? 0, accepted: result.acceptedNodes.count)
-        telemetry.emittedTokens += emitted.count
+        telemetry.countRound(
+            drafted: count - 1, accepted: result.acceptedNodes.count, emitted: emitted.count,
+            depths: draftTree.depths.max() ?? 0, acceptedDepths: result.acceptedNodes.count)
         return emitted
     }
 }

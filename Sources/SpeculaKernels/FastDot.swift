@@ -154,7 +154,7 @@ public enum FastDot {
                             // 16-value sums of int8), and overflow checks cost more than the work here.
                             for j in 0..<8 {
                                 let m = Int32(UInt8(truncatingIfNeeded: minimumWord >> UInt64(8 * j)))
-                                summ &+= m &* (sums16[g + 2 * j] &+ sums16[g + 2 * j + 1])
+                                summ &+= m &* (Int32(sums16[g + 2 * j]) &+ Int32(sums16[g + 2 * j + 1]))
                             }
                             let sumi = horizontalSum(acc)
                             let dx = scales[index * blocks + b]
@@ -242,7 +242,7 @@ public enum FastDot {
                             var offset: Int32 = 0
                             for j in 0..<16 {
                                 let scale = Int32(Int8(bitPattern: sc.load(fromByteOffset: j, as: UInt8.self)))
-                                offset &+= scale &* sums16[g + j]
+                                offset &+= scale &* Int32(sums16[g + j])
                             }
                             let sumi = horizontalSum(acc) &- 32 &* offset
                             output[k * stride] += d * scales[index * blocks + b] * Float(sumi)

@@ -27,18 +27,6 @@ public enum Ops {
         case halves
     }
 
-    /// Rotates one head vector of `dimensions` values for `position`, with frequencies `base^(−2i/dimensions)`.
-    public static func rope(
-        _ x: UnsafeMutablePointer<Float>, dimensions: Int, position: Int, base: Double, style: RopeStyle
-    ) {
-        var table = [Float](repeating: 0, count: dimensions)
-        table.withUnsafeMutableBufferPointer { t in
-            guard let t = t.baseAddress else { return }
-            ropeTable(dimensions: dimensions, position: position, base: base, into: t)
-            rope(x, dimensions: dimensions, table: t, style: style)
-        }
-    }
-
     /// The rotation of one position: `table[2i] = cos θ_i`, `table[2i+1] = sin θ_i`, θ_i = position · base^(−2i/d).
     /// Computed once per token and shared by its heads; ``rope(_:dimensions:table:style:)`` then rotates each head.
     public static func ropeTable(

@@ -434,7 +434,7 @@ public final class PackedMatrix: @unchecked Sendable {
             let columns = columnCount
             let base = groupBase(group)
             x.scales256.withUnsafeBufferPointer { scales in
-                x.sums16of256.withUnsafeBufferPointer { sums in
+                x.sums16.withUnsafeBufferPointer { sums in
                     guard let scales = scales.baseAddress, let sums = sums.baseAddress else { return }
                     for b in 0..<blocks {
                         let block = base + b * 3392

@@ -19,14 +19,12 @@ public struct QuantizedActivations: Sendable {
     public internal(set) var values256: [Int8]
     /// [rowCount, columnCount / 256]
     public internal(set) var scales256: [Float]
-    /// [rowCount, columnCount / 16]: Σ of the quantized values of each 16-value group (256-block scales).
-    public internal(set) var sums16: [Int32]
+    /// [rowCount, columnCount / 16]: Σ of the quantized values of each 16-value group (256-block scales), as 16-bit
+    /// integers (|Σ| ≤ 16 · 127) so that two adjacent groups form one 32-bit lane.
+    public internal(set) var sums16: [Int16]
     /// [rowCount, columnCount / 32]: Σ of the quantized values of each 32-value sub-block (256-block scales), as
     /// 16-bit integers (|Σ| ≤ 32 · 127) so that two adjacent sub-blocks form one 32-bit lane.
     public internal(set) var sums32of256: [Int16]
-    /// [rowCount, columnCount / 16]: `sums16` as 16-bit integers (|Σ| ≤ 16 · 127), two adjacent groups per 32-bit
-    /// lane.
-    public internal(set) var sums16of256: [Int16]
 
     /// Which quantized forms were made (a product needs the one its weight format uses; see
     /// ``QuantizedMatrix/activationFormats``).
@@ -66,9 +64,8 @@ public struct QuantizedActivations: Sendable {
         sums32 = [Int32](repeating: 0, count: with32 ? count / 32 : 0)
         values256 = [Int8](repeating: 0, count: with256 ? count : 0)
         scales256 = [Float](repeating: 0, count: with256 ? count / 256 : 0)
-        sums16 = [Int32](repeating: 0, count: with256 ? count / 16 : 0)
+        sums16 = [Int16](repeating: 0, count: with256 ? count / 16 : 0)
         sums32of256 = [Int16](repeating: 0, count: with256 ? count / 32 : 0)
-        sums16of256 = [Int16](repeating: 0, count: with256 ? count / 16 : 0)
         guard let source = rows.baseAddress, count > 0 else { return }
         if with32 {
             values32.withUnsafeMutableBufferPointer { v in
@@ -89,23 +86,20 @@ public struct QuantizedActivations: Sendable {
                 scales256.withUnsafeMutableBufferPointer { sc in
                     sums16.withUnsafeMutableBufferPointer { s16 in
                         sums32of256.withUnsafeMutableBufferPointer { s32 in
-                            sums16of256.withUnsafeMutableBufferPointer { s16x in
-                                guard let v = v.baseAddress, let sc = sc.baseAddress, let s16 = s16.baseAddress,
-                                    let s32 = s32.baseAddress, let s16x = s16x.baseAddress
-                                else { return }
-                                for block in 0..<(count / 256) {
-                                    let values = v + block * 256
-                                    sc[block] = Self.quantize(source + block * 256, 256, into: values).0
-                                    for group in 0..<16 {
-                                        var sum: Int32 = 0
-                                        for k in 0..<16 { sum &+= Int32(values[group * 16 + k]) }
-                                        s16[block * 16 + group] = sum
-                                        s16x[block * 16 + group] = Int16(sum)
-                                    }
-                                    for pair in 0..<8 {
-                                        s32[block * 8 + pair] = Int16(
-                                            s16[block * 16 + 2 * pair] &+ s16[block * 16 + 2 * pair + 1])
-                                    }
+                            guard let v = v.baseAddress, let sc = sc.baseAddress, let s16 = s16.baseAddress,
+                                let s32 = s32.baseAddress
+                            else { return }
+                            for block in 0..<(count / 256) {
+                                let values = v + block * 256
+                                sc[block] = Self.quantize(source + block * 256, 256, into: values).0
+                                for group in 0..<16 {
+                                    var sum: Int32 = 0
+                                    for k in 0..<16 { sum &+= Int32(values[group * 16 + k]) }
+                                    s16[block * 16 + group] = Int16(sum)
+                                }
+                                for pair in 0..<8 {
+                                    s32[block * 8 + pair] =
+                                        s16[block * 16 + 2 * pair] &+ s16[block * 16 + 2 * pair + 1]
                                 }
                             }
                         }

@@ -103,7 +103,7 @@ public enum ReferenceDot {
                         var s: Int32 = 0
                         for k in 0..<32 { s += q[j * 32 + k] * Int32(x.values256[xq + j * 32 + k]) }
                         sumi += Int32(sc) * s
-                        let groupSum = x.sums16[(xq + j * 32) / 16] + x.sums16[(xq + j * 32) / 16 + 1]
+                        let groupSum = Int32(x.sums16[(xq + j * 32) / 16]) + Int32(x.sums16[(xq + j * 32) / 16 + 1])
                         summ += Int32(m) * groupSum
                     }
                     total += dx * (Dequantize.half(block, 0) * Float(sumi) - Dequantize.half(block, 2) * Float(summ))

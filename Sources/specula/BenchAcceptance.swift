@@ -43,10 +43,7 @@ struct BenchAcceptance: ParsableCommand {
         let target = try LoadedModel(path: model)
         let drafter = try LoadedModel(path: draft)
         try target.tokenizer.requireSameVocabulary(as: drafter.tokenizer)
-        // The prompt selection of `bench speed` (same files, same spreading).
-        var arguments = ["--model", model, "--draft", draft, "--prompts", prompts, "--count", String(count)]
-        for name in category { arguments += ["--category", name] }
-        let chosen = try BenchSpeed.parse(arguments).loadPrompts()
+        let chosen = try benchmarkPrompts(path: prompts, categories: category, count: count)
         // values[n][metric][prompt] = per-position values
         var values: [Int: [String: [[Double]]]] = [:]
         var order: [String] = []

@@ -61,32 +61,8 @@ struct BenchSpeed: ParsableCommand {
         }
     }
 
-    /// The prompt texts: first turns of a Spec-Bench file, or the non-empty lines of a text file.
     func loadPrompts() throws -> [(category: String, text: String)] {
-        guard let data = FileManager.default.contents(atPath: prompts), let text = String(data: data, encoding: .utf8)
-        else { throw CommandError("cannot read prompts '\(prompts)'") }
-        var all: [(category: String, text: String)] = []
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
-            if prompts.hasSuffix(".jsonl") {
-                let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-                if let turns = object?["turns"] as? [String], let first = turns.first {
-                    all.append(((object?["category"] as? String) ?? "", first))
-                } else if let code = object?["prompt"] as? String {
-                    // HumanEval: a function signature and docstring to complete.
-                    all.append(("humaneval", "Complete the following Python function.\n\n```python\n\(code)```"))
-                } else {
-                    throw CommandError(
-                        "\(prompts):\(number + 1): neither a Spec-Bench question (\"turns\") nor a HumanEval task (\"prompt\")"
-                    )
-                }
-            } else {
-                all.append(("", String(line)))
-            }
-        }
-        if !category.isEmpty { all = all.filter { category.contains($0.category) } }
-        guard !all.isEmpty else { throw CommandError("no prompts in '\(prompts)' match") }
-        let n = min(count, all.count)
-        return (0..<n).map { all[$0 * all.count / n] }
+        try benchmarkPrompts(path: prompts, categories: category, count: count)
     }
 
     func run() throws {
@@ -250,4 +226,33 @@ struct BenchSpeed: ParsableCommand {
             }
         }
     }
+}
+
+/// Benchmark prompts: first turns of a Spec-Bench `question.jsonl`, HumanEval tasks (`HumanEval.jsonl`), or the
+/// non-empty lines of a text file; only `categories` when given; `count` of them spread evenly over the file.
+func benchmarkPrompts(path: String, categories: [String], count: Int) throws -> [(category: String, text: String)] {
+    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+    else { throw CommandError("cannot read prompts '\(path)'") }
+    var all: [(category: String, text: String)] = []
+    for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+        if path.hasSuffix(".jsonl") {
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            if let turns = object?["turns"] as? [String], let first = turns.first {
+                all.append(((object?["category"] as? String) ?? "", first))
+            } else if let code = object?["prompt"] as? String {
+                // HumanEval: a function signature and docstring to complete.
+                all.append(("humaneval", "Complete the following Python function.\n\n```python\n\(code)```"))
+            } else {
+                throw CommandError(
+                    "\(path):\(number + 1): neither a Spec-Bench question (\"turns\") nor a HumanEval task (\"prompt\")"
+                )
+            }
+        } else {
+            all.append(("", String(line)))
+        }
+    }
+    if !categories.isEmpty { all = all.filter { categories.contains($0.category) } }
+    guard !all.isEmpty else { throw CommandError("no prompts in '\(path)' match") }
+    let n = min(count, all.count)
+    return (0..<n).map { all[$0 * all.count / n] }
 }
