@@ -28,7 +28,9 @@ public final class SpeculativeDecoder {
     public let nodeVerifier: (any NodeVerifier)?
     let targetCache: KVCache
     let draftCache: KVCache?
-    var generator: SplitMix64
+    /// Where every draft and verification choice comes from: a seeded generator (the `seed` argument) unless
+    /// replaced, e.g. by a ``ChoiceReplay`` to enumerate every outcome of a round with its exact probability.
+    public var random: any RandomSource
     var step: UInt64 = 0
     /// Tokens emitted so far (prompt included), for the penalties.
     public private(set) var history: [Int] = []
@@ -105,12 +107,24 @@ public final class SpeculativeDecoder {
         public var acceptanceRate: Double { draftedTokens == 0 ? 0 : Double(acceptedTokens) / Double(draftedTokens) }
     }
 
-    public init(
+    public convenience init(
         target: Transformer, draft: Transformer, targetTokenizer: Tokenizer, draftTokenizer: Tokenizer,
         settings: SamplingSettings, depth: Int, verifier: ChainVerifier = .token, tree: TreeTopology? = nil,
         nodeVerifier: (any NodeVerifier)? = nil, capacity: Int, seed: UInt64 = 0
     ) throws {
         try targetTokenizer.requireSameVocabulary(as: draftTokenizer)
+        try self.init(
+            target: target, draft: draft, settings: settings, depth: depth, verifier: verifier, tree: tree,
+            nodeVerifier: nodeVerifier, capacity: capacity, seed: seed)
+    }
+
+    /// A decoder over token ids only (the caller has checked that both models share a vocabulary; models without
+    /// a tokenizer, like ``SyntheticModel``s, included).
+    public init(
+        target: Transformer, draft: Transformer, settings: SamplingSettings, depth: Int,
+        verifier: ChainVerifier = .token, tree: TreeTopology? = nil, nodeVerifier: (any NodeVerifier)? = nil,
+        capacity: Int, seed: UInt64 = 0
+    ) throws {
         if target.vocabularySize != draft.vocabularySize {
             throw TokenizerError.mismatch(
                 reason: "output sizes differ (\(target.vocabularySize) vs \(draft.vocabularySize))")
@@ -145,7 +159,7 @@ public final class SpeculativeDecoder {
         targetCache = target.makeCache(capacity: capacity)
         draftCache = draft.makeCache(capacity: capacity)
         ngram = 0
-        generator = SplitMix64(seed: seed)
+        random = SplitMix64(seed: seed)
     }
 
     /// Speculative decoding with the n-gram drafter (no draft model): each round proposes the tokens that followed
@@ -169,7 +183,7 @@ public final class SpeculativeDecoder {
         nodeVerifier = nil
         targetCache = target.makeCache(capacity: capacity)
         draftCache = nil
-        generator = SplitMix64(seed: seed)
+        random = SplitMix64(seed: seed)
     }
 
     /// Feeds the prompt (all but its last token) to both models; the last token becomes the first root.
@@ -248,7 +262,7 @@ public final class SpeculativeDecoder {
             let q = try process(logits, path: drafts)
             let token =
                 settings.isGreedy
-                ? Probability.argmax(q) : (Probability.sampleIndex(q, uniform: generator.nextUniform()) ?? 0)
+                ? Probability.argmax(q) : (random.categorical(q) ?? 0)
             drafts.append(token)
             draftVectors.append(q)
             feed = [token]
@@ -343,7 +357,7 @@ public final class SpeculativeDecoder {
     func walkChain(_ tree: DraftTree, _ targetVectors: [[Double]], verifier: ChainVerifier) throws -> TreeWalkResult {
         defer { step += 1 }
         if settings.isGreedy { return try TreeWalk.greedyWalk(tree: tree, target: targetVectors) }
-        var uniforms = CounterRandom(seed: generator.next(), step: step, node: 0)
+        var uniforms = random.roundStream(step: step)
         switch verifier {
         case .token:
             var decision = NodeDecision()
@@ -388,7 +402,7 @@ public final class SpeculativeDecoder {
                 let wanted = topology.children[shape]
                 guard !wanted.isEmpty, let q = vectors[node] else { continue }
                 let law = wanted.count == 1 ? DraftLaw.withoutReplacement : (nodeVerifier?.draftLaw ?? .independent)
-                let tokens = try law.sample(draft: q, count: wanted.count, using: &generator)
+                let tokens = try law.sample(draft: q, count: wanted.count, using: &random)
                 let added = draftTree.expand(node, draft: q, law: law, childTokens: tokens)
                 for (rank, child) in added.enumerated() {
                     paths.append(paths[node] + [tokens[rank]])
@@ -426,7 +440,7 @@ public final class SpeculativeDecoder {
         if settings.isGreedy {
             result = try TreeWalk.greedyWalk(tree: draftTree, target: targetVectors)
         } else {
-            var uniforms = CounterRandom(seed: generator.next(), step: step, node: 0)
+            var uniforms = random.roundStream(step: step)
             var decision = NodeDecision()
             let rule: any NodeVerifier = nodeVerifier ?? TokenVerifier()
             result = try TreeWalk.walk(

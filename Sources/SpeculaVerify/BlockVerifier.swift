@@ -48,17 +48,17 @@ public struct BlockDecision: Sendable {
     }
 
     /// Samples `τ` (scanning from the end, one uniform per position) and the emitted token after it.
-    public func sample(using generator: inout some RandomNumberGenerator) -> (accepted: Int, token: Int) {
+    public func sample(using generator: inout some RandomSource) -> (accepted: Int, token: Int) {
         var accepted = 0
         for position in stride(from: tests.count, through: 1, by: -1) {
             let test = tests[position - 1]
-            if generator.nextUniform() * test.denominator < test.numerator {
+            if generator.bernoulli(test.numerator, over: test.denominator) {
                 accepted = position
                 break
             }
         }
         let weights = residual(accepted: accepted)
-        guard let token = Probability.sampleIndex(weights, uniform: generator.nextUniform()) else {
+        guard let token = generator.categorical(weights) else {
             preconditionFailure("validated target with no mass")
         }
         return (accepted, token)

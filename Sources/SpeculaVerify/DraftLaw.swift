@@ -56,28 +56,29 @@ public enum DraftLaw: String, Sendable, CaseIterable, Codable {
     ///   - draft: the processed draft distribution `q` at the node.
     ///   - count: `n`, the children the topology asks for; L2 may return fewer (short support).
     /// - Complexity: O(n·|V|) for L1 and L4, O(|V|) for L2 and L3 (one exponential race).
-    public func sample(draft: [Double], count: Int, using generator: inout some RandomNumberGenerator) throws -> [Int] {
+    public func sample(draft: [Double], count: Int, using generator: inout some RandomSource) throws -> [Int] {
         try validate(count: count, vocabularySize: draft.count)
         switch self {
         case .independent:
             var drafts: [Int] = []
             for _ in 0..<count {
-                guard let token = Probability.sampleIndex(draft, uniform: generator.nextUniform()) else {
+                guard let token = generator.categorical(draft) else {
                     throw VerifyError.zeroMass(what: "draft distribution")
                 }
                 drafts.append(token)
             }
             return drafts
         case .withoutReplacement:
-            return DraftLaw.race(draft: draft, count: draftCount(requested: count, draft: draft), using: &generator)
+            return generator.withoutReplacement(
+                draft, count: draftCount(requested: count, draft: draft), includeZeroMass: false)
         case .hubPair:
             let hub = Probability.argmax(draft)
-            let firstTwo = DraftLaw.race(draft: draft, count: 2, includeZeroMass: true, using: &generator)
+            let firstTwo = generator.withoutReplacement(draft, count: 2, includeZeroMass: true)
             return firstTwo[0] == hub ? [hub, firstTwo[1]] : [firstTwo[0], hub]
         case .greedy:
             let fixed = SamplingSettings.topIndices(draft, count: count - 1)
             let rest = DraftLaw.remainder(draft: draft, excluding: fixed)
-            guard let last = Probability.sampleIndex(rest, uniform: generator.nextUniform()) else {
+            guard let last = generator.categorical(rest) else {
                 throw VerifyError.zeroMass(what: "draft distribution outside the top \(count - 1)")
             }
             return fixed + [last]

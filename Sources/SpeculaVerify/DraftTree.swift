@@ -81,7 +81,7 @@ public struct DraftTree: Sendable {
     ///   - draftDistribution: the processed draft vector after a path of tokens (root first).
     public static func draft(
         topology: TreeTopology, rootToken: Int, law: (Int) -> DraftLaw,
-        draftDistribution: ([Int]) throws -> [Double], using generator: inout some RandomNumberGenerator
+        draftDistribution: ([Int]) throws -> [Double], using generator: inout some RandomSource
     ) throws -> DraftTree {
         var tree = DraftTree(rootToken: rootToken)
         var treeNode: [Int?] = [Int?](repeating: nil, count: topology.nodeCount)
@@ -124,7 +124,7 @@ public enum TreeWalk {
     ///   - verifier: the rule at each expanded node.
     public static func walk(
         tree: DraftTree, target: [[Double]], verifier: (Int) -> any NodeVerifier,
-        decision: inout NodeDecision, using generator: inout some RandomNumberGenerator
+        decision: inout NodeDecision, using generator: inout some RandomSource
     ) throws -> TreeWalkResult {
         if target.count != tree.nodeCount {
             throw VerifyError.lengthMismatch(
@@ -136,7 +136,7 @@ public enum TreeWalk {
             let childNodes = tree.children[node]
             if childNodes.isEmpty {
                 try Probability.validate(target[node], "target distribution at node \(node)")
-                guard let bonus = Probability.sampleIndex(target[node], uniform: generator.nextUniform()) else {
+                guard let bonus = generator.categorical(target[node]) else {
                     throw VerifyError.zeroMass(what: "target distribution at node \(node)")
                 }
                 return TreeWalkResult(
@@ -187,7 +187,7 @@ public enum TreeWalk {
 
     /// Block verification (§3) of a chain-shaped tree: one child per node.
     public static func blockWalk(
-        tree: DraftTree, target: [[Double]], using generator: inout some RandomNumberGenerator
+        tree: DraftTree, target: [[Double]], using generator: inout some RandomSource
     ) throws -> TreeWalkResult {
         var chain: [Int] = []
         var node = 0

@@ -98,17 +98,16 @@ public struct NodeDecision: Sendable {
 
     /// Runs the tests with fresh uniforms from `generator`, then samples the residual (§4.2).
     /// - Complexity: O(|tests|), plus O(|V|) when every test fails.
-    public func sample(target: [Double], using generator: inout some RandomNumberGenerator) -> NodeOutcome {
-        for test in tests where generator.nextUniform() * test.denominator < test.numerator {
+    public func sample(target: [Double], using generator: inout some RandomSource) -> NodeOutcome {
+        for test in tests where generator.bernoulli(test.numerator, over: test.denominator) {
             return .accepted(child: test.child)
         }
-        let uniform = generator.nextUniform()
         let mass = residualMass
         let token: Int?
         if mass > Probability.negligibleMass {
-            token = Probability.sampleIndex(residual, uniform: uniform, total: mass)
+            token = generator.categorical(residual, total: mass)
         } else {
-            token = Probability.sampleIndex(target, uniform: uniform)
+            token = generator.categorical(target)
         }
         guard let token else { preconditionFailure("the target distribution has no mass (validated before)") }
         if let child = child(holding: token) { return .accepted(child: child) }
@@ -138,7 +137,7 @@ extension NodeVerifier {
     /// Decides and samples in one call: the sampling entry point.
     public func verify(
         target: [Double], draft: [Double], drafts: [Int], decision: inout NodeDecision,
-        using generator: inout some RandomNumberGenerator
+        using generator: inout some RandomSource
     ) throws -> NodeOutcome {
         try decide(target: target, draft: draft, drafts: drafts, into: &decision)
         return decision.sample(target: target, using: &generator)

@@ -8,7 +8,9 @@ struct Specula: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "specula",
         abstract: "Exact speculative decoding: verifiers, optimal acceptance rates and benchmarks.",
-        subcommands: [Bound.self, Inspect.self, Tokenize.self, Generate.self, Logits.self, Audit.self, Bench.self]
+        subcommands: [
+            Bound.self, Inspect.self, Tokenize.self, Generate.self, Logits.self, Audit.self, Bench.self, Synthetic.self,
+        ]
     )
 
     /// Runs the command; a bad flag or bad input prints one line to standard error and exits with code 1.

@@ -1,0 +1,145 @@
+import SpeculaEngine
+import SpeculaModels
+import SpeculaVerify
+import Testing
+
+/// Exact enumeration of whole speculative rounds on tiny synthetic models (real GGUF files, real forward passes,
+/// real cache commits): every random choice of drafting and verification goes through a ``ChoiceReplay``, and
+/// ``Enumeration/law(maximumPaths:_:)`` visits every path with its exact probability. The law of the first emitted
+/// tokens must equal the target's own law (plain decoding, one token at a time) to 1e-9, and at the end of every
+/// path the caches must be those of plain decoding of the emitted text.
+@Suite("Whole rounds enumerated exactly on a synthetic model pair")
+struct RoundEnumerationTests {
+    static let vocabulary = 6
+    static let target = SyntheticModel(vocabularySize: vocabulary, seed: 7)
+    static let prompt = [1, 4, 2, 1, 4, 3, 1, 4]
+
+    struct Case: Sendable, CustomStringConvertible {
+        var name: String
+        var drafter: String = "model"  // model or ngram
+        var chain: SpeculativeDecoder.ChainVerifier = .token
+        var depth = 2
+        var tree: [[Int]]? = nil
+        var verifier: String? = nil
+        var settings = SamplingSettings(temperature: 0.9, topK: 3)
+        var length = 2
+        var description: String { name }
+    }
+
+    static let cases: [Case] = [
+        Case(name: "chain token γ=2"),
+        Case(
+            name: "chain token γ=3, top-p, 3 tokens", depth: 3, settings: .init(temperature: 1.2, topP: 0.8), length: 3),
+        Case(name: "chain block γ=2", chain: .block),
+        Case(name: "chain block γ=3, min-p", chain: .block, depth: 3, settings: .init(temperature: 1, minP: 0.1)),
+        Case(
+            name: "chain token γ=3, penalties", depth: 3,
+            settings: .init(temperature: 0.8, topK: 3, presencePenalty: 0.3, frequencyPenalty: 0.6), length: 3),
+        Case(name: "n-gram token", drafter: "ngram", depth: 3, length: 3),
+        Case(name: "n-gram block", drafter: "ngram", chain: .block, depth: 3, length: 3),
+        Case(name: "rrs, 2 then 1", tree: [[], [0], [1], [0, 0]], verifier: "rrs"),
+        Case(name: "rrsw, 2 then 2", tree: [[], [0], [1], [0, 0], [0, 1]], verifier: "rrsw"),
+        Case(name: "rrsw, 3 drafts", tree: [[], [0], [1], [2]], verifier: "rrsw", settings: .init(topK: 4)),
+        Case(name: "kseq, 2 then 1", tree: [[], [0], [1], [1, 0]], verifier: "kseq"),
+        Case(name: "spechub, binary", tree: [[], [0], [1], [0, 0], [0, 1]], verifier: "spechub"),
+        Case(name: "greedy law, 3 drafts", tree: [[], [0], [1], [2], [0, 0]], verifier: "greedy"),
+        Case(name: "token verifier on a chain tree", tree: [[], [0], [0, 0]], verifier: "token"),
+    ]
+
+    static func nodeVerifier(_ name: String?) -> (any NodeVerifier)? {
+        switch name {
+        case "rrs": return RRSVerifier()
+        case "rrsw": return RRSWithoutReplacementVerifier()
+        case "kseq": return KSEQVerifier()
+        case "spechub": return SpecHubVerifier()
+        case "greedy": return GreedyVerifier()
+        case "token": return TokenVerifier()
+        default: return nil
+        }
+    }
+
+    /// The target's joint law of the next `length` tokens after `context`, decoding one token at a time.
+    static func targetLaw(_ model: Transformer, context: [Int], length: Int, settings: SamplingSettings) throws
+        -> [[Int]: Double]
+    {
+        var law: [[Int]: Double] = [:]
+        func extend(_ sequence: [Int], _ probability: Double) throws {
+            if sequence.count == length {
+                law[sequence] = probability
+                return
+            }
+            let cache = model.makeCache(capacity: 64)
+            let logits = try model.forward(tokens: context + sequence, cache: cache)[0]
+            let p = try settings.process(logits: logits.map(Double.init), history: context + sequence)
+            for token in p.indices where p[token] > 0 { try extend(sequence + [token], probability * p[token]) }
+        }
+        try extend([], 1)
+        return law
+    }
+
+    @Test(arguments: cases)
+    func firstTokensFollowTheTarget(_ testCase: Case) throws {
+        let target = try Self.target.load()
+        let draft = try Self.target.draft(perturbation: 0.6).load()
+        let decoder: SpeculativeDecoder
+        if testCase.drafter == "ngram" {
+            decoder = try SpeculativeDecoder(
+                target: target, settings: testCase.settings, depth: testCase.depth, ngram: 2,
+                verifier: testCase.chain, capacity: 64)
+        } else {
+            decoder = try SpeculativeDecoder(
+                target: target, draft: draft, settings: testCase.settings, depth: testCase.depth,
+                verifier: testCase.chain, tree: try testCase.tree.map { try TreeTopology(paths: $0) },
+                nodeVerifier: Self.nodeVerifier(testCase.verifier), capacity: 64)
+        }
+        try decoder.start(prompt: Self.prompt)
+        let plainCache = target.makeCache(capacity: 64)
+        var plainLogits: [[Int]: [Float]] = [:]
+        var cacheMismatches = 0
+        let law = try Enumeration.law(maximumPaths: 400_000) { source -> [Int] in
+            decoder.random = source
+            try decoder.restart(prompt: Self.prompt)
+            var emitted: [Int] = []
+            while emitted.count < testCase.length { emitted += try decoder.round() }
+            // Rollback: the caches hold exactly the emitted text (the target's next logits equal plain decoding's).
+            if plainLogits[emitted] == nil {
+                _ = plainCache.trim(to: 0)
+                plainLogits[emitted] = try target.forward(tokens: Self.prompt + emitted, cache: plainCache)[0]
+            }
+            if try decoder.rootLogits() != plainLogits[emitted] { cacheMismatches += 1 }
+            return Array(emitted.prefix(testCase.length))
+        }
+        let expected = try Self.targetLaw(
+            target, context: Self.prompt, length: testCase.length, settings: testCase.settings)
+        #expect(expected.count > 3, "the case must have several outcomes to mean something")
+        let keys = Set(law.keys).union(expected.keys)
+        let distance = keys.map { abs((law[$0] ?? 0) - (expected[$0] ?? 0)) }.max() ?? 0
+        #expect(distance < 1e-9, "\(testCase): max |Δ| = \(distance)")
+        #expect(cacheMismatches == 0, "\(testCase): \(cacheMismatches) paths left caches unlike plain decoding")
+        // The round did speculate: some paths accepted drafts.
+        #expect(decoder.telemetry.acceptedTokens > 0, "\(testCase): no draft was ever accepted")
+    }
+
+    /// The enumeration itself: a known two-step computation.
+    @Test func enumerationGivesExactLaws() throws {
+        let law = try Enumeration.law { source -> [Int] in
+            var random: any RandomSource = source
+            let first = random.categorical([1, 0, 3]) ?? -1
+            let second = random.bernoulli(1, over: 4) ? 1 : 0
+            let pair = random.withoutReplacement([0, 2, 1, 1], count: 2, includeZeroMass: false)
+            return [first, second] + pair
+        }
+        var expected: [[Int]: Double] = [:]
+        let pairs: [([Int], Double)] = [
+            ([1, 2], 0.5 * 0.5), ([1, 3], 0.5 * 0.5), ([2, 1], 0.25 * 2 / 3), ([2, 3], 0.25 / 3),
+            ([3, 1], 0.25 * 2 / 3), ([3, 2], 0.25 / 3),
+        ]
+        for (first, pFirst) in [(0, 0.25), (2, 0.75)] {
+            for (second, pSecond) in [(1, 0.25), (0, 0.75)] {
+                for (pair, pPair) in pairs { expected[[first, second] + pair] = pFirst * pSecond * pPair }
+            }
+        }
+        #expect(law.count == expected.count)
+        for (key, value) in expected { #expect(abs((law[key] ?? 0) - value) < 1e-15, "\(key)") }
+    }
+}
