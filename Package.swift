@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "SpeculaKernels", targets: ["SpeculaKernels"]),
         .library(name: "SpeculaModels", targets: ["SpeculaModels"]),
         .library(name: "SpeculaEngine", targets: ["SpeculaEngine"]),
+        .library(name: "SpeculaBench", targets: ["SpeculaBench"]),
         .executable(name: "specula", targets: ["specula"]),
     ],
     dependencies: [
@@ -49,11 +50,14 @@ let package = Package(
             name: "SpeculaModels", dependencies: ["SpeculaKernels", "CSpeculaSystem"], swiftSettings: kernelSettings),
         // The speculative engine: drafting, the round, commit and rollback, telemetry.
         .target(name: "SpeculaEngine", dependencies: ["SpeculaVerify", "SpeculaModels", "SpeculaKernels"]),
+        // Benchmark harness: prompt sets, resumable JSON-lines results, clustered means, Markdown tables, SVG charts.
+        .target(name: "SpeculaBench", dependencies: ["SpeculaTheory"]),
         // The command-line tool: parse, validate, call the libraries, print.
         .executableTarget(
             name: "specula",
             dependencies: [
                 "SpeculaVerify", "SpeculaTheory", "SpeculaKernels", "SpeculaModels", "SpeculaEngine", "CSpeculaSystem",
+                "SpeculaBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -74,6 +78,7 @@ let package = Package(
         .testTarget(
             name: "SpeculaEngineTests",
             dependencies: ["SpeculaEngine", "SpeculaModels", "SpeculaVerify", "SpeculaTestSupport"]),
+        .testTarget(name: "SpeculaBenchTests", dependencies: ["SpeculaBench", "SpeculaTheory"]),
         .testTarget(name: "SpeculaKernelsTests", dependencies: ["SpeculaKernels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "SpeculaTheoryTests", dependencies: ["SpeculaVerify", "SpeculaTheory"], exclude: ["Fixtures"]),

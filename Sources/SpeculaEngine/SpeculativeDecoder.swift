@@ -67,7 +67,31 @@ public final class SpeculativeDecoder {
         public var reachedNodes = 0
         public var reachedAccepted = 0
         public var optimalSum = 0.0
+        /// Per child rank r: reached nodes with more than r children, and how often the walk accepted the child
+        /// of rank r there (the per-child acceptance vector a_r = accepted / reached, as Sequoia plans with).
+        public var rankReached: [Int] = []
+        public var rankAccepted: [Int] = []
         public init() {}
+
+        /// a_r for every rank reached so far.
+        public var childAcceptance: [Double] {
+            zip(rankAccepted, rankReached).map { $1 == 0 ? 0 : Double($0) / Double($1) }
+        }
+
+        mutating func countRanks(tree: DraftTree, accepted: [Int]) {
+            for (index, node) in ([0] + accepted).enumerated() {
+                let children = tree.children[node]
+                if children.isEmpty { continue }
+                while rankReached.count < children.count {
+                    rankReached.append(0)
+                    rankAccepted.append(0)
+                }
+                for rank in children.indices { rankReached[rank] += 1 }
+                if index < accepted.count, let rank = children.firstIndex(of: accepted[index]) {
+                    rankAccepted[rank] += 1
+                }
+            }
+        }
         /// Mean α* over the reached nodes, and measured acceptance over the same nodes divided by it.
         public var optimalAcceptance: Double { reachedNodes == 0 ? 0 : optimalSum / Double(reachedNodes) }
         public var efficiency: Double { optimalSum == 0 ? 0 : Double(reachedAccepted) / optimalSum }
@@ -447,6 +471,7 @@ public final class SpeculativeDecoder {
                 tree: draftTree, target: targetVectors, verifier: { _ in rule }, decision: &decision, using: &uniforms)
         }
         step += 1
+        telemetry.countRanks(tree: draftTree, accepted: result.acceptedNodes)
         // Commit: the root and the accepted nodes, in both caches.
         let path = [0] + result.acceptedNodes
         targetCache.commit(prefix: prefix, kept: path)

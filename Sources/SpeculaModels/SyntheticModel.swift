@@ -22,7 +22,7 @@ public struct SyntheticModel: Sendable {
     public var headCount = 2
     public var kvHeadCount = 1
     public var feedForwardLength = 64
-    public var contextLength = 512
+    public var contextLength = 16384
     /// Standard deviation of a logit, roughly: larger makes the next-token distributions peakier.
     public var logitScale: Float = 3
     public var seed: UInt64

@@ -91,6 +91,21 @@ public struct TreeTopology: Sendable, Equatable, Codable {
         return try TreeTopology(paths: paths)
     }
 
+    /// `count` drafts of `depth` tokens sharing only the root (Hu et al.'s "n drafts × depth d", SpecTr, RRS): the
+    /// root has `count` children, each the start of a chain.
+    public static func sequences(count: Int, depth: Int) throws -> TreeTopology {
+        try checkPositive("drafts", count)
+        try checkPositive("depth", depth)
+        if 1 + count * depth > nodeLimit {
+            throw VerifyError.tooLarge(what: "draft tree", size: 1 + count * depth, limit: nodeLimit)
+        }
+        var paths: [[Int]] = [[]]
+        for level in 1...depth {
+            for draft in 0..<count { paths.append([draft] + [Int](repeating: 0, count: level - 1)) }
+        }
+        return try TreeTopology(paths: paths)
+    }
+
     /// SpecHub's binary `2^k`: the complete binary tree with `k` levels including the root (`2^k − 2` drafts).
     public static func binary(levels: Int) throws -> TreeTopology {
         if levels < 2 {

@@ -10,7 +10,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (build with -c release).",
         subcommands: [
-            BenchVerify.self, BenchTokenizer.self, BenchModel.self, BenchKernels.self, BenchSpeed.self,
+            BenchVerify.self, BenchTokenizer.self, BenchModel.self, BenchKernels.self, BenchSpeed.self, BenchTrees.self,
+            BenchBlock.self, BenchAll.self,
             BenchAcceptance.self,
         ])
 }

@@ -27,7 +27,11 @@ struct Generate: ParsableCommand {
         name: .long,
         help: "Verifier at temperature > 0: token, block (chains); rrs, rrsw, kseq, spechub, greedy (trees).")
     var verifier: String = "token"
-    @Option(name: .long, help: "Draft tree: chain:γ, nary:N:D, binary:K, eagle, or a JSON file of child-rank paths.")
+    @Option(
+        name: .long,
+        help:
+            "Draft tree: chain:γ, nary:N:D, drafts:N:D (N chains of D), binary:K, sequoia:B[:a1,a2,…], eagle, or a JSON file of child-rank paths."
+    )
     var tree: String?
     @Flag(name: .long, help: "Also run plain decoding first and report the speedup (with --draft).") var compare = false
     @Option(
@@ -150,18 +154,37 @@ func treeTopology(_ spec: String) throws -> TreeTopology {
     let parts = spec.split(separator: ":").map(String.init)
     func number(_ index: Int) throws -> Int {
         guard index < parts.count, let value = Int(parts[index]) else {
-            throw CommandError("bad --tree '\(spec)': expected chain:γ, nary:N:D, binary:K, eagle or a JSON file")
+            throw CommandError(
+                "bad --tree '\(spec)': expected chain:γ, nary:N:D, drafts:N:D, binary:K, sequoia:B, eagle or a JSON file"
+            )
         }
         return value
     }
     switch parts.first {
     case "chain": return try TreeTopology.chain(try number(1))
+    case "drafts": return try TreeTopology.sequences(count: try number(1), depth: try number(2))
+    case "sequoia":
+        let acceptance: [Double]
+        if parts.count > 2 {
+            let values = parts[2].split(separator: ",").map { Double($0) }
+            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
+                throw CommandError("bad --tree '\(spec)': sequoia:BUDGET[:a1,a2,…] takes a comma-separated vector")
+            }
+            acceptance = values.compactMap { $0 }
+        } else {
+            acceptance = SequoiaDefaults.acceptance
+        }
+        let budget = try number(1)
+        let planner = try SequoiaPlanner(acceptance: acceptance, maxNodes: budget, maxLevels: min(budget, 12))
+        return try planner.tree(nodes: budget, levels: min(budget, 12))
     case "nary": return try TreeTopology.complete(branching: try number(1), depth: try number(2))
     case "binary": return try TreeTopology.binary(levels: try number(1))
     case "eagle": return try TreeTopology.eagle()
     default:
         guard let data = FileManager.default.contents(atPath: spec) else {
-            throw CommandError("bad --tree '\(spec)': not chain:γ, nary:N:D, binary:K, eagle, nor a readable file")
+            throw CommandError(
+                "bad --tree '\(spec)': not chain:γ, nary:N:D, drafts:N:D, binary:K, sequoia:B, eagle, nor a readable file"
+            )
         }
         return try TreeTopology.json(data)
     }
@@ -245,6 +268,7 @@ extension Generate {
                             .number(Double(t.acceptedAtDepth[$0]) / Double(max(1, t.draftedAtDepth[$0])))
                         })
                 ),
+                ("childAcceptance", .array(t.childAcceptance.map { .number($0) })),
                 ("peakResidentBytes", .integer(peakResidentBytes())),
             ]
             if let plainSeconds {
@@ -302,4 +326,12 @@ func peakResidentBytes() -> Int {
         return (digits.first ?? 0) * 1024
     }
     return 0
+}
+
+/// The per-child acceptance vector `sequoia:BUDGET` plans with when none is given.
+enum SequoiaDefaults {
+    /// Measured on the pinned pair: a_r, the fraction of rounds in which the walk accepted the draft of child rank
+    /// r at a root with 8 drafts drawn without replacement (`--tree nary:8:1 --verifier rrsw --temperature 0.6`,
+    /// `childAcceptance` in `--stats`; 3 chat prompts, 138 rounds; ranks 5–8 pooled, being rare).
+    static let acceptance: [Double] = [0.83, 0.08, 0.03, 0.015, 0.004, 0.004, 0.004, 0.004]
 }

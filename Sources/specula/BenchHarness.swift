@@ -1,0 +1,282 @@
+import ArgumentParser
+import Foundation
+import SpeculaBench
+import SpeculaEngine
+import SpeculaModels
+import SpeculaTheory
+import SpeculaVerify
+
+/// Options shared by the paper-reproduction benchmarks (`bench acceptance|trees|block|speed|all`).
+struct BenchOptions: ParsableArguments {
+    @Option(name: [.customLong("target"), .customLong("model")], help: "The target model (GGUF).")
+    var target: String
+    @Option(name: .long, help: "The draft model (GGUF, same tokenizer).") var draft: String?
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help:
+            "Prompt sets: names (spec-bench, mt-bench, translation, summarization, qa, math, rag, humaneval/code; installed by scripts/fetch-models) or Spec-Bench-format JSON-lines files. Default: per benchmark."
+    )
+    var dataset: [String] = []
+    @Option(name: .long, help: "Where named datasets live (default: the models directory).") var dataDir: String?
+    @Option(name: .long, help: "Prompts per dataset, spread evenly over it (default: per benchmark).")
+    var prompts: Int?
+    @Option(name: .long, help: "Tokens per prompt at most (default: per benchmark).") var maxTokens: Int?
+    @Option(
+        name: .long, parsing: .upToNextOption, help: "Temperatures (default: per benchmark; 0 = greedy).")
+    var temperature: [Double] = []
+    @Option(name: .long, help: "Seed.") var seed: UInt64 = 0
+    @Option(name: .long, help: "Output directory: <benchmark>.jsonl (resumable), .md, .svg.")
+    var out: String = "bench-results"
+
+    func validate() throws {
+        if let prompts, prompts < 1 { throw ValidationError("--prompts must be ≥ 1") }
+        if let maxTokens, maxTokens < 1 { throw ValidationError("--max-tokens must be ≥ 1") }
+        if temperature.contains(where: { !($0 >= 0) || !$0.isFinite }) {
+            throw ValidationError("--temperature values must be finite and ≥ 0")
+        }
+    }
+}
+
+/// Loaded models and prompts for one benchmark run, and the files it writes.
+final class BenchRun {
+    let options: BenchOptions
+    let name: String
+    let target: LoadedModel
+    let draft: LoadedModel?
+    let datasets: [(name: String, prompts: [BenchmarkPrompt])]
+    let maxTokens: Int
+    let temperatures: [Double]
+    let log: ResultLog
+
+    init(
+        _ name: String, options: BenchOptions, needsDraft: Bool, datasets defaultSets: [String], prompts: Int,
+        maxTokens: Int, temperatures: [Double]
+    ) throws {
+        self.name = name
+        self.options = options
+        if needsDraft && options.draft == nil { throw CommandError("bench \(name) needs --draft") }
+        // Datasets first: a bad name or file fails before any model is read.
+        let directory = options.dataDir ?? Dataset.defaultDirectory
+        var sets: [(String, [BenchmarkPrompt])] = []
+        for set in options.dataset.isEmpty ? defaultSets : options.dataset {
+            let loaded: (prompts: [BenchmarkPrompt], warnings: [String])
+            do {
+                loaded = try Dataset.load(set, directory: directory, count: options.prompts ?? prompts)
+            } catch let error as DatasetError {
+                throw CommandError(error.description)
+            }
+            for warning in loaded.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+            // A file is labelled by its name without the extension.
+            let label =
+                Dataset.named.contains { $0.name == set }
+                ? set : ((set as NSString).lastPathComponent as NSString).deletingPathExtension
+            sets.append((label, loaded.prompts))
+        }
+        datasets = sets
+        self.maxTokens = options.maxTokens ?? maxTokens
+        self.temperatures = options.temperature.isEmpty ? temperatures : options.temperature
+        target = try LoadedModel(path: options.target)
+        draft = try options.draft.map { try LoadedModel(path: $0) }
+        if let draft { try target.tokenizer.requireSameVocabulary(as: draft.tokenizer) }
+        func identity(_ path: String) -> String {
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            return "\((path as NSString).lastPathComponent):\(size)"
+        }
+        let signature = [
+            "target=" + identity(options.target), "draft=" + (options.draft.map(identity) ?? "none"),
+            "maxTokens=\(self.maxTokens)", "seed=\(options.seed)",
+        ].joined(separator: " ")
+        do {
+            log = try ResultLog(directory: options.out, benchmark: name, signature: signature)
+        } catch let error as DatasetError {
+            throw CommandError(error.description)
+        }
+        for warning in log.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+    }
+
+    var promptCount: Int { datasets.reduce(0) { $0 + $1.prompts.count } }
+
+    func tokens(_ prompt: BenchmarkPrompt) throws -> [Int] {
+        try target.promptTokens(prompt.text, chat: true, system: nil)
+    }
+
+    /// Seconds of one target decoding step and one draft step (median of a few), for the estimate printed before
+    /// a run starts.
+    func stepSeconds() throws -> (target: Double, draft: Double) {
+        func time(_ model: Transformer) throws -> Double {
+            let cache = model.makeCache(capacity: 80)
+            _ = try model.forward(tokens: Array(repeating: 1, count: 64), cache: cache)
+            var samples: [Double] = []
+            for _ in 0..<5 {
+                let start = Date()
+                _ = try model.forward(tokens: [1], cache: cache)
+                samples.append(Date().timeIntervalSince(start))
+            }
+            return samples.sorted()[2]
+        }
+        return (try time(target.transformer), try draft.map { try time($0.transformer) } ?? 0)
+    }
+
+    func announce(units: Int, secondsPerUnit: Double, detail: String) {
+        let done = log.records.count
+        let left = max(0, units - done)
+        FileHandle.standardError.write(
+            Data(
+                ("bench \(name): \(units) units (\(detail)), \(done) already in \(log.path); estimate for the rest: "
+                    + "about \(ProgressReporter.duration(Double(left) * secondsPerUnit))\n").utf8))
+    }
+
+    /// Writes `<name>.md` (and `<name>.svg` when a chart is given) and prints the Markdown.
+    func report(markdown: String, chart: BarChart?) throws {
+        let directory = options.out
+        let base = (directory as NSString).appendingPathComponent(name)
+        do {
+            try Data(markdown.utf8).write(to: URL(fileURLWithPath: base + ".md"))
+            if let chart { try Data(chart.svg.utf8).write(to: URL(fileURLWithPath: base + ".svg")) }
+        } catch {
+            throw CommandError("cannot write into '\(directory)': \(error.localizedDescription)")
+        }
+        print(markdown)
+        print("wrote \(log.path), \(base).md" + (chart == nil ? "" : ", \(base).svg"))
+    }
+
+    var header: String {
+        "target `\((options.target as NSString).lastPathComponent)`, draft `\(((options.draft ?? "none") as NSString).lastPathComponent)`, "
+            + datasets.map { "\($0.name) (\($0.prompts.count) prompts)" }.joined(separator: ", ")
+            + ", up to \(maxTokens) tokens each, seed \(options.seed)"
+    }
+}
+
+/// One way to decode: plain, a draft-model chain or tree with a verifier, or the n-gram drafter.
+struct DecodingMethod: Sendable, Equatable {
+    /// `plain`, `ngram`, or a tree spelling (`chain:4`, `binary:3`, `drafts:2:4`, `sequoia:16`, `eagle`, …).
+    var shape: String
+    /// `token`, `block`, `rrs`, `rrsw`, `kseq`, `spechub`, `greedy` (ignored at temperature 0: the greedy walk).
+    var verifier: String
+
+    var label: String { shape == "plain" ? "plain" : shape + (verifier.isEmpty ? "" : " " + verifier) }
+
+    /// Parses `SHAPE/VERIFIER` (`chain:4/block`, `binary:3/spechub`, `ngram`, `plain`).
+    init(shape: String, verifier: String) {
+        self.shape = shape
+        self.verifier = verifier
+    }
+
+    init(parsing text: String) throws {
+        let parts = text.split(separator: "/").map(String.init)
+        shape = parts.first ?? ""
+        verifier = parts.count > 1 ? parts[1] : "token"
+        if shape == "plain" || shape == "ngram" { return }
+        _ = try treeTopology(shape)
+        if SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil && nodeVerifier(verifier) == nil {
+            throw CommandError("unknown verifier in method '\(text)'")
+        }
+    }
+}
+
+/// The outcome of one decoding.
+struct DecodingOutcome {
+    var output: [Int]
+    var seconds: Double
+    var telemetry: SpeculativeDecoder.Telemetry?
+}
+
+extension BenchRun {
+    /// Decodes `maxTokens` tokens (or to an end-of-generation token) after `tokens` with `method`, timing
+    /// everything from the first forward pass (prefill included).
+    func decode(_ tokens: [Int], method: DecodingMethod, settings: SamplingSettings, seed: UInt64) throws
+        -> DecodingOutcome
+    {
+        let model = target.transformer
+        if method.shape == "plain" {
+            let cache = model.makeCache(capacity: tokens.count + maxTokens + 2)
+            var generator = SplitMix64(seed: seed)
+            let start = Date()
+            var logits = try model.forward(tokens: tokens, cache: cache)[0]
+            var output: [Int] = []
+            while output.count < maxTokens {
+                let p = try settings.process(logits: logits.map(Double.init), history: tokens + output)
+                let token = settings.isGreedy ? Probability.argmax(p) : (generator.categorical(p) ?? 0)
+                output.append(token)
+                if target.tokenizer.endOfGeneration.contains(token) || output.count == maxTokens { break }
+                logits = try model.forward(tokens: [token], cache: cache)[0]
+            }
+            return DecodingOutcome(output: output, seconds: Date().timeIntervalSince(start), telemetry: nil)
+        }
+        let decoder: SpeculativeDecoder
+        let chain = SpeculativeDecoder.ChainVerifier(rawValue: method.verifier) ?? .token
+        if method.shape == "ngram" {
+            decoder = try SpeculativeDecoder(
+                target: model, settings: settings, depth: 5, ngram: 3, verifier: chain,
+                capacity: tokens.count + maxTokens + 8, seed: seed)
+        } else {
+            guard let draft else { throw CommandError("method \(method.label) needs --draft") }
+            let shape = try treeTopology(method.shape)
+            let isChain = shape.children.allSatisfy { $0.count <= 1 }
+            decoder = try SpeculativeDecoder(
+                target: model, draft: draft.transformer, settings: settings, depth: shape.depth,
+                verifier: chain, tree: isChain && chain == .block ? nil : shape,
+                nodeVerifier: isChain ? (chain == .block ? nil : TokenVerifier()) : nodeVerifier(method.verifier),
+                capacity: tokens.count + maxTokens + shape.nodeCount + 2, seed: seed)
+        }
+        let start = Date()
+        try decoder.start(prompt: tokens)
+        var output: [Int] = []
+        generation: while output.count < maxTokens {
+            for token in try decoder.round() {
+                output.append(token)
+                if target.tokenizer.endOfGeneration.contains(token) || output.count == maxTokens { break generation }
+            }
+        }
+        return DecodingOutcome(output: output, seconds: Date().timeIntervalSince(start), telemetry: decoder.telemetry)
+    }
+
+    /// Runs `body` for every (dataset, prompt, configuration) not in the log yet, with a progress line, and
+    /// appends its record.
+    func forEachUnit(
+        configurations: [String],
+        _ body: (_ dataset: String, _ prompt: BenchmarkPrompt, _ configuration: String)
+            throws -> [String: [Double]]
+    ) throws {
+        let progress = ProgressReporter(label: "bench \(name)", total: promptCount * configurations.count)
+        for (set, prompts) in datasets {
+            for prompt in prompts {
+                for configuration in configurations {
+                    let key = "\(set) \(configuration)"
+                    if log.contains(configuration: key, prompt: prompt.id) {
+                        progress.advance("\(set) \(prompt.id) \(configuration): done before")
+                        continue
+                    }
+                    let metrics = try body(set, prompt, configuration)
+                    try log.append(
+                        BenchRecord(
+                            benchmark: name, configuration: key, prompt: prompt.id, category: prompt.category,
+                            signature: log.signature, metrics: metrics))
+                    progress.advance("\(set) \(prompt.id) \(configuration)")
+                }
+            }
+        }
+    }
+
+    /// The summaries of this run's configurations (records of other datasets or configurations in the same file
+    /// are left out).
+    func summaries(configurations: [String]) -> [String: [String: ClusteredMean]] {
+        let wanted = Set(datasets.flatMap { set in configurations.map { "\(set.name) \($0)" } })
+        let prompts = Set(datasets.flatMap { $0.prompts.map(\.id) })
+        let records = log.records.filter { wanted.contains($0.configuration) && prompts.contains($0.prompt) }
+        var result: [String: [String: ClusteredMean]] = [:]
+        for (configuration, metrics) in Summary.summarize(records) {
+            result[configuration] = Dictionary(metrics, uniquingKeysWith: { a, _ in a })
+        }
+        return result
+    }
+}
+
+func temperatureLabel(_ t: Double) -> String { "T=" + String(format: "%g", t) }
+
+func parseTemperature(_ configuration: String) -> Double {
+    for part in configuration.split(separator: " ") where part.hasPrefix("T=") {
+        return Double(part.dropFirst(2)) ?? 0
+    }
+    return 0
+}
