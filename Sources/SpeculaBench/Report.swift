@@ -201,7 +201,7 @@ public final class ProgressReporter {
     public func advance(_ detail: String = "") {
         done += 1
         let elapsed = Date().timeIntervalSince(started)
-        if elapsed >= quietFor || done == total && elapsed >= quietFor {
+        if elapsed >= quietFor {
             write(Self.line(label: label, done: done, total: total, elapsed: elapsed, detail: detail) + "\n")
         }
     }

@@ -16,8 +16,8 @@ struct BenchAcceptance: ParsableCommand {
         commandName: "acceptance",
         abstract: "Acceptance of every verifier and α* on real models and prompts (Hu et al.'s table).",
         discussion: """
-            Defaults: datasets translation summarization mt-bench humaneval math, 2 prompts each, 64 tokens, \
-            temperature 0.7 (ablation: --temperature 0.3 0.7 1.0), n = 1 2 3.
+            Defaults: datasets translation summarization mt-bench humaneval math, 4 prompts each, 128 tokens, \
+            temperatures 0.3 0.7 1.0 (the ablation), n = 1 2 3.
             """)
 
     @OptionGroup var options: BenchOptions
@@ -38,18 +38,26 @@ struct BenchAcceptance: ParsableCommand {
     func measure() throws -> String {
         let run = try BenchRun(
             "acceptance", options: options, needsDraft: true,
-            datasets: ["translation", "summarization", "mt-bench", "humaneval", "math"], prompts: 2, maxTokens: 64,
-            temperatures: [0.7])
+            datasets: ["translation", "summarization", "mt-bench", "humaneval", "math"], prompts: 4, maxTokens: 128,
+            temperatures: [0.3, 0.7, 1.0])
         guard let drafter = run.draft else { throw CommandError("bench acceptance needs --draft") }
         let configurations = run.temperatures.map(temperatureLabel)
         // The estimate: a target step and the bounds of one position.
         let steps = try run.stepSeconds()
-        let probe = try [Double](
-            repeating: 1 / Double(run.target.transformer.vocabularySize),
-            count: run.target.transformer.vocabularySize)
-        let boundStart = Date()
-        for n in drafts { _ = try BoundReport(target: probe, draft: probe, drafts: n, samples: samples, seed: 0) }
-        let boundSeconds = Date().timeIntervalSince(boundStart)
+        // The bounds of one real position: the first prompt's next-token distributions.
+        var boundSeconds = 0.0
+        if let first = run.datasets.first?.prompts.first {
+            let tokens = try run.tokens(first)
+            let settings = SamplingSettings(temperature: parseTemperature(configurations[0]))
+            func next(_ model: Transformer) throws -> [Double] {
+                let logits = try model.forward(tokens: tokens, cache: model.makeCache(capacity: tokens.count + 1))
+                return try settings.process(logits: logits[0].map(Double.init), history: tokens)
+            }
+            let (p, q) = (try next(run.target.transformer), try next(drafter.transformer))
+            let boundStart = Date()
+            for n in drafts { _ = try BoundReport(target: p, draft: q, drafts: n, samples: samples, seed: 0) }
+            boundSeconds = Date().timeIntervalSince(boundStart)
+        }
         run.announce(
             units: run.promptCount * configurations.count,
             secondsPerUnit: Double(run.maxTokens) * (steps.target + boundSeconds),

@@ -379,10 +379,10 @@ struct BenchAll: ParsableCommand {
 
     func run() throws {
         var sections: [String] = []
-        sections.append(try BenchAcceptance(options: options).measure())
-        sections.append(try BenchTrees(options: options).measure())
-        sections.append(try BenchBlock(options: options).measure())
-        sections.append(try BenchSpeed(options: options).measure())
+        sections.append(try command(BenchAcceptance.self, options: options) { $0.options = $1 }.measure())
+        sections.append(try command(BenchTrees.self, options: options) { $0.options = $1 }.measure())
+        sections.append(try command(BenchBlock.self, options: options) { $0.options = $1 }.measure())
+        sections.append(try command(BenchSpeed.self, options: options) { $0.options = $1 }.measure())
         let path = (options.out as NSString).appendingPathComponent("results.md")
         let text = "# Specula benchmark results\n\n" + sections.joined(separator: "\n")
         do {
@@ -394,30 +394,13 @@ struct BenchAll: ParsableCommand {
     }
 }
 
-extension BenchAcceptance {
-    init(options: BenchOptions) {
-        self.init()
-        self.options = options
-    }
-}
-
-extension BenchTrees {
-    init(options: BenchOptions) {
-        self.init()
-        self.options = options
-    }
-}
-
-extension BenchBlock {
-    init(options: BenchOptions) {
-        self.init()
-        self.options = options
-    }
-}
-
-extension BenchSpeed {
-    init(options: BenchOptions) {
-        self.init()
-        self.options = options
-    }
+/// A benchmark command with its own defaults and the shared options of `bench all`.
+func command<C: ParsableCommand>(_ type: C.Type, options: BenchOptions, set: (inout C, BenchOptions) -> Void) throws
+    -> C
+{
+    // Parse with a placeholder to get the command's defaults, then put in the real options and validate them.
+    var command = try type.parse(["--target", options.target])
+    set(&command, options)
+    try command.validate()
+    return command
 }

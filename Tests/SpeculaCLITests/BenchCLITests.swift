@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+
+/// Every benchmark protocol end to end on the synthetic model pair (`specula synthetic`): seconds, no downloads.
+@Suite("specula bench protocols on a synthetic model pair", .serialized)
+struct BenchCLITests {
+    /// A fresh directory with the pair and a small Spec-Bench-format prompt file (one malformed line).
+    static func setUp() throws -> (directory: String, common: [String]) {
+        let directory = NSTemporaryDirectory() + "specula-bench-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let made = try runSpecula(["synthetic", "--out", directory])
+        #expect(made.status == 0, "\(made.standardError)")
+        let lines = [
+            #"{"question_id": 1, "category": "writing", "turns": ["Write a haiku about the sea."]}"#,
+            #"{"question_id": 2, "category": "qa", "turns": ["What is the capital of France?"]}"#,
+            #"{"question_id": 3, "category": "qa", "turns": "#,
+            #"{"question_id": 4, "category": "translation", "turns": ["Translate: Guten Morgen."]}"#,
+        ]
+        try lines.joined(separator: "\n").write(toFile: directory + "/prompts.jsonl", atomically: true, encoding: .utf8)
+        return (
+            directory,
+            [
+                "--target", directory + "/synthetic-target.gguf", "--draft", directory + "/synthetic-draft.gguf",
+                "--dataset", directory + "/prompts.jsonl", "--prompts", "2", "--max-tokens", "8",
+                "--out", directory + "/out",
+            ]
+        )
+    }
+
+    static func lineCount(_ path: String) throws -> Int {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count
+    }
+
+    @Test func acceptanceWritesResumesAndReports() throws {
+        let (directory, common) = try Self.setUp()
+        let first = try runSpecula(["bench", "acceptance"] + common + ["--temperature", "0.7", "1.0"])
+        #expect(first.status == 0, "\(first.standardError)")
+        #expect(first.standardError.contains("prompts.jsonl:3:"), "the malformed line is reported by number")
+        #expect(first.standardOutput.contains("| rrsw |"))
+        let log = directory + "/out/acceptance.jsonl"
+        #expect(try Self.lineCount(log) == 4)  // 2 prompts × 2 temperatures
+        for suffix in [".md", ".svg"] {
+            #expect(FileManager.default.fileExists(atPath: directory + "/out/acceptance" + suffix))
+        }
+        // A rerun finds every unit done and writes nothing new; the report is the same.
+        let second = try runSpecula(["bench", "acceptance"] + common + ["--temperature", "0.7", "1.0"])
+        #expect(second.status == 0, "\(second.standardError)")
+        #expect(second.standardError.contains("4 already in"))
+        #expect(try Self.lineCount(log) == 4)
+        #expect(second.standardOutput == first.standardOutput)
+        // Another length is another experiment: its records are not mixed with these.
+        let other = try runSpecula(
+            ["bench", "acceptance"] + common.dropLast(4) + ["--max-tokens", "6", "--out", directory + "/out"])
+        #expect(other.status == 0, "\(other.standardError)")
+        #expect(other.standardError.contains("records of other settings ignored"))
+    }
+
+    @Test func treesBlockAndSpeedRun() throws {
+        let (directory, common) = try Self.setUp()
+        let trees = try runSpecula(
+            ["bench", "trees"] + common + [
+                "--shapes", "binary:3", "drafts:3:2", "sequoia:8", "--verifiers", "rrs", "spechub", "greedy",
+            ])
+        #expect(trees.status == 0, "\(trees.standardError)")
+        // SpecHub serves binary nodes only: 3 + 2 + (spechub on sequoia:8 if binary) settings per temperature.
+        #expect(trees.standardOutput.contains("| binary:3 | 7 |"))
+        #expect(trees.standardOutput.contains("| drafts:3:2 | 7 |") && trees.standardOutput.contains("| — |"))
+        let block = try runSpecula(["bench", "block"] + common + ["--gammas", "2", "3"])
+        #expect(block.status == 0, "\(block.standardError)")
+        #expect(try Self.lineCount(directory + "/out/block.jsonl") == 2 * 2 * 2 * 2)  // prompts × T × γ × verifier
+        let speed = try runSpecula(
+            ["bench", "speed"] + common + ["--methods", "chain:3/token", "binary:2/rrsw", "ngram"])
+        #expect(speed.status == 0, "\(speed.standardError)")
+        #expect(speed.standardOutput.contains("| plain |"))
+        #expect(speed.standardOutput.contains("| binary:2 rrsw |"))
+        for name in ["trees", "block", "speed"] {
+            #expect(FileManager.default.fileExists(atPath: directory + "/out/\(name).svg"))
+        }
+    }
+
+    @Test func allRunsEveryProtocol() throws {
+        let (directory, common) = try Self.setUp()
+        let all = try runSpecula(
+            ["bench", "all"] + common.dropLast(6) + [
+                "--prompts", "1", "--max-tokens", "4", "--out", directory + "/all",
+            ])
+        #expect(all.status == 0, "\(all.standardError)")
+        let results = try String(contentsOfFile: directory + "/all/results.md", encoding: .utf8)
+        for heading in ["## Acceptance", "## Trees", "## Block vs token", "## Speed"] {
+            #expect(results.contains(heading), "results.md lacks \(heading)")
+        }
+    }
+
+    @Test func badInputIsAClearError() throws {
+        let (directory, common) = try Self.setUp()
+        let unknown = try runSpecula(["bench", "acceptance"] + common + ["--dataset", "no-such-set"])
+        #expect(unknown.status == 1)
+        #expect(unknown.standardError.contains("unknown dataset 'no-such-set'"))
+        FileManager.default.createFile(atPath: directory + "/file", contents: Data())
+        let notDirectory = try runSpecula(["bench", "block"] + common + ["--out", directory + "/file"])
+        #expect(notDirectory.status == 1)
+        #expect(notDirectory.standardError.contains("is a file"))
+        let badShape = try runSpecula(["bench", "trees"] + common + ["--shapes", "hexagon:3"])
+        #expect(badShape.status != 0)
+        #expect(badShape.standardError.contains("hexagon:3"))
+        let noDraft = try runSpecula(
+            ["bench", "trees"] + common.dropFirst(4) + ["--target", directory + "/synthetic-target.gguf"])
+        #expect(noDraft.status == 1)
+        #expect(noDraft.standardError.contains("needs --draft"))
+    }
+}
