@@ -24,7 +24,7 @@ public final class SpeculativeDecoder {
     public let depth: Int
     public let verifier: ChainVerifier
     /// A tree shape and the rule at nodes with several children (nil: chains).
-    public let tree: TreeTopology?
+    public private(set) var tree: TreeTopology?
     public let nodeVerifier: (any NodeVerifier)?
     let targetCache: KVCache
     let draftCache: KVCache?
@@ -210,6 +210,26 @@ public final class SpeculativeDecoder {
         random = SplitMix64(seed: seed)
     }
 
+    /// Changes the draft tree between rounds (``AutoPlanner`` re-plans as acceptance is observed). A tree with
+    /// branching nodes needs a node verifier that serves each of them; the tree must fit the caches.
+    public func setTree(_ topology: TreeTopology) throws {
+        guard draft != nil else {
+            throw VerifyError.invalidSetting(
+                name: "tree", value: "\(topology.nodeCount) nodes", reason: "the n-gram drafter drafts chains")
+        }
+        for node in 0..<topology.nodeCount where topology.children[node].count > 1 {
+            guard let nodeVerifier, nodeVerifier.supports(draftCount: topology.children[node].count) else {
+                throw VerifyError.invalidSetting(
+                    name: "tree", value: "node \(node) has \(topology.children[node].count) children",
+                    reason: "\(nodeVerifier?.name ?? "no verifier") does not verify that many drafts at a node")
+            }
+        }
+        if topology.nodeCount > targetCache.capacity {
+            throw ModelError.contextOverflow(needed: topology.nodeCount, capacity: targetCache.capacity)
+        }
+        tree = topology
+    }
+
     /// Feeds the prompt (all but its last token) to both models; the last token becomes the first root.
     public func start(prompt: [Int]) throws {
         guard let last = prompt.last else { throw ModelError.invalid(path: "prompt", reason: "the prompt is empty") }
@@ -245,6 +265,16 @@ public final class SpeculativeDecoder {
         let length = targetCache.length
         defer { _ = targetCache.trim(to: length) }
         return try target.forward(tokens: [root], cache: targetCache)[0]
+    }
+
+    /// The draft's logits after the emitted text (feeds the missing rows and the root to the draft cache, then
+    /// trims them away: for tests and checks). Nil with the n-gram drafter.
+    public func draftRootLogits() throws -> [Float]? {
+        guard let draft, let draftCache else { return nil }
+        let length = draftCache.length
+        defer { _ = draftCache.trim(to: length) }
+        let rows = try draft.forward(tokens: draftBacklog + [root], cache: draftCache)
+        return rows.last
     }
 
     /// The processed distribution after `path` (tokens after the root) — penalties see the whole text so far.
@@ -398,6 +428,33 @@ public final class SpeculativeDecoder {
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     }
 
+    /// A round without drafts (a one-node tree, which ``AutoPlanner`` picks when speculation does not pay): one
+    /// target step. The draft model is not run; the root joins the rows it will be fed when drafting resumes.
+    func plainRound() throws -> [Int] {
+        let prefix = targetCache.length
+        if prefix + 1 > targetCache.capacity {
+            throw ModelError.contextOverflow(needed: prefix + 1, capacity: targetCache.capacity)
+        }
+        let verifyStart = ContinuousClock.now
+        let logits = try target.forward(tokens: [root], cache: targetCache)[0]
+        telemetry.verifySeconds += Self.seconds(since: verifyStart)
+        let p = try process(logits)
+        defer { step += 1 }
+        let token: Int
+        if settings.isGreedy {
+            token = Probability.argmax(p)
+        } else {
+            var uniforms = random.roundStream(step: step)
+            guard let drawn = uniforms.categorical(p) else { throw VerifyError.zeroMass(what: "target distribution") }
+            token = drawn
+        }
+        draftBacklog.append(root)
+        root = token
+        history.append(token)
+        telemetry.countRound(drafted: 0, accepted: 0, emitted: 1, depths: 0, acceptedDepths: 0)
+        return [token]
+    }
+
     /// A tree round: draft level by level (one draft pass per level over the nodes to expand, each seeing the
     /// committed text and its own ancestors), one target pass over the whole tree, the walk, and the commit of the
     /// accepted path in both caches.
@@ -409,6 +466,7 @@ public final class SpeculativeDecoder {
         }
         let roundStart = ContinuousClock.now
         defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
+        if topology.nodeCount == 1 { return try plainRound() }
         let draftStart = ContinuousClock.now
         var draftTree = DraftTree(rootToken: root)
         var draftRow: [Int: Int] = [:]  // drafted node → its row in the draft cache

@@ -110,10 +110,14 @@ public struct SyntheticModel: Sendable {
         }
     }
 
-    /// The model loaded from memory (no file).
-    public func load() throws -> Transformer {
-        try Transformer(file: GGUFFile(file: MappedFile(copying: fileBytes(), name: "<synthetic seed \(seed)>")))
+    /// The model loaded from memory (no file). A tiny model gains nothing from threads: by default it runs on the
+    /// calling thread alone (tests running in parallel then do not queue for the shared pool).
+    public func load(pool: WorkerPool = SyntheticModel.serialPool) throws -> Transformer {
+        try Transformer(
+            file: GGUFFile(file: MappedFile(copying: fileBytes(), name: "<synthetic seed \(seed)>")), pool: pool)
     }
+
+    public static let serialPool = WorkerPool(threadCount: 1)
 
     struct Tensor {
         var name: String

@@ -22,10 +22,14 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "Context capacity of the cache (default: prompt + max tokens).") var context: Int?
     @Flag(name: .long, help: "Print statistics as JSON to standard error.") var stats = false
     @Option(name: .long, help: "Draft model for speculative decoding (same tokenizer as --model).") var draft: String?
-    @Option(name: .long, help: "Draft tokens per round (a chain).") var depth: Int = 4
+    @Option(name: .long, help: "Draft tokens per round (a chain), or per draft with --drafts.") var depth: Int = 4
+    @Option(name: .long, help: "Drafts sharing the root, each a chain of --depth tokens (drafts:N:D).")
+    var drafts: Int = 1
     @Option(
         name: .long,
-        help: "Verifier at temperature > 0: token, block (chains); rrs, rrsw, kseq, spechub, greedy (trees).")
+        help:
+            "Verifier at temperature > 0: token, block (chains); rrs, rrsw, kseq, spechub, greedy (trees); auto (the tree and verifier from this machine's measured costs and the acceptance seen so far)."
+    )
     var verifier: String = "token"
     @Option(
         name: .long,
@@ -56,12 +60,21 @@ struct Generate: ParsableCommand {
         if maxTokens < 1 { throw ValidationError("--max-tokens must be ≥ 1") }
         if system != nil && !chat { throw ValidationError("--system needs --chat") }
         if depth < 1 { throw ValidationError("--depth must be ≥ 1") }
+        if drafts < 1 { throw ValidationError("--drafts must be ≥ 1") }
+        if drafts > 1 && tree != nil { throw ValidationError("give --drafts or --tree, not both") }
+        if verifier == "auto" {
+            if tree != nil || drafts > 1 {
+                throw ValidationError("--verifier auto chooses the tree: drop --tree/--drafts")
+            }
+            if draft == nil { throw ValidationError("--verifier auto needs --draft") }
+            return
+        }
         if SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil && nodeVerifier(verifier) == nil {
             throw ValidationError(
-                "unknown --verifier '\(verifier)' (token, block, rrs, rrsw, kseq, spechub, greedy)")
+                "unknown --verifier '\(verifier)' (token, block, rrs, rrsw, kseq, spechub, greedy, auto)")
         }
         if verifier == "block" && tree != nil { throw ValidationError("--verifier block verifies chains; drop --tree") }
-        if tree == nil && SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil {
+        if tree == nil && drafts == 1 && SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil {
             throw ValidationError(
                 "--verifier \(verifier) verifies trees: give --tree (or use token or block for chains)")
         }
@@ -199,8 +212,12 @@ extension Generate {
         if draftVocabulary > 0, let draftModel {
             try draftModel.transformer.restrictOutput(to: draftModel.tokenizer.draftVocabulary(first: draftVocabulary))
         }
-        let shape = try tree.map(treeTopology)
-        let capacity = context ?? (promptTokens.count + maxTokens + max(depth, shape?.nodeCount ?? 0) + 2)
+        let auto = verifier == "auto"
+        let spelled = drafts > 1 ? "drafts:\(drafts):\(depth)" : tree
+        let shape = try spelled.map(treeTopology)
+        let autoNodes = 32
+        let capacity =
+            context ?? (promptTokens.count + maxTokens + max(depth, shape?.nodeCount ?? 0, auto ? autoNodes : 0) + 2)
         var plainSeconds: Double? = nil
         if compare {
             let cache = loaded.transformer.makeCache(capacity: capacity)
@@ -221,7 +238,28 @@ extension Generate {
         }
         let chainVerifier = SpeculativeDecoder.ChainVerifier(rawValue: verifier) ?? .token
         let decoder: SpeculativeDecoder
-        if let draftModel {
+        // --verifier auto: measure this machine's costs, plan the fastest tree from a prior acceptance vector, and
+        // re-plan every few rounds from the acceptance observed (chains at temperature 0, where the greedy walk
+        // keeps one child per node; the greedy-law verifier at branching nodes otherwise).
+        var planner: AutoPlanner? = nil
+        var autoTrees: [String] = []
+        var autoSeconds = 0.0
+        if auto, let draftModel {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let cost = try CostModel.measure(
+                target: loaded.transformer, draft: draftModel.transformer, context: promptTokens, maxNodes: autoNodes)
+            let prior = settings.isGreedy ? [0.8] : SequoiaDefaults.acceptance
+            planner = AutoPlanner(cost: cost, prior: prior, maxNodes: autoNodes)
+            autoSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        let autoShape = try planner.map { try $0.plan(acceptance: $0.prior) }
+        if let autoShape { autoTrees.append(describe(autoShape)) }
+        if let draftModel, let autoShape {
+            decoder = try SpeculativeDecoder(
+                target: loaded.transformer, draft: draftModel.transformer, targetTokenizer: loaded.tokenizer,
+                draftTokenizer: draftModel.tokenizer, settings: settings, depth: autoShape.depth, tree: autoShape,
+                nodeVerifier: GreedyVerifier(), capacity: capacity, seed: seed)
+        } else if let draftModel {
             decoder = try SpeculativeDecoder(
                 target: loaded.transformer, draft: draftModel.transformer, targetTokenizer: loaded.tokenizer,
                 draftTokenizer: draftModel.tokenizer, settings: settings, depth: shape?.depth ?? depth,
@@ -244,6 +282,15 @@ extension Generate {
                 FileHandle.standardOutput.write(Data(detokenizer.append(token).utf8))
                 if generated == maxTokens { break generation }
             }
+            if let planner, decoder.telemetry.rounds % 8 == 0 {
+                let t = decoder.telemetry
+                let next = try planner.plan(
+                    acceptance: planner.acceptance(reached: t.rankReached, accepted: t.rankAccepted))
+                if next != decoder.tree {
+                    try decoder.setTree(next)
+                    autoTrees.append(describe(next))
+                }
+            }
         }
         FileHandle.standardOutput.write(Data((detokenizer.finish() + "\n").utf8))
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -252,9 +299,10 @@ extension Generate {
             var fields: [(String, JSONValue)] = [
                 ("promptTokens", .integer(promptTokens.count)), ("generatedTokens", .integer(generated)),
                 ("rounds", .integer(t.rounds)), ("tokensPerStep", .number(t.tokensPerStep)),
-                ("acceptanceRate", .number(t.acceptanceRate)), ("depth", .integer(shape?.depth ?? depth)),
-                ("treeNodes", .integer(shape?.nodeCount ?? depth + 1)),
-                ("verifier", .string(settings.isGreedy ? "greedy walk" : verifier)),
+                ("acceptanceRate", .number(t.acceptanceRate)),
+                ("depth", .integer(decoder.tree?.depth ?? depth)),
+                ("treeNodes", .integer(decoder.tree?.nodeCount ?? depth + 1)),
+                ("verifier", .string(settings.isGreedy ? "greedy walk" : auto ? "greedy (auto)" : verifier)),
                 ("drafter", .string(draftModel == nil ? "ngram" : "model")),
                 ("tokensPerSecond", .number(Double(generated) / seconds)),
                 ("draftSeconds", .number(t.draftSeconds)), ("verifySeconds", .number(t.verifySeconds)),
@@ -269,7 +317,31 @@ extension Generate {
                         })
                 ),
                 ("childAcceptance", .array(t.childAcceptance.map { .number($0) })),
-                ("peakResidentBytes", .integer(peakResidentBytes())),
+            ]
+            if let planner {
+                fields.append(
+                    (
+                        "auto",
+                        .object([
+                            ("measureSeconds", .number(autoSeconds)),
+                            ("draftStepSeconds", .number(planner.cost.draftStep)),
+                            (
+                                "verifySeconds",
+                                .object(planner.cost.verify.map { ("\($0.nodes)", JSONValue.number($0.seconds)) })
+                            ),
+                            ("trees", .array(autoTrees.map { .string($0) })),
+                            (
+                                "acceptance",
+                                .array(
+                                    planner.acceptance(reached: t.rankReached, accepted: t.rankAccepted).map {
+                                        .number($0)
+                                    })
+                            ),
+                        ])
+                    ))
+            }
+            fields += [
+                ("peakResidentBytes", .integer(peakResidentBytes()))
             ]
             if let plainSeconds {
                 fields.append(("plainSeconds", .number(plainSeconds)))
@@ -334,4 +406,12 @@ enum SequoiaDefaults {
     /// r at a root with 8 drafts drawn without replacement (`--tree nary:8:1 --verifier rrsw --temperature 0.6`,
     /// `childAcceptance` in `--stats`; 3 chat prompts, 138 rounds; ranks 5–8 pooled, being rare).
     static let acceptance: [Double] = [0.83, 0.08, 0.03, 0.015, 0.004, 0.004, 0.004, 0.004]
+}
+
+/// A tree in a few characters for the stats: nodes, depth, and the children of the root.
+func describe(_ tree: TreeTopology) -> String {
+    tree.nodeCount == 1
+        ? "no drafts (plain steps)"
+        : tree.children.allSatisfy { $0.count <= 1 }
+            ? "chain:\(tree.depth)" : "\(tree.nodeCount) nodes, depth \(tree.depth), root \(tree.children[0].count)"
 }

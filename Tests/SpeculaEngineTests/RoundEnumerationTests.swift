@@ -23,6 +23,8 @@ struct RoundEnumerationTests {
         var verifier: String? = nil
         var settings = SamplingSettings(temperature: 0.9, topK: 3)
         var length = 2
+        /// Trees to switch to after each round, in turn (as `--verifier auto` re-plans).
+        var switching: [[[Int]]] = []
         var description: String { name }
     }
 
@@ -33,7 +35,7 @@ struct RoundEnumerationTests {
         Case(name: "chain block γ=2", chain: .block),
         Case(name: "chain block γ=3, min-p", chain: .block, depth: 3, settings: .init(temperature: 1, minP: 0.1)),
         Case(
-            name: "chain token γ=3, penalties", depth: 3,
+            name: "chain token γ=2, penalties", depth: 2,
             settings: .init(temperature: 0.8, topK: 3, presencePenalty: 0.3, frequencyPenalty: 0.6), length: 3),
         Case(name: "n-gram token", drafter: "ngram", depth: 3, length: 3),
         Case(name: "n-gram block", drafter: "ngram", chain: .block, depth: 3, length: 3),
@@ -44,6 +46,10 @@ struct RoundEnumerationTests {
         Case(name: "spechub, binary", tree: [[], [0], [1], [0, 0], [0, 1]], verifier: "spechub"),
         Case(name: "greedy law, 3 drafts", tree: [[], [0], [1], [2], [0, 0]], verifier: "greedy"),
         Case(name: "token verifier on a chain tree", tree: [[], [0], [0, 0]], verifier: "token"),
+        Case(name: "no drafts (one-node tree)", tree: [[]], verifier: "greedy", length: 3),
+        Case(
+            name: "switching trees between rounds", tree: [[]], verifier: "greedy", length: 3,
+            switching: [[[], [0], [1], [0, 0]], [[]], [[], [0], [0, 0]]]),
     ]
 
     static func nodeVerifier(_ name: String?) -> (any NodeVerifier)? {
@@ -94,19 +100,39 @@ struct RoundEnumerationTests {
         }
         try decoder.start(prompt: Self.prompt)
         let plainCache = target.makeCache(capacity: 64)
+        let plainDraftCache = draft.makeCache(capacity: 64)
         var plainLogits: [[Int]: [Float]] = [:]
+        var plainDraftLogits: [[Int]: [Float]] = [:]
+        let switching = try testCase.switching.map { try TreeTopology(paths: $0) }
+        let first = try testCase.tree.map { try TreeTopology(paths: $0) }
         var cacheMismatches = 0
         let law = try Enumeration.law(maximumPaths: 400_000) { source -> [Int] in
             decoder.random = source
             try decoder.restart(prompt: Self.prompt)
+            if let first, !switching.isEmpty { try decoder.setTree(first) }
             var emitted: [Int] = []
-            while emitted.count < testCase.length { emitted += try decoder.round() }
+            var rounds = 0
+            while emitted.count < testCase.length {
+                emitted += try decoder.round()
+                if !switching.isEmpty {
+                    try decoder.setTree(switching[rounds % switching.count])
+                    rounds += 1
+                }
+            }
             // Rollback: the caches hold exactly the emitted text (the target's next logits equal plain decoding's).
             if plainLogits[emitted] == nil {
                 _ = plainCache.trim(to: 0)
                 plainLogits[emitted] = try target.forward(tokens: Self.prompt + emitted, cache: plainCache)[0]
             }
             if try decoder.rootLogits() != plainLogits[emitted] { cacheMismatches += 1 }
+            if testCase.drafter == "model" {
+                if plainDraftLogits[emitted] == nil {
+                    _ = plainDraftCache.trim(to: 0)
+                    plainDraftLogits[emitted] = try draft.forward(
+                        tokens: Self.prompt + emitted, cache: plainDraftCache)[0]
+                }
+                if try decoder.draftRootLogits() != plainDraftLogits[emitted] { cacheMismatches += 1 }
+            }
             return Array(emitted.prefix(testCase.length))
         }
         let expected = try Self.targetLaw(
@@ -116,8 +142,10 @@ struct RoundEnumerationTests {
         let distance = keys.map { abs((law[$0] ?? 0) - (expected[$0] ?? 0)) }.max() ?? 0
         #expect(distance < 1e-9, "\(testCase): max |Δ| = \(distance)")
         #expect(cacheMismatches == 0, "\(testCase): \(cacheMismatches) paths left caches unlike plain decoding")
-        // The round did speculate: some paths accepted drafts.
-        #expect(decoder.telemetry.acceptedTokens > 0, "\(testCase): no draft was ever accepted")
+        // The round did speculate: some paths accepted drafts (except with no drafts at all).
+        if testCase.tree != [[]] || !testCase.switching.isEmpty {
+            #expect(decoder.telemetry.acceptedTokens > 0, "\(testCase): no draft was ever accepted")
+        }
     }
 
     /// The enumeration itself: a known two-step computation.
