@@ -89,7 +89,11 @@ public enum Dataset {
         }
         var (prompts, warnings) = parse(text, path: path)
         if !categories.isEmpty { prompts = prompts.filter { categories.contains($0.category) } }
-        if prompts.isEmpty { throw DatasetError("\(path): no usable prompts") }
+        if prompts.isEmpty {
+            throw DatasetError(
+                "\(path): no usable prompts"
+                    + (warnings.first.map { " (\(warnings.count) bad lines; first: \($0))" } ?? ""))
+        }
         if let count {
             let n = min(max(count, 0), prompts.count)
             prompts = (0..<n).map { prompts[$0 * prompts.count / n] }

@@ -140,17 +140,17 @@ struct ModelCLITests {
         (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "magic"], "unknown --drafter"),
         (
             [
-                "bench", "speed", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompts",
+                "bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--dataset",
                 "/nonexistent/prompts.jsonl",
             ],
-            "cannot read prompts"
+            "unknown dataset '/nonexistent/prompts.jsonl'"
         ),
         (
             [
-                "bench", "speed", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompts",
-                CLIModels.notGGUF, "--category", "nothing-like-this",
+                "bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--dataset",
+                "/proc/cpuinfo",
             ],
-            "no prompts"
+            "no usable prompts"
         ),
     ])
     func badInput(arguments: [String], mention: String) throws {
@@ -160,26 +160,31 @@ struct ModelCLITests {
         #expect(result.standardError.contains(mention), "\(result.standardError)")
     }
 
-    /// `bench speed` on two prompts with SmolLM2 as its own draft: the side-by-side lines, the summary, the time
-    /// split and the JSON file (temperature 0, so the outputs were also checked equal).
+    /// `bench speed` on two prompts with SmolLM2 as its own draft at temperature 0 (outputs checked equal to plain
+    /// decoding): the table, and one record per prompt with every method's time and ratio.
     @Test func benchSpeedRunsSideBySide() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("specula-speed-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let prompts = folder.appendingPathComponent("prompts.txt")
-        try "Name three colors.\nCount from one to five.\n".write(to: prompts, atomically: true, encoding: .utf8)
-        let json = folder.appendingPathComponent("speed.json")
+        let prompts = folder.appendingPathComponent("prompts.jsonl")
+        try """
+        {"question_id": 1, "category": "writing", "turns": ["Name three colors."]}
+        {"question_id": 2, "category": "writing", "turns": ["Count from one to five."]}
+        """.write(to: prompts, atomically: true, encoding: .utf8)
         let result = try runSpecula([
-            "bench", "speed", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompts", prompts.path,
-            "--count", "2", "--max-tokens", "8", "--depth", "3", "--json", json.path,
+            "bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--dataset", prompts.path,
+            "--prompts", "2", "--max-tokens", "8", "--temperature", "0", "--methods", "chain:3/token", "ngram",
+            "--out", folder.path,
         ])
         #expect(result.status == 0, "\(result.standardError)")
-        #expect(result.standardOutput.contains("speedup: median ×"))
-        #expect(result.standardOutput.contains("speculative time: rounds"))
-        let data = try Data(contentsOf: json)
-        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        #expect((object["runs"] as? [Any])?.count == 2)
-        #expect(object["medianSpeedup"] is Double)
+        #expect(result.standardOutput.contains("| chain:3 greedy |"))
+        let lines = try String(contentsOf: folder.appendingPathComponent("speed.jsonl"), encoding: .utf8)
+            .split(separator: "\n")
+        #expect(lines.count == 2)
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        let metrics = try #require(record["metrics"] as? [String: [Double]])
+        #expect(metrics["chain:3 greedy|speedup"]?.count == 1)
+        #expect(metrics["plain|tokens"] == metrics["chain:3 greedy|tokens"])
     }
 
     /// `audit` with SmolLM2 drafting for itself through a reduced head (so drafts are really rejected): passes.
@@ -194,23 +199,25 @@ struct ModelCLITests {
     }
 
     /// `bench acceptance` with SmolLM2 as its own draft: every acceptance and every α* is 1 (p = q at every
-    /// position), in the table and the JSON.
+    /// position), in the table and the records.
     @Test func benchAcceptanceOnASelfDraft() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("specula-acceptance-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let prompts = folder.appendingPathComponent("prompts.txt")
-        try "Name a color.\n".write(to: prompts, atomically: true, encoding: .utf8)
-        let json = folder.appendingPathComponent("acceptance.json")
+        let prompts = folder.appendingPathComponent("prompts.jsonl")
+        try #"{"question_id": 1, "category": "writing", "turns": ["Name a color."]}"#.write(
+            to: prompts, atomically: true, encoding: .utf8)
         let result = try runSpecula([
-            "bench", "acceptance", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompts", prompts.path,
-            "--count", "1", "--max-tokens", "3", "--drafts", "1", "2", "--samples", "20", "--json", json.path,
+            "bench", "acceptance", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--dataset",
+            prompts.path, "--prompts", "1", "--max-tokens", "3", "--drafts", "1", "2", "--samples", "20",
+            "--temperature", "0.7", "--out", folder.path,
         ])
         #expect(result.status == 0, "\(result.standardError)")
-        #expect(result.standardOutput.contains("| rrsw | 1.0000"))
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
-        let metrics = try #require(object["metrics"] as? [String: Any])
-        let rrs = try #require((metrics["rrs"] as? [String: Any])?["2"] as? [String: Any])
-        #expect(abs((rrs["mean"] as? Double ?? 0) - 1) < 1e-9)
+        #expect(result.standardOutput.contains("| rrsw | 1.000 | 1.000 |"))
+        let line = try String(contentsOf: folder.appendingPathComponent("acceptance.jsonl"), encoding: .utf8)
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let metrics = try #require(record["metrics"] as? [String: [Double]])
+        let rrs = try #require(metrics["rrs@2"])
+        #expect(rrs.count == 3 && rrs.allSatisfy { abs($0 - 1) < 1e-9 })
     }
 }
