@@ -49,7 +49,8 @@ let package = Package(
         .target(
             name: "SpeculaModels", dependencies: ["SpeculaKernels", "CSpeculaSystem"], swiftSettings: kernelSettings),
         // The speculative engine: drafting, the round, commit and rollback, telemetry.
-        .target(name: "SpeculaEngine", dependencies: ["SpeculaVerify", "SpeculaModels", "SpeculaKernels"]),
+        .target(
+            name: "SpeculaEngine", dependencies: ["SpeculaVerify", "SpeculaTheory", "SpeculaModels", "SpeculaKernels"]),
         // Benchmark harness: prompt sets, resumable JSON-lines results, clustered means, Markdown tables, SVG charts.
         .target(name: "SpeculaBench", dependencies: ["SpeculaTheory"]),
         // The command-line tool: parse, validate, call the libraries, print.

@@ -1,5 +1,6 @@
 import SpeculaKernels
 import SpeculaModels
+import SpeculaTheory
 import SpeculaVerify
 
 /// Speculative decoding of chains with a draft model: draft γ tokens, one target pass over them, verify, commit
@@ -43,6 +44,10 @@ public final class SpeculativeDecoder {
     /// softmax at temperature 1, before any sampling setting). 0 drafts `depth` tokens every round. The choice
     /// depends on the draft side alone, so verification stays exact; not used with block verification.
     public var draftStop: Double = 0
+    /// Trees: compute α* of the draft law at every node the walk reached (exact closed forms at the full vocabulary,
+    /// about 10 ms a node at 151,936 tokens; the time is counted in `optimalSeconds`). Chains always do (it is one
+    /// overlap sum per node).
+    public var treeOptimum = false
 
     /// Counts of one generation.
     public struct Telemetry: Sendable {
@@ -69,6 +74,8 @@ public final class SpeculativeDecoder {
         public var optimalSum = 0.0
         /// Per child rank r: reached nodes with more than r children, and how often the walk accepted the child
         /// of rank r there (the per-child acceptance vector a_r = accepted / reached, as Sequoia plans with).
+        /// Seconds spent computing α* at tree nodes (``SpeculativeDecoder/treeOptimum``).
+        public var optimalSeconds = 0.0
         public var rankReached: [Int] = []
         public var rankAccepted: [Int] = []
         public init() {}
@@ -406,6 +413,38 @@ public final class SpeculativeDecoder {
             (0..<reached).map { k in zip(target[k], draft[k]).reduce(0) { $0 + min($1.0, $1.1) } }, accepted: accepted)
     }
 
+    /// α* of each reached expanded node's draft law and draft count (RRS: with replacement; RRSw, K-SEQ-style
+    /// draws without replacement; the greedy law; SpecHub's hub pair; one child: Σ min(p, q)), and whether the walk
+    /// accepted a child there. A node whose α* has no method at this size (n ≥ 4 without replacement on a large
+    /// support) is left out.
+    func recordTreeOptimum(_ tree: DraftTree, _ target: [[Double]], accepted: [Int]) {
+        let start = ContinuousClock.now
+        defer { telemetry.optimalSeconds += Self.seconds(since: start) }
+        var values: [Double] = []
+        var kept = 0
+        for (index, node) in ([0] + accepted).enumerated() {
+            let count = tree.children[node].count
+            guard count > 0, let q = tree.draftProbabilities[node], let law = tree.laws[node] else { continue }
+            let p = target[node]
+            let value: Double?
+            if count == 1 {
+                value = Probability.overlap(p, q)
+            } else {
+                switch law {
+                case .independent: value = try? OptimalAcceptance.withReplacement(target: p, draft: q, count: count)
+                case .withoutReplacement:
+                    value = try? OptimalAcceptance.withoutReplacement(target: p, draft: q, count: count).value
+                case .greedy: value = try? OptimalAcceptance.greedy(target: p, draft: q, count: count)
+                case .hubPair: value = try? OptimalAcceptance.hubPair(target: p, draft: q)
+                }
+            }
+            guard let value else { continue }
+            values.append(value)
+            if index < accepted.count { kept += 1 }
+        }
+        telemetry.countOptimal(values, accepted: kept)
+    }
+
     /// Verifies a chain: the greedy walk at temperature 0, else token or block verification with this round's
     /// uniforms. Advances the round counter.
     func walkChain(_ tree: DraftTree, _ targetVectors: [[Double]], verifier: ChainVerifier) throws -> TreeWalkResult {
@@ -530,6 +569,9 @@ public final class SpeculativeDecoder {
         }
         step += 1
         telemetry.countRanks(tree: draftTree, accepted: result.acceptedNodes)
+        if treeOptimum && !settings.isGreedy {
+            recordTreeOptimum(draftTree, targetVectors, accepted: result.acceptedNodes)
+        }
         // Commit: the root and the accepted nodes, in both caches.
         let path = [0] + result.acceptedNodes
         targetCache.commit(prefix: prefix, kept: path)

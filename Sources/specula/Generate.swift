@@ -271,6 +271,7 @@ extension Generate {
                 capacity: capacity, seed: seed)
         }
         decoder.draftStop = draftStop
+        decoder.treeOptimum = stats
         var detokenizer = StreamingDetokenizer(tokenizer: loaded.tokenizer)
         let start = DispatchTime.now().uptimeNanoseconds
         try decoder.start(prompt: promptTokens)
@@ -308,7 +309,7 @@ extension Generate {
                 ("draftSeconds", .number(t.draftSeconds)), ("verifySeconds", .number(t.verifySeconds)),
                 ("otherRoundSeconds", .number(t.otherSeconds)), ("stoppedEarly", .integer(t.stoppedEarly)),
                 ("reachedNodes", .integer(t.reachedNodes)), ("optimalAcceptance", .number(t.optimalAcceptance)),
-                ("efficiency", .number(t.efficiency)),
+                ("efficiency", .number(t.efficiency)), ("optimalSeconds", .number(t.optimalSeconds)),
                 (
                     "acceptanceByDepth",
                     .array(

@@ -133,10 +133,15 @@ struct SpeculativeTreeTests {
             target: model, draft: model, targetTokenizer: tokenizer, draftTokenizer: tokenizer,
             settings: SamplingSettings(temperature: 0.8, topK: 40), depth: tree.depth, tree: tree,
             nodeVerifier: verifier, capacity: 160, seed: 11)
+        decoder.treeOptimum = true
         try decoder.start(prompt: prompt)
         var emitted: [Int] = []
         for _ in 0..<5 { emitted += try decoder.round() }
         #expect(decoder.telemetry.emittedTokens == 5 * (tree.depth + 1), "\(rule): \(decoder.telemetry)")
+        // p = q at every node: α* of any draft law is 1 and the verifier reaches it.
+        #expect(decoder.telemetry.reachedNodes == 5 * tree.depth, "\(rule)")
+        #expect(abs(decoder.telemetry.optimalAcceptance - 1) < 1e-9, "\(rule): \(decoder.telemetry.optimalAcceptance)")
+        #expect(abs(decoder.telemetry.efficiency - 1) < 1e-9, "\(rule)")
         let cache = model.makeCache(capacity: 160)
         let plain = try model.forward(tokens: prompt + emitted, cache: cache)[0]
         #expect(try decoder.rootLogits() == plain, "\(rule): caches differ from plain decoding")
