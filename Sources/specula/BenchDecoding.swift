@@ -22,6 +22,12 @@ func decodingMetrics(_ outcome: DecodingOutcome) -> [String: [Double]] {
         metrics["tokensPerCall"] = [t.tokensPerStep]
         metrics["rounds"] = [Double(t.rounds)]
         metrics["acceptance"] = [t.acceptanceRate]
+        if t.reachedNodes > 0 {
+            // Acceptance at the reached expanded nodes and the mean α* of their draft laws (tree runs measure it).
+            metrics["reachedAcceptance"] = [Double(t.reachedAccepted) / Double(t.reachedNodes)]
+            metrics["optimalAcceptance"] = [t.optimalAcceptance]
+            metrics["reachedNodes"] = [Double(t.reachedNodes)]
+        }
         for (rank, value) in t.childAcceptance.enumerated() { metrics["a\(rank + 1)"] = [value] }
     }
     return metrics
@@ -83,10 +89,26 @@ struct BenchTrees: ParsableCommand {
             let parts = configuration.split(separator: " ").map(String.init)
             let outcome = try run.decode(
                 try run.tokens(prompt), method: DecodingMethod(shape: parts[1], verifier: parts[2]),
-                settings: SamplingSettings(temperature: parseTemperature(configuration)), seed: options.seed)
+                settings: SamplingSettings(temperature: parseTemperature(configuration)), seed: options.seed,
+                treeOptimum: true)
+            try checkOptimum(outcome, configuration: configuration, prompt: prompt.id)
             return decodingMetrics(outcome)
         }
         return try report(run, configurations: configurations)
+    }
+
+    /// The walk cannot accept more often than α* allows: at the reached nodes, the accepted count is a sum of
+    /// independent Bernoulli draws whose means are at most each node's α*, so it may exceed Σ α* only by sampling
+    /// noise (four standard deviations, at least one node). A larger excess is a bug and stops the run.
+    func checkOptimum(_ outcome: DecodingOutcome, configuration: String, prompt: String) throws {
+        guard let t = outcome.telemetry, t.reachedNodes > 0 else { return }
+        let mean = t.optimalAcceptance
+        let slack = max(1, 4 * (Double(t.reachedNodes) * mean * (1 - mean)).squareRoot()) + 1e-9
+        if Double(t.reachedAccepted) > t.optimalSum + slack {
+            throw CommandError(
+                "\(configuration), prompt \(prompt): \(t.reachedAccepted) of \(t.reachedNodes) reached nodes accepted, "
+                    + "above Σ α* = \(t.optimalSum) — a bug")
+        }
     }
 
     func report(_ run: BenchRun, configurations: [String]) throws -> String {
@@ -130,6 +152,24 @@ struct BenchTrees: ParsableCommand {
                         ["\(shape) \(verifier)"] + (1...3).map { Summary.cell(metrics["a\($0)"], digits: 3) })
                 }
                 markdown += MarkdownTable(header: ["tree", "a1", "a2", "a3"], rows: vectorRows).rendered + "\n"
+                // Measured acceptance at the reached nodes next to the mean α* of their draft laws, per verifier.
+                markdown += "Acceptance at reached expanded nodes / mean α* of their draft laws (efficiency):\n\n"
+                var optimumRows: [[String]] = []
+                for shape in shapes {
+                    var cells = [shape]
+                    for verifier in verifiers {
+                        let metrics = summaries["\(set) \(temperatureLabel(t)) \(shape) \(verifier)"]
+                        guard let measured = metrics?["reachedAcceptance"]?.meanOfGroups,
+                            let optimum = metrics?["optimalAcceptance"]?.meanOfGroups
+                        else {
+                            cells.append("—")
+                            continue
+                        }
+                        cells.append(String(format: "%.3f / %.3f (%.2f)", measured, optimum, measured / optimum))
+                    }
+                    optimumRows.append(cells)
+                }
+                markdown += MarkdownTable(header: ["tree"] + verifiers, rows: optimumRows).rendered + "\n"
             }
         }
         let chart = BarChart(

@@ -184,9 +184,9 @@ struct DecodingOutcome {
 extension BenchRun {
     /// Decodes `maxTokens` tokens (or to an end-of-generation token) after `tokens` with `method`, timing
     /// everything from the first forward pass (prefill included).
-    func decode(_ tokens: [Int], method: DecodingMethod, settings: SamplingSettings, seed: UInt64) throws
-        -> DecodingOutcome
-    {
+    func decode(
+        _ tokens: [Int], method: DecodingMethod, settings: SamplingSettings, seed: UInt64, treeOptimum: Bool = false
+    ) throws -> DecodingOutcome {
         let model = target.transformer
         if method.shape == "plain" {
             let cache = model.makeCache(capacity: tokens.count + maxTokens + 2)
@@ -219,6 +219,7 @@ extension BenchRun {
                 nodeVerifier: isChain ? (chain == .block ? nil : TokenVerifier()) : nodeVerifier(method.verifier),
                 capacity: tokens.count + maxTokens + shape.nodeCount + 2, seed: seed)
         }
+        decoder.treeOptimum = treeOptimum
         let start = Date()
         try decoder.start(prompt: tokens)
         var output: [Int] = []
