@@ -16,7 +16,7 @@ struct BenchAcceptance: ParsableCommand {
         commandName: "acceptance",
         abstract: "Acceptance of every verifier and α* on real models and prompts (Hu et al.'s table).",
         discussion: """
-            Defaults: datasets translation summarization mt-bench humaneval math, 4 prompts each, 128 tokens, \
+            Defaults: datasets translation summarization mt-bench humaneval math, 3 prompts each, 128 tokens, \
             temperatures 0.3 0.7 1.0 (the ablation), n = 1 2 3.
             """)
 
@@ -38,7 +38,7 @@ struct BenchAcceptance: ParsableCommand {
     func measure() throws -> String {
         let run = try BenchRun(
             "acceptance", options: options, needsDraft: true,
-            datasets: ["translation", "summarization", "mt-bench", "humaneval", "math"], prompts: 4, maxTokens: 128,
+            datasets: ["translation", "summarization", "mt-bench", "humaneval", "math"], prompts: 3, maxTokens: 128,
             temperatures: [0.3, 0.7, 1.0])
         guard let drafter = run.draft else { throw CommandError("bench acceptance needs --draft") }
         let configurations = run.temperatures.map(temperatureLabel)
