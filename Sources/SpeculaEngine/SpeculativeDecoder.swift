@@ -48,6 +48,11 @@ public final class SpeculativeDecoder {
     /// about 10 ms a node at 151,936 tokens; the time is counted in `optimalSeconds`). Chains always do (it is one
     /// overlap sum per node).
     public var treeOptimum = false
+    /// Chains with a draft model: the longest n-gram of the text looked up to propose the draft's next tokens, fed
+    /// with the current one in the same draft pass (0: one token per pass). Drafts are sampled from the draft's own
+    /// distributions exactly as without it — the same tokens from the same random stream — so the drafts, the
+    /// verification and the output are unchanged; a proposal the draft agrees with saves its draft passes.
+    public var lookahead = 0
 
     /// Counts of one generation.
     public struct Telemetry: Sendable {
@@ -61,6 +66,9 @@ public final class SpeculativeDecoder {
         public var roundSeconds = 0.0
         /// Chains cut short by `draftStop`.
         public var stoppedEarly = 0
+        /// Draft forward passes, and drafts whose distribution came from a lookahead row (no pass of their own).
+        public var draftPasses = 0
+        public var lookaheadDrafts = 0
         /// Accepted draft tokens by depth: `acceptedAtDepth[k]` counts rounds that accepted a (k+1)-th token,
         /// `draftedAtDepth[k]` rounds that drafted one.
         public var acceptedAtDepth: [Int] = []
@@ -293,25 +301,47 @@ public final class SpeculativeDecoder {
     public func round() throws -> [Int] {
         guard let draft, let draftCache else { return try ngramRound() }
         if tree != nil { return try treeRound(draft: draft, draftCache: draftCache) }
-        return try chainRound(draft: draft, draftCache: draftCache)
+        return try chainRound(draft: draft, draftCache: draftCache, length: depth)
     }
 
-    func chainRound(draft: Transformer, draftCache: KVCache) throws -> [Int] {
+    /// A chain round of at most `length` drafts (the decoder's depth, or a chain-shaped tree's).
+    func chainRound(draft: Transformer, draftCache: KVCache, length: Int) throws -> [Int] {
         let roundStart = ContinuousClock.now
         defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
         let prefix = targetCache.length
         // The root and at least one draft must fit.
         let room = targetCache.capacity - prefix - 1
         if room < 1 { throw ModelError.contextOverflow(needed: prefix + 2, capacity: targetCache.capacity) }
-        let gamma = min(depth, room)
-        // 1. Draft a chain: feed the backlog and the root, then each draft but the last.
+        let gamma = min(length, room)
+        // 1. Draft a chain: feed the backlog and the root, then each draft but the last. With a lookahead, a pass also
+        // feeds the n-gram proposal for the next positions: each draft is still sampled from the draft's own
+        // distribution, and while it equals the proposed token the next distribution is already computed.
         var drafts: [Int] = []
         var draftVectors: [[Double]] = []
         var feed = draftBacklog + [root]
         draftBacklog = []
+        var ready: [[Float]] = []  // logits already computed for the next positions
+        var assumed: [Int] = []  // the proposed tokens they assume, fed to the draft cache
         let draftStart = ContinuousClock.now
         for position in 0..<gamma {
-            let logits = try draft.forward(tokens: feed, cache: draftCache)[0]
+            let logits: [Float]
+            if ready.isEmpty {
+                let look =
+                    lookahead > 0 && position < gamma - 1
+                    ? NGramDrafter.propose(
+                        history: history + drafts, longest: 3, count: min(lookahead, gamma - position - 1))
+                    : []
+                let rows = try draft.forward(
+                    tokens: feed + look, cache: draftCache,
+                    logitRows: Array((feed.count - 1)..<(feed.count + look.count)))
+                telemetry.draftPasses += 1
+                logits = rows[0]
+                ready = Array(rows.dropFirst())
+                assumed = look
+            } else {
+                logits = ready.removeFirst()
+                telemetry.lookaheadDrafts += 1
+            }
             // A draft unsure of its next token (after the first) ends the chain: that token would rarely be kept.
             if position > 0 && draftStop > 0 && verifier != .block
                 && Double(Ops.maximumProbability(logits)) < draftStop
@@ -326,11 +356,21 @@ public final class SpeculativeDecoder {
                 ? Probability.argmax(q) : (random.categorical(q) ?? 0)
             drafts.append(token)
             draftVectors.append(q)
-            feed = [token]
+            if let proposed = assumed.first, proposed == token {
+                assumed.removeFirst()  // its row is in the cache, and the next logits are ready
+                feed = []
+            } else {
+                _ = draftCache.trim(to: draftCache.length - assumed.count)
+                assumed = []
+                ready = []
+                feed = [token]
+            }
             if position == gamma - 1 { break }
         }
+        // Rows of proposed tokens past the last draft are dropped; the cache holds the root and the drafts fed.
+        _ = draftCache.trim(to: draftCache.length - assumed.count)
         telemetry.draftSeconds += Self.seconds(since: draftStart)
-        let fedAll = drafts.count == gamma  // the last draft was never fed to the draft model
+        let fed = draftCache.length - prefix - 1
         let drafted = drafts.count
         // 2. One target pass over the root and the drafts.
         let nodes = [root] + drafts
@@ -347,12 +387,12 @@ public final class SpeculativeDecoder {
         if verifier == .token || settings.isGreedy {
             recordOptimal(targetVectors, draftVectors, accepted: result.acceptedNodes.count)
         }
+        telemetry.countRanks(tree: tree, accepted: result.acceptedNodes)
         // 4. Commit the accepted path in both caches; the last emitted token is the next root.
         let accepted = result.acceptedNodes.count
         targetCache.commit(prefix: prefix, kept: Array(0...accepted))
-        // The draft holds rows for the root and the drafts it was fed: all but the last of a full chain, all of a
-        // chain cut short (the stopping step fed the last one), at the same positions as the target.
-        let fed = fedAll ? drafted - 1 : drafted
+        // The draft holds rows for the root and the drafts it was fed (all but the last of a full chain, unless a
+        // lookahead fed it; all of a chain cut short: the stopping step fed the last one), at the target's positions.
         draftCache.commit(prefix: prefix, kept: Array(0...min(accepted, fed)))
         if accepted > fed { draftBacklog = [drafts[drafted - 1]] }
 
@@ -498,7 +538,12 @@ public final class SpeculativeDecoder {
     /// committed text and its own ancestors), one target pass over the whole tree, the walk, and the commit of the
     /// accepted path in both caches.
     func treeRound(draft: Transformer, draftCache: KVCache) throws -> [Int] {
-        guard let topology = tree else { return try chainRound(draft: draft, draftCache: draftCache) }
+        guard let topology = tree else { return try chainRound(draft: draft, draftCache: draftCache, length: depth) }
+        // A chain-shaped tree (as the auto planner picks at temperature 0) is drafted as a chain: the same draft law
+        // and walk (token verification at one-child nodes), and the chain's lookahead applies.
+        if topology.nodeCount > 1 && topology.children.allSatisfy({ $0.count <= 1 }) {
+            return try chainRound(draft: draft, draftCache: draftCache, length: topology.depth)
+        }
         let prefix = targetCache.length
         if prefix + topology.nodeCount > targetCache.capacity {
             throw ModelError.contextOverflow(needed: prefix + topology.nodeCount, capacity: targetCache.capacity)
@@ -513,6 +558,7 @@ public final class SpeculativeDecoder {
         var ancestors: [[Int]] = [[]]  // drafted nodes above each node
         // The root (and a missing row from the previous round) first.
         let rootLogits = try draft.forward(tokens: draftBacklog + [root], cache: draftCache)[0]
+        telemetry.draftPasses += 1
         draftBacklog = []
         draftRow[0] = prefix
         var vectors: [Int: [Double]] = [0: try process(rootLogits)]
@@ -541,6 +587,7 @@ public final class SpeculativeDecoder {
                     visibility: feed.indices.map { [$0] }, cache: draftCache, logitRows: Array(feed.indices),
                     treeBase: prefix,
                     cacheVisibility: feed.map { item in ancestors[item.node].compactMap { draftRow[$0] } })
+                telemetry.draftPasses += 1
                 for (index, item) in feed.enumerated() {
                     draftRow[item.node] = base + index
                     vectors[item.node] = try process(logits[index], path: paths[item.node])

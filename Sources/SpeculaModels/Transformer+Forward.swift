@@ -112,21 +112,18 @@ extension Transformer {
             for i in 0..<d { final[slot * d + i] = x[row * d + i] }
         }
         normRows(final, outputNorm, rows.count, d, into: &final)
-        let parts = outputParts
-        if parts.count == 1, parts[0].tokens == 0..<vocabularySize {
+        guard let restricted = restrictedOutput else {
             var logits = [Float](repeating: 0, count: rows.count * vocabularySize)
             linear(output, quantize(final, rows.count, d, for: output), nil, into: &logits)
             return (0..<rows.count).map { Array(logits[($0 * vocabularySize)..<(($0 + 1) * vocabularySize)]) }
         }
-        // A restricted output: each part's rows, the rest −∞.
+        // A restricted output: the kept tokens' logits, the rest −∞.
+        let width = restricted.matrix.rowCount
+        var logits = [Float](repeating: 0, count: rows.count * width)
+        linear(restricted.matrix, quantize(final, rows.count, d, for: restricted.matrix), nil, into: &logits)
         var result = [[Float]](repeating: [Float](repeating: -.infinity, count: vocabularySize), count: rows.count)
-        for part in parts {
-            let width = part.tokens.count
-            var logits = [Float](repeating: 0, count: rows.count * width)
-            linear(part.matrix, quantize(final, rows.count, d, for: part.matrix), nil, into: &logits)
-            for slot in 0..<rows.count {
-                for k in 0..<width { result[slot][part.tokens.lowerBound + k] = logits[slot * width + k] }
-            }
+        for slot in 0..<rows.count {
+            for (k, token) in restricted.tokens.enumerated() { result[slot][token] = logits[slot * width + k] }
         }
         return result
     }

@@ -19,9 +19,9 @@ public final class Transformer: @unchecked Sendable {
     public let vocabularySize: Int
     let embedding: QuantizedMatrix
     let output: QuantizedMatrix
-    /// The output rows computed, as (token ids, their matrix): the whole vocabulary unless restricted with
-    /// ``restrictOutput(to:)``.
-    private(set) var outputParts: [(tokens: Range<Int>, matrix: QuantizedMatrix)] = []
+    /// A restricted output (``restrictOutput(toTokens:)``): the token ids computed, ascending, and a matrix of their
+    /// rows gathered from the output matrix (then padded). Nil: the whole vocabulary.
+    private(set) var restrictedOutput: (tokens: [Int], matrix: QuantizedMatrix, rows: GatheredRows)?
     /// The token ids whose logits are computed (all by default).
     public private(set) var outputTokenCount: Int = 0
     let outputNorm: [Float]
@@ -142,16 +142,11 @@ public final class Transformer: @unchecked Sendable {
                     postFeedForwardNorm: config.hasPostNorms ? try vector(p + "post_ffw_norm.weight", count: d) : nil))
         }
         self.layers = layers
-        outputParts = [(0..<vocabularySize, output)]
         outputTokenCount = vocabularySize
     }
 
-    /// Computes logits only for the tokens in `ranges` (ascending, disjoint); every other logit is −∞, so the
-    /// model never proposes those tokens. Meant for a draft model: its output matrix is a large part of each step
-    /// (for the pinned draft, 146 MB of 468), and a draft's distribution may be anything the verifier is told —
-    /// the target's distribution is kept whatever the draft proposes. Not thread-safe with a running forward pass.
+    /// Computes logits only for the tokens in `ranges` (ascending, disjoint); see ``restrictOutput(toTokens:)``.
     public func restrictOutput(to ranges: [Range<Int>]) throws {
-        var parts: [(tokens: Range<Int>, matrix: QuantizedMatrix)] = []
         var previous = 0
         for range in ranges where !range.isEmpty {
             guard range.lowerBound >= previous, range.upperBound <= vocabularySize else {
@@ -160,20 +155,56 @@ public final class Transformer: @unchecked Sendable {
                     reason: "output token ranges must be ascending, disjoint and within 0..<\(vocabularySize)")
             }
             previous = range.upperBound
-            let view = QuantizedMatrix(
-                type: output.type, rowCount: range.count, columnCount: output.columnCount,
-                data: output.row(range.lowerBound))
-            parts.append((range, view.packed(pool: pool)))
         }
-        guard !parts.isEmpty else {
+        try restrictOutput(toTokens: ranges.flatMap { Array($0) })
+    }
+
+    /// Computes logits only for `tokens` (any order, repeats ignored); every other logit is −∞, so the model never
+    /// proposes those tokens. Meant for a draft model: its output matrix is a large part of each step (for the
+    /// pinned draft, 146 MB of 468), and a draft's distribution may be anything the verifier is told — the
+    /// target's distribution is kept whatever the draft proposes. The rows are copied into one matrix (packed for
+    /// batches), so scattered ids cost what a range of the same size does. Not thread-safe with a running forward
+    /// pass.
+    public func restrictOutput(toTokens tokens: [Int]) throws {
+        let ids = Array(Set(tokens)).sorted()
+        guard let first = ids.first, let last = ids.last else {
             throw ModelError.invalid(path: file.path, reason: "the output must keep at least one token")
         }
-        outputParts = parts
-        outputTokenCount = parts.reduce(0) { $0 + $1.tokens.count }
+        guard first >= 0, last < vocabularySize else {
+            throw ModelError.invalid(
+                path: file.path, reason: "output token \(first < 0 ? first : last) outside 0..<\(vocabularySize)")
+        }
+        if ids.count == vocabularySize {
+            restrictedOutput = nil
+            outputTokenCount = vocabularySize
+            return
+        }
+        // Padded to whole groups of 16 rows (repeats of the last row, whose logits are not read) so that the packed
+        // kernels serve it: the kept logits are then exactly the full head's.
+        let padded = (ids.count + 15) / 16 * 16
+        let rows = GatheredRows(output, ids + [Int](repeating: last, count: padded - ids.count))
+        let matrix = QuantizedMatrix(
+            type: output.type, rowCount: padded, columnCount: output.columnCount, data: rows.base)
+        restrictedOutput = (ids, matrix.packed(pool: pool), rows)
+        outputTokenCount = ids.count
     }
 
     /// A cache for this model holding `capacity` positions (at most the trained context).
     public func makeCache(capacity: Int? = nil) -> KVCache {
         KVCache(config: config, capacity: min(capacity ?? config.contextLength, config.contextLength))
     }
+}
+
+/// Rows copied out of a quantized matrix into memory this object owns (a restricted output head).
+final class GatheredRows: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+
+    init(_ matrix: QuantizedMatrix, _ rows: [Int]) {
+        base = UnsafeMutableRawPointer.allocate(byteCount: max(1, rows.count * matrix.rowBytes), alignment: 64)
+        for (index, row) in rows.enumerated() {
+            (base + index * matrix.rowBytes).copyMemory(from: matrix.row(row), byteCount: matrix.rowBytes)
+        }
+    }
+
+    deinit { base.deallocate() }
 }

@@ -30,7 +30,8 @@ struct Audit: ParsableCommand {
     @Option(name: .long, help: "Draft tokens per round (a chain).") var depth: Int = 3
     @Option(name: .long, help: "Draft tree (as in `specula generate --tree`).") var tree: String?
     @Option(name: .long, help: "Verifier (as in `specula generate --verifier`).") var verifier: String = "token"
-    @Option(name: .long, help: "Reduced draft head: first N token ids and control tokens (0 = all).")
+    @Option(
+        name: .long, help: "Reduced draft head: first N token ids, control tokens and the prompt's tokens (0 = all).")
     var draftVocabulary: Int = 0
     @Option(name: .long, help: "Fail when the chi-square p-value is below this.") var alpha: Double = 1e-3
     @Option(name: .long, help: "Seed.") var seed: UInt64 = 1
@@ -58,10 +59,12 @@ struct Audit: ParsableCommand {
         try settings.validate()
         let target = try LoadedModel(path: model)
         let draftModel = try draft.map { try LoadedModel(path: $0) }
-        if draftVocabulary > 0, let draftModel {
-            try draftModel.transformer.restrictOutput(to: draftModel.tokenizer.draftVocabulary(first: draftVocabulary))
-        }
         let promptTokens = try target.promptTokens(prompt, chat: chat, system: nil)
+        if draftVocabulary > 0, let draftModel {
+            try draftModel.transformer.restrictOutput(
+                toTokens: draftModel.tokenizer.draftVocabulary(first: draftVocabulary).flatMap { Array($0) }
+                    + promptTokens)
+        }
         let shape = try tree.map(treeTopology)
         let capacity = promptTokens.count + tokens + max(depth, shape?.nodeCount ?? 0) + 2
         // Plain sampling: the prompt once, then `tokens` tokens per sample from a trimmed cache.

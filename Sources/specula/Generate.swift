@@ -41,7 +41,7 @@ struct Generate: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "Reduced draft head: the draft computes logits only for the first N token ids and the control tokens (0 = all)."
+            "Reduced draft head: the draft computes logits only for the first N token ids, the control tokens and the prompt's tokens (0 = all)."
     )
     var draftVocabulary: Int = 0
     @Option(
@@ -49,6 +49,12 @@ struct Generate: ParsableCommand {
         help:
             "Chains: stop drafting when the draft's top probability falls below P (0 = always draft --depth tokens).")
     var draftStop: Double = 0
+    @Option(
+        name: .long,
+        help:
+            "Chains with --draft: propose the draft's next tokens from the text (n-grams up to this length) and feed them in the same draft pass; the drafts and the output are unchanged, agreeing proposals save draft passes (0 = off)."
+    )
+    var lookahead: Int = 0
     @Option(name: .long, help: "Drafter: model (with --draft) or ngram (prompt lookup, no draft model).")
     var drafter: String?
     @Option(name: .long, help: "With --drafter ngram: the longest n-gram looked up.") var ngram: Int = 3
@@ -90,6 +96,8 @@ struct Generate: ParsableCommand {
             if drafter == "model" && draft == nil { throw ValidationError("--drafter model needs --draft") }
         }
         if ngram < 1 { throw ValidationError("--ngram must be ≥ 1") }
+        if lookahead < 0 { throw ValidationError("--lookahead must be ≥ 0") }
+        if lookahead > 0 && draft == nil { throw ValidationError("--lookahead needs --draft") }
         if draftVocabulary < 0 { throw ValidationError("--draft-vocabulary must be ≥ 0") }
         if !(0...1).contains(draftStop) { throw ValidationError("--draft-stop must be in [0, 1]") }
         if draftVocabulary > 0 && draft == nil { throw ValidationError("--draft-vocabulary needs --draft") }
@@ -210,7 +218,10 @@ extension Generate {
     {
         let draftModel = try draftPath.map { try LoadedModel(path: $0) }
         if draftVocabulary > 0, let draftModel {
-            try draftModel.transformer.restrictOutput(to: draftModel.tokenizer.draftVocabulary(first: draftVocabulary))
+            // The prompt's own tokens stay too: answers reuse its names, which the first ids often miss.
+            try draftModel.transformer.restrictOutput(
+                toTokens: draftModel.tokenizer.draftVocabulary(first: draftVocabulary).flatMap { Array($0) }
+                    + promptTokens)
         }
         let auto = verifier == "auto"
         let spelled = drafts > 1 ? "drafts:\(drafts):\(depth)" : tree
@@ -271,6 +282,7 @@ extension Generate {
                 capacity: capacity, seed: seed)
         }
         decoder.draftStop = draftStop
+        decoder.lookahead = lookahead
         decoder.treeOptimum = stats
         var detokenizer = StreamingDetokenizer(tokenizer: loaded.tokenizer)
         let start = DispatchTime.now().uptimeNanoseconds
@@ -308,6 +320,7 @@ extension Generate {
                 ("tokensPerSecond", .number(Double(generated) / seconds)),
                 ("draftSeconds", .number(t.draftSeconds)), ("verifySeconds", .number(t.verifySeconds)),
                 ("otherRoundSeconds", .number(t.otherSeconds)), ("stoppedEarly", .integer(t.stoppedEarly)),
+                ("draftPasses", .integer(t.draftPasses)), ("lookaheadDrafts", .integer(t.lookaheadDrafts)),
                 ("reachedNodes", .integer(t.reachedNodes)), ("optimalAcceptance", .number(t.optimalAcceptance)),
                 ("efficiency", .number(t.efficiency)), ("optimalSeconds", .number(t.optimalSeconds)),
                 (

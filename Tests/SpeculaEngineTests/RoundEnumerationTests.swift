@@ -25,6 +25,8 @@ struct RoundEnumerationTests {
         var length = 2
         /// Trees to switch to after each round, in turn (as `--verifier auto` re-plans).
         var switching: [[[Int]]] = []
+        /// The chain drafter's lookahead (n-gram proposals fed with the draft's current token).
+        var lookahead = 0
         var description: String { name }
     }
 
@@ -37,6 +39,8 @@ struct RoundEnumerationTests {
         Case(
             name: "chain token γ=2, penalties", depth: 2,
             settings: .init(temperature: 0.8, topK: 3, presencePenalty: 0.3, frequencyPenalty: 0.6), length: 3),
+        Case(name: "chain token γ=3, lookahead 2", depth: 3, length: 3, lookahead: 2),
+        Case(name: "chain block γ=3, lookahead 2", chain: .block, depth: 3, length: 3, lookahead: 2),
         Case(name: "n-gram token", drafter: "ngram", depth: 3, length: 3),
         Case(name: "n-gram block", drafter: "ngram", chain: .block, depth: 3, length: 3),
         Case(name: "rrs, 2 then 1", tree: [[], [0], [1], [0, 0]], verifier: "rrs"),
@@ -98,6 +102,7 @@ struct RoundEnumerationTests {
                 verifier: testCase.chain, tree: try testCase.tree.map { try TreeTopology(paths: $0) },
                 nodeVerifier: Self.nodeVerifier(testCase.verifier), capacity: 64)
         }
+        decoder.lookahead = testCase.lookahead
         try decoder.start(prompt: Self.prompt)
         let plainCache = target.makeCache(capacity: 64)
         let plainDraftCache = draft.makeCache(capacity: 64)
@@ -145,6 +150,9 @@ struct RoundEnumerationTests {
         // The round did speculate: some paths accepted drafts (except with no drafts at all).
         if testCase.tree != [[]] || !testCase.switching.isEmpty {
             #expect(decoder.telemetry.acceptedTokens > 0, "\(testCase): no draft was ever accepted")
+        }
+        if testCase.lookahead > 0 {
+            #expect(decoder.telemetry.lookaheadDrafts > 0, "\(testCase): no draft came from a lookahead row")
         }
     }
 

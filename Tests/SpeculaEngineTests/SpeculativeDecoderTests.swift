@@ -152,8 +152,8 @@ struct SpeculativeTreeTests {
     "Cheaper drafting: reduced draft head and confidence stop",
     .enabled(if: EngineModels.present || EngineModels.required), .serialized)
 struct CheapDraftingTests {
-    /// A restricted output computes exactly the full model's logits for the kept tokens (the same packed rows)
-    /// and −∞ for the others; control tokens at the end of the vocabulary are kept.
+    /// A restricted output computes exactly the full model's logits for the kept tokens (their rows gathered and
+    /// packed, each row's sum in the same order) and −∞ for the others; control tokens at the end are kept.
     @Test func restrictedOutputKeepsTheChosenLogits() throws {
         let (full, tokenizer) = try EngineModels.load("draft")
         let (reduced, _) = try EngineModels.load("draft")
@@ -164,17 +164,56 @@ struct CheapDraftingTests {
         let prompt = tokenizer.encode("def add(a, b):\n    return")
         let a = try full.forward(tokens: prompt, cache: full.makeCache(capacity: 64))[0]
         let b = try reduced.forward(tokens: prompt, cache: reduced.makeCache(capacity: 64))[0]
-        #expect(Array(a[0..<32768]) == Array(b[0..<32768]))
+        #expect(Array(a[0..<32768]) == Array(b[0..<32768]), "the kept logits are the full head's")
         let kept = Set(ranges.flatMap { Array($0) })
         for id in stride(from: 32768, to: a.count, by: 1) {
             if kept.contains(id) {
-                #expect(abs(a[id] - b[id]) <= 1e-3 * max(1, abs(a[id])), "token \(id)")
+                #expect(a[id] == b[id], "token \(id)")
             } else if b[id] != -.infinity {
                 Issue.record("token \(id) outside the head has logit \(b[id])")
                 break
             }
         }
         #expect(throws: ModelError.self) { try reduced.restrictOutput(to: [10..<20, 5..<8]) }
+        // Scattered ids (as a head with the prompt's tokens is): gathered into one matrix, the same logits.
+        let scattered = [151_645, 7, 99_999, 40_000, 7, 3, 120_001] + Array(1000..<1037)
+        try reduced.restrictOutput(toTokens: scattered)
+        #expect(reduced.outputTokenCount == Set(scattered).count)
+        let c = try reduced.forward(tokens: prompt, cache: reduced.makeCache(capacity: 64))[0]
+        for id in Set(scattered) { #expect(a[id] == c[id], "token \(id)") }
+        #expect(c.filter { $0 != -.infinity }.count == Set(scattered).count)
+        #expect(throws: ModelError.self) { try reduced.restrictOutput(toTokens: [5, 151_936]) }
+        #expect(throws: ModelError.self) { try reduced.restrictOutput(toTokens: []) }
+    }
+
+    /// The lookahead only saves draft passes: with it and without it, the same seed gives the same rounds and
+    /// output at temperature 0 and above, and every draft taken from a lookahead row is one pass fewer.
+    @Test func lookaheadChangesOnlyTheDraftPasses() throws {
+        let (target, targetTokenizer) = try EngineModels.load("target")
+        let (draft, draftTokenizer) = try EngineModels.load("draft")
+        let prompt = targetTokenizer.encode(
+            "def count_words(text):\n    \"\"\"Count the words of text.\"\"\"\n    return len(text.split())\n\n"
+                + "def count_lines(text):\n    \"\"\"Count the lines of text.\"\"\"\n")
+        let count = 40
+        for settings in [SamplingSettings.greedy, SamplingSettings(temperature: 0.8, topK: 40)] {
+            var runs: [(output: [Int], telemetry: SpeculativeDecoder.Telemetry)] = []
+            for lookahead in [0, 3] {
+                let decoder = try SpeculativeDecoder(
+                    target: target, draft: draft, targetTokenizer: targetTokenizer, draftTokenizer: draftTokenizer,
+                    settings: settings, depth: 5, capacity: prompt.count + count + 16, seed: 11)
+                decoder.lookahead = lookahead
+                try decoder.start(prompt: prompt)
+                var output: [Int] = []
+                while output.count < count { output += try decoder.round() }
+                runs.append((output, decoder.telemetry))
+            }
+            let (without, with) = (runs[0], runs[1])
+            #expect(with.output == without.output, "T = \(settings.temperature)")
+            #expect(with.telemetry.acceptedTokens == without.telemetry.acceptedTokens)
+            #expect(with.telemetry.lookaheadDrafts > 0, "the prompt's repeated text must be proposed")
+            #expect(without.telemetry.lookaheadDrafts == 0)
+            #expect(with.telemetry.draftPasses == without.telemetry.draftPasses - with.telemetry.lookaheadDrafts)
+        }
     }
 
     /// Temperature 0: output equals plain greedy decoding with a reduced draft head and with the confidence stop.
@@ -186,11 +225,12 @@ struct CheapDraftingTests {
             "def is_palindrome(text):\n    \"\"\"Return whether text reads the same backwards.\"\"\"\n")
         let count = 40
         let plain = try EngineModels.plainGreedy(target, prompt: prompt, count: count)
-        for stop in [0.0, 0.6] {
+        for (stop, lookahead) in [(0.0, 0), (0.6, 0), (0.6, 3)] {
             let decoder = try SpeculativeDecoder(
                 target: target, draft: draft, targetTokenizer: targetTokenizer, draftTokenizer: draftTokenizer,
                 settings: .greedy, depth: 5, capacity: prompt.count + count + 16)
             decoder.draftStop = stop
+            decoder.lookahead = lookahead
             try decoder.start(prompt: prompt)
             var output: [Int] = []
             while output.count < count { output += try decoder.round() }
