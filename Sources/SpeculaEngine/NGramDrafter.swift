@@ -1,12 +1,12 @@
 /// Prompt-lookup drafting: proposals copied from the text itself, no model.
 public enum NGramDrafter {
     /// The tokens that followed the most recent earlier occurrence of the last `n` tokens of `history`, for `n`
-    /// from `longest` down to 1 (the first length with an occurrence wins), at most `count` of them; empty when no
-    /// suffix occurs earlier.
+    /// from `longest` down to `shortest` (the first length with an occurrence wins), at most `count` of them; empty
+    /// when no such suffix occurs earlier.
     /// - Complexity: O(`history.count` · `longest`).
-    public static func propose(history: [Int], longest: Int, count: Int) -> [Int] {
+    public static func propose(history: [Int], longest: Int, shortest: Int = 1, count: Int) -> [Int] {
         guard count > 0, history.count >= 2 else { return [] }
-        for n in stride(from: min(longest, history.count - 1), through: 1, by: -1) {
+        for n in stride(from: min(longest, history.count - 1), through: max(shortest, 1), by: -1) {
             let suffixStart = history.count - n
             // Earlier occurrences start at most one before the suffix (they may overlap it).
             var start = suffixStart - 1

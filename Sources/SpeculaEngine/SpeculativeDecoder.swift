@@ -53,6 +53,11 @@ public final class SpeculativeDecoder {
     /// distributions exactly as without it — the same tokens from the same random stream — so the drafts, the
     /// verification and the output are unchanged; a proposal the draft agrees with saves its draft passes.
     public var lookahead = 0
+    /// With a draft model: a round whose text ends with an n-gram of at least this many tokens that occurred
+    /// earlier is drafted by prompt lookup alone — the tokens that followed it, verified by the target without
+    /// running the draft (which catches up on the accepted tokens in its next pass). 0: never. Whether a round
+    /// looks up depends on the emitted text alone, and each round keeps the target's law, so the output does too.
+    public var lookupMatch = 0
 
     /// Counts of one generation.
     public struct Telemetry: Sendable {
@@ -69,6 +74,10 @@ public final class SpeculativeDecoder {
         /// Draft forward passes, and drafts whose distribution came from a lookahead row (no pass of their own).
         public var draftPasses = 0
         public var lookaheadDrafts = 0
+        /// Rounds drafted by prompt lookup instead of the draft model (``SpeculativeDecoder/lookupMatch``), and the
+        /// proposed tokens they accepted.
+        public var lookupRounds = 0
+        public var lookupAccepted = 0
         /// Accepted draft tokens by depth: `acceptedAtDepth[k]` counts rounds that accepted a (k+1)-th token,
         /// `draftedAtDepth[k]` rounds that drafted one.
         public var acceptedAtDepth: [Int] = []
@@ -300,6 +309,12 @@ public final class SpeculativeDecoder {
     /// One round: returns the emitted tokens (at least one).
     public func round() throws -> [Int] {
         guard let draft, let draftCache else { return try ngramRound() }
+        if lookupMatch > 0 {
+            let proposal = NGramDrafter.propose(
+                history: history, longest: max(ngramLongest, lookupMatch), shortest: lookupMatch,
+                count: min(depth, targetCache.capacity - targetCache.length - 1))
+            if !proposal.isEmpty { return try ngramRound(proposal: proposal) }
+        }
         if tree != nil { return try treeRound(draft: draft, draftCache: draftCache) }
         return try chainRound(draft: draft, draftCache: draftCache, length: depth)
     }
@@ -404,16 +419,22 @@ public final class SpeculativeDecoder {
         return emitted
     }
 
-    /// An n-gram round: propose a continuation from the text so far, one target pass over the root and the
-    /// proposal, verify (point-mass draft vectors), commit. With no earlier occurrence the round is one plain step.
-    func ngramRound() throws -> [Int] {
+    /// The longest n-gram a lookup round matches (``lookupMatch`` may ask for more).
+    static let ngramLongestDefault = 3
+    var ngramLongest: Int { ngram > 0 ? ngram : Self.ngramLongestDefault }
+
+    /// An n-gram round: propose a continuation from the text so far (or take `proposal`), one target pass over the
+    /// root and the proposal, verify (point-mass draft vectors), commit. With no earlier occurrence the round is
+    /// one plain step. With a draft model (a lookup round) the draft is not run: the root and the accepted tokens
+    /// join the rows it will be fed next.
+    func ngramRound(proposal given: [Int]? = nil) throws -> [Int] {
         let roundStart = ContinuousClock.now
         defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
         let prefix = targetCache.length
         let room = targetCache.capacity - prefix - 1
         if room < 0 { throw ModelError.contextOverflow(needed: prefix + 1, capacity: targetCache.capacity) }
         let draftStart = ContinuousClock.now
-        let proposal = NGramDrafter.propose(history: history, longest: ngram, count: min(depth, room))
+        let proposal = given ?? NGramDrafter.propose(history: history, longest: ngram, count: min(depth, room))
         telemetry.draftSeconds += Self.seconds(since: draftStart)
         let nodes = [root] + proposal
         let verifyStart = ContinuousClock.now
@@ -437,6 +458,11 @@ public final class SpeculativeDecoder {
         }
         let accepted = result.acceptedNodes.count
         targetCache.commit(prefix: prefix, kept: Array(0...accepted))
+        if draft != nil {
+            draftBacklog += [root] + proposal.prefix(accepted)
+            telemetry.lookupRounds += 1
+            telemetry.lookupAccepted += accepted
+        }
         let emitted = result.emittedTokens
         root = emitted[emitted.count - 1]
         history += emitted

@@ -77,8 +77,7 @@ public final class PackedMatrix: @unchecked Sendable {
         blocksPerRow = matrix.columnCount / matrix.type.blockSize
         blockGroupBytes = Self.blockGroupBytes(matrix.type)
         let total = blocksPerRow * blockGroupBytes * (rowCount / Self.groupRows)
-        var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, max(total, 64)) == 0, let raw else { return nil }
+        guard let raw = specula_allocate_weights(total) else { return nil }
         storage = raw
         let source = matrix
         let destination = raw

@@ -55,6 +55,12 @@ struct Generate: ParsableCommand {
             "Chains with --draft: propose the draft's next tokens from the text (n-grams up to this length) and feed them in the same draft pass; the drafts and the output are unchanged, agreeing proposals save draft passes (0 = off)."
     )
     var lookahead: Int = 0
+    @Option(
+        name: .long,
+        help:
+            "With --draft: a round whose text ends with an n-gram of at least N tokens seen earlier is drafted by prompt lookup alone (the draft model is not run; 0 = off)."
+    )
+    var lookup: Int = 0
     @Option(name: .long, help: "Drafter: model (with --draft) or ngram (prompt lookup, no draft model).")
     var drafter: String?
     @Option(name: .long, help: "With --drafter ngram: the longest n-gram looked up.") var ngram: Int = 3
@@ -98,6 +104,10 @@ struct Generate: ParsableCommand {
         if ngram < 1 { throw ValidationError("--ngram must be ≥ 1") }
         if lookahead < 0 { throw ValidationError("--lookahead must be ≥ 0") }
         if lookahead > 0 && draft == nil { throw ValidationError("--lookahead needs --draft") }
+        if lookup < 0 { throw ValidationError("--lookup must be ≥ 0") }
+        if lookup > 0 && draft == nil {
+            throw ValidationError("--lookup needs --draft (--drafter ngram looks up alone)")
+        }
         if draftVocabulary < 0 { throw ValidationError("--draft-vocabulary must be ≥ 0") }
         if !(0...1).contains(draftStop) { throw ValidationError("--draft-stop must be in [0, 1]") }
         if draftVocabulary > 0 && draft == nil { throw ValidationError("--draft-vocabulary needs --draft") }
@@ -283,6 +293,7 @@ extension Generate {
         }
         decoder.draftStop = draftStop
         decoder.lookahead = lookahead
+        decoder.lookupMatch = lookup
         decoder.treeOptimum = stats
         var detokenizer = StreamingDetokenizer(tokenizer: loaded.tokenizer)
         let start = DispatchTime.now().uptimeNanoseconds
@@ -321,6 +332,7 @@ extension Generate {
                 ("draftSeconds", .number(t.draftSeconds)), ("verifySeconds", .number(t.verifySeconds)),
                 ("otherRoundSeconds", .number(t.otherSeconds)), ("stoppedEarly", .integer(t.stoppedEarly)),
                 ("draftPasses", .integer(t.draftPasses)), ("lookaheadDrafts", .integer(t.lookaheadDrafts)),
+                ("lookupRounds", .integer(t.lookupRounds)), ("lookupAccepted", .integer(t.lookupAccepted)),
                 ("reachedNodes", .integer(t.reachedNodes)), ("optimalAcceptance", .number(t.optimalAcceptance)),
                 ("efficiency", .number(t.efficiency)), ("optimalSeconds", .number(t.optimalSeconds)),
                 (

@@ -27,6 +27,8 @@ struct RoundEnumerationTests {
         var switching: [[[Int]]] = []
         /// The chain drafter's lookahead (n-gram proposals fed with the draft's current token).
         var lookahead = 0
+        /// Lookup rounds (prompt lookup instead of the draft model) when the text ends with a repeated n-gram.
+        var lookup = 0
         var description: String { name }
     }
 
@@ -41,6 +43,8 @@ struct RoundEnumerationTests {
             settings: .init(temperature: 0.8, topK: 3, presencePenalty: 0.3, frequencyPenalty: 0.6), length: 3),
         Case(name: "chain token γ=3, lookahead 2", depth: 3, length: 3, lookahead: 2),
         Case(name: "chain block γ=3, lookahead 2", chain: .block, depth: 3, length: 3, lookahead: 2),
+        Case(name: "lookup and model rounds, token", depth: 2, length: 3, lookahead: 1, lookup: 2),
+        Case(name: "lookup and model rounds, block", chain: .block, depth: 2, length: 3, lookup: 2),
         Case(name: "n-gram token", drafter: "ngram", depth: 3, length: 3),
         Case(name: "n-gram block", drafter: "ngram", chain: .block, depth: 3, length: 3),
         Case(name: "rrs, 2 then 1", tree: [[], [0], [1], [0, 0]], verifier: "rrs"),
@@ -103,6 +107,7 @@ struct RoundEnumerationTests {
                 nodeVerifier: Self.nodeVerifier(testCase.verifier), capacity: 64)
         }
         decoder.lookahead = testCase.lookahead
+        decoder.lookupMatch = testCase.lookup
         try decoder.start(prompt: Self.prompt)
         let plainCache = target.makeCache(capacity: 64)
         let plainDraftCache = draft.makeCache(capacity: 64)
@@ -150,6 +155,10 @@ struct RoundEnumerationTests {
         // The round did speculate: some paths accepted drafts (except with no drafts at all).
         if testCase.tree != [[]] || !testCase.switching.isEmpty {
             #expect(decoder.telemetry.acceptedTokens > 0, "\(testCase): no draft was ever accepted")
+        }
+        if testCase.lookup > 0 {
+            let t = decoder.telemetry
+            #expect(t.lookupRounds > 0 && t.lookupRounds < t.rounds, "\(testCase): both kinds of round must occur")
         }
         if testCase.lookahead > 0 {
             #expect(decoder.telemetry.lookaheadDrafts > 0, "\(testCase): no draft came from a lookahead row")

@@ -216,7 +216,8 @@ struct CheapDraftingTests {
         }
     }
 
-    /// Temperature 0: output equals plain greedy decoding with a reduced draft head and with the confidence stop.
+    /// Temperature 0: output equals plain greedy decoding with a reduced draft head, the confidence stop, the
+    /// lookahead and lookup rounds.
     @Test func greedyStaysExactWithCheaperDrafts() throws {
         let (target, targetTokenizer) = try EngineModels.load("target")
         let (draft, draftTokenizer) = try EngineModels.load("draft")
@@ -225,17 +226,20 @@ struct CheapDraftingTests {
             "def is_palindrome(text):\n    \"\"\"Return whether text reads the same backwards.\"\"\"\n")
         let count = 40
         let plain = try EngineModels.plainGreedy(target, prompt: prompt, count: count)
-        for (stop, lookahead) in [(0.0, 0), (0.6, 0), (0.6, 3)] {
+        for (stop, lookahead, lookup) in [(0.0, 0, 0), (0.6, 0, 0), (0.6, 3, 0), (0.0, 2, 2)] {
             let decoder = try SpeculativeDecoder(
                 target: target, draft: draft, targetTokenizer: targetTokenizer, draftTokenizer: draftTokenizer,
                 settings: .greedy, depth: 5, capacity: prompt.count + count + 16)
             decoder.draftStop = stop
             decoder.lookahead = lookahead
+            decoder.lookupMatch = lookup
             try decoder.start(prompt: prompt)
             var output: [Int] = []
             while output.count < count { output += try decoder.round() }
-            #expect(Array(output.prefix(count)) == plain, "draft stop \(stop)")
+            #expect(
+                Array(output.prefix(count)) == plain, "draft stop \(stop), lookahead \(lookahead), lookup \(lookup)")
             if stop > 0 { #expect(decoder.telemetry.stoppedEarly > 0) }
+            if lookup > 0 { #expect(decoder.telemetry.lookupRounds > 0, "the docstring's words repeat") }
         }
     }
 
