@@ -69,6 +69,9 @@ public final class SpeculativeDecoder {
         public var draftSeconds = 0.0
         public var verifySeconds = 0.0
         public var roundSeconds = 0.0
+        /// The prompt passes of ``SpeculativeDecoder/start(prompt:)``: the target's, and the draft model's.
+        public var targetPrefillSeconds = 0.0
+        public var draftPrefillSeconds = 0.0
         /// Chains cut short by `draftStop`.
         public var stoppedEarly = 0
         /// Draft forward passes, and drafts whose distribution came from a lookahead row (no pass of their own).
@@ -260,14 +263,18 @@ public final class SpeculativeDecoder {
         _ = targetCache.trim(to: 0)
         _ = draftCache?.trim(to: 0)
         let body = Array(prompt.dropLast())
+        telemetry = Telemetry()
         if !body.isEmpty {
-            _ = try target.forward(tokens: body, cache: targetCache)
-            if let draft, let draftCache { _ = try draft.forward(tokens: body, cache: draftCache) }
+            let start = ContinuousClock.now
+            _ = try target.forward(tokens: body, cache: targetCache, logitRows: [])
+            telemetry.targetPrefillSeconds = Self.seconds(since: start)
+            let draftStart = ContinuousClock.now
+            if let draft, let draftCache { _ = try draft.forward(tokens: body, cache: draftCache, logitRows: []) }
+            telemetry.draftPrefillSeconds = Self.seconds(since: draftStart)
         }
         history = prompt
         root = last
         draftBacklog = []
-        telemetry = Telemetry()
     }
 
     /// Back to the state right after ``start(prompt:)`` with the same prompt, without feeding it again: both caches

@@ -17,6 +17,11 @@ func decodingMetrics(_ outcome: DecodingOutcome) -> [String: [Double]] {
     var metrics: [String: [Double]] = [
         "seconds": [outcome.seconds], "tokens": [Double(outcome.output.count)],
         "tokensPerSecond": [Double(outcome.output.count) / max(outcome.seconds, 1e-9)],
+        // After the target's prompt pass (the same for every method; a draft's prompt pass stays in).
+        "decodeSeconds": [outcome.seconds - outcome.targetPrefillSeconds],
+        "decodeTokensPerSecond": [
+            Double(outcome.output.count) / max(outcome.seconds - outcome.targetPrefillSeconds, 1e-9)
+        ],
     ]
     if let t = outcome.telemetry {
         metrics["tokensPerCall"] = [t.tokensPerStep]
@@ -86,11 +91,7 @@ struct BenchTrees: ParsableCommand {
             secondsPerUnit: Double(run.maxTokens) / 2.5 * (2 * steps.target + 4 * steps.draft),
             detail: "\(run.promptCount) prompts × \(configurations.count) shape/verifier/temperature settings")
         try run.forEachUnit(configurations: configurations) { _, prompt, configuration in
-            let parts = configuration.split(separator: " ").map(String.init)
-            let outcome = try run.decode(
-                try run.tokens(prompt), method: DecodingMethod(shape: parts[1], verifier: parts[2]),
-                settings: SamplingSettings(temperature: parseTemperature(configuration)), seed: options.seed,
-                treeOptimum: true)
+            let outcome = try run.decode(prompt, configuration: configuration, seed: options.seed, treeOptimum: true)
             try checkOptimum(outcome, configuration: configuration, prompt: prompt.id)
             return decodingMetrics(outcome)
         }
@@ -223,11 +224,7 @@ struct BenchBlock: ParsableCommand {
             secondsPerUnit: Double(run.maxTokens) / 2.5 * (1.3 * steps.target + 4 * steps.draft),
             detail: "\(run.promptCount) prompts × \(configurations.count) settings")
         try run.forEachUnit(configurations: configurations) { _, prompt, configuration in
-            let parts = configuration.split(separator: " ").map(String.init)
-            let outcome = try run.decode(
-                try run.tokens(prompt), method: DecodingMethod(shape: parts[1], verifier: parts[2]),
-                settings: SamplingSettings(temperature: parseTemperature(configuration)), seed: options.seed)
-            return decodingMetrics(outcome)
+            decodingMetrics(try run.decode(prompt, configuration: configuration, seed: options.seed))
         }
         let summaries = run.summaries(configurations: configurations)
         var markdown = "## Block vs token verification\n\n\(run.header).\n\n"
@@ -288,7 +285,7 @@ struct BenchSpeed: ParsableCommand {
             """)
 
     @OptionGroup var options: BenchOptions
-    @Option(name: .long, parsing: .upToNextOption, help: "Methods: SHAPE/VERIFIER, ngram.")
+    @Option(name: .long, parsing: .upToNextOption, help: "Methods: SHAPE[+lookahead[:N]][+lookup[:N]]/VERIFIER, ngram.")
     var methods: [String] = ["chain:5/token", "chain:4/block", "binary:3/spechub", "drafts:2:3/rrsw", "ngram"]
 
     func validate() throws {
@@ -311,10 +308,12 @@ struct BenchSpeed: ParsableCommand {
             guard t == 0 else { return parsed }
             var seen: Set<String> = []
             return parsed.compactMap { method in
-                let key = method.shape
+                let key = method.variant
                 if seen.contains(key) { return nil }
                 seen.insert(key)
-                return DecodingMethod(shape: method.shape, verifier: method.shape == "ngram" ? "token" : "greedy")
+                return DecodingMethod(
+                    shape: method.shape, verifier: method.shape == "ngram" ? "token" : "greedy",
+                    lookahead: method.lookahead, lookup: method.lookup)
             }
         }
         let configurations = run.temperatures.map(temperatureLabel)
@@ -349,14 +348,20 @@ struct BenchSpeed: ParsableCommand {
                 }
                 for (name, values) in decodingMetrics(outcome) { metrics["\(method.label)|\(name)"] = values }
                 metrics["\(method.label)|speedup"] = [plain.seconds / max(outcome.seconds, 1e-9)]
+                metrics["\(method.label)|decodeSpeedup"] = [
+                    (plain.seconds - plain.targetPrefillSeconds)
+                        / max(outcome.seconds - outcome.targetPrefillSeconds, 1e-9)
+                ]
             }
             return metrics
         }
         let summaries = run.summaries(configurations: configurations)
         var markdown = "## Speed: plain vs speculative, side by side\n\n\(run.header).\n\n"
-        markdown += "Per prompt, plain decoding and every method run one after another (the order rotates); "
-        markdown += "times include prefill. Median over prompts of tokens/s and of the per-prompt ratio to plain; "
-        markdown += "tokens per call is the mean ± 95 % interval.\n\n"
+        markdown += "Per prompt, plain decoding and every method run one after another (the order rotates). "
+        markdown += "End to end: times include the prompt passes. After prefill: the target's prompt pass (the same "
+        markdown += "work for every method) is left out of both times, a draft model's prompt pass stays in. Median "
+        markdown += "over prompts of tokens/s and of the per-prompt ratios to plain; tokens per call is the mean "
+        markdown += "± 95 % interval.\n\n"
         var groups: [String] = []
         var values: [[Double?]] = []
         var series: [String] = []
@@ -379,21 +384,26 @@ struct BenchSpeed: ParsableCommand {
                     rows.append([
                         label, median("\(label)|tokensPerSecond").map { String(format: "%.1f", $0) } ?? "—",
                         median("\(label)|speedup").map { String(format: "×%.2f", $0) } ?? "—",
+                        median("\(label)|decodeTokensPerSecond").map { String(format: "%.1f", $0) } ?? "—",
+                        median("\(label)|decodeSpeedup").map { String(format: "×%.2f", $0) } ?? "—",
                         method.shape == "plain" ? "1" : Summary.cell(metrics["\(label)|tokensPerCall"], digits: 2),
                         method.shape == "plain" ? "" : Summary.cell(metrics["\(label)|acceptance"], digits: 2),
                     ])
                     if method.shape != "plain" {
-                        let name = method.shape + (t == 0 ? "" : " " + method.verifier)
+                        let name = method.variant + (t == 0 ? "" : " " + method.verifier)
                         if !series.contains(name) { series.append(name) }
                     }
                 }
                 for name in series {
-                    let label = methodsAt(t).first { $0.shape + (t == 0 ? "" : " " + $0.verifier) == name }?.label
+                    let label = methodsAt(t).first { $0.variant + (t == 0 ? "" : " " + $0.verifier) == name }?.label
                     rowValues.append(label.flatMap { median("\($0)|speedup") })
                 }
                 markdown +=
                     MarkdownTable(
-                        header: ["method", "tokens/s (median)", "speedup (median)", "tokens/call", "acceptance"],
+                        header: [
+                            "method", "tokens/s", "speedup", "tokens/s after prefill", "speedup after prefill",
+                            "tokens/call", "acceptance",
+                        ],
                         rows: rows
                     ).rendered + "\n"
                 groups.append(key)

@@ -154,19 +154,46 @@ struct DecodingMethod: Sendable, Equatable {
     /// `token`, `block`, `rrs`, `rrsw`, `kseq`, `spechub`, `greedy` (ignored at temperature 0: the greedy walk).
     var verifier: String
 
-    var label: String { shape == "plain" ? "plain" : shape + (verifier.isEmpty ? "" : " " + verifier) }
+    /// Chains with the draft model: the lookahead (`+lookahead[:N]`, N = 2 by default) and lookup rounds
+    /// (`+lookup[:N]`, the shortest repeated n-gram, 2 by default), as `specula generate --lookahead/--lookup`.
+    var lookahead = 0
+    var lookup = 0
 
-    /// Parses `SHAPE/VERIFIER` (`chain:4/block`, `binary:3/spechub`, `ngram`, `plain`).
-    init(shape: String, verifier: String) {
+    /// The shape with its drafting modifiers (`chain:6+lookahead:2`).
+    var variant: String {
+        shape + (lookahead > 0 ? "+lookahead:\(lookahead)" : "") + (lookup > 0 ? "+lookup:\(lookup)" : "")
+    }
+
+    var label: String { shape == "plain" ? "plain" : variant + (verifier.isEmpty ? "" : " " + verifier) }
+
+    /// Parses `SHAPE[+lookahead[:N]][+lookup[:N]]/VERIFIER` (`chain:4/block`, `chain:6+lookahead+lookup/token`,
+    /// `binary:3/spechub`, `ngram`, `plain`).
+    init(shape: String, verifier: String, lookahead: Int = 0, lookup: Int = 0) {
         self.shape = shape
         self.verifier = verifier
+        self.lookahead = lookahead
+        self.lookup = lookup
     }
 
     init(parsing text: String) throws {
         let parts = text.split(separator: "/").map(String.init)
-        shape = parts.first ?? ""
+        let pieces = (parts.first ?? "").split(separator: "+").map(String.init)
+        shape = pieces.first ?? ""
         verifier = parts.count > 1 ? parts[1] : "token"
-        if shape == "plain" || shape == "ngram" { return }
+        for extra in pieces.dropFirst() {
+            let fields = extra.split(separator: ":", maxSplits: 1).map(String.init)
+            let value = fields.count > 1 ? Int(fields[1]) : 2
+            guard let value, value >= 1, fields[0] == "lookahead" || fields[0] == "lookup" else {
+                throw CommandError("method '\(text)': unknown modifier '+\(extra)' (+lookahead[:N], +lookup[:N])")
+            }
+            if fields[0] == "lookahead" { lookahead = value } else { lookup = value }
+        }
+        if shape == "plain" || shape == "ngram" {
+            if lookahead > 0 || lookup > 0 {
+                throw CommandError("method '\(text)': +lookahead and +lookup need the draft model")
+            }
+            return
+        }
         _ = try treeTopology(shape)
         if SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil && nodeVerifier(verifier) == nil {
             throw CommandError("unknown verifier in method '\(text)'")
@@ -178,6 +205,9 @@ struct DecodingMethod: Sendable, Equatable {
 struct DecodingOutcome {
     var output: [Int]
     var seconds: Double
+    /// Seconds of the target's pass over the prompt (the same work for every method); a draft model's pass over
+    /// the prompt is not in it.
+    var targetPrefillSeconds: Double
     var telemetry: SpeculativeDecoder.Telemetry?
 }
 
@@ -193,6 +223,7 @@ extension BenchRun {
             var generator = SplitMix64(seed: seed)
             let start = Date()
             var logits = try model.forward(tokens: tokens, cache: cache)[0]
+            let prefill = Date().timeIntervalSince(start)
             var output: [Int] = []
             while output.count < maxTokens {
                 let p = try settings.process(logits: logits.map(Double.init), history: tokens + output)
@@ -201,7 +232,8 @@ extension BenchRun {
                 if target.tokenizer.endOfGeneration.contains(token) || output.count == maxTokens { break }
                 logits = try model.forward(tokens: [token], cache: cache)[0]
             }
-            return DecodingOutcome(output: output, seconds: Date().timeIntervalSince(start), telemetry: nil)
+            return DecodingOutcome(
+                output: output, seconds: Date().timeIntervalSince(start), targetPrefillSeconds: prefill, telemetry: nil)
         }
         let decoder: SpeculativeDecoder
         let chain = SpeculativeDecoder.ChainVerifier(rawValue: method.verifier) ?? .token
@@ -220,6 +252,8 @@ extension BenchRun {
                 capacity: tokens.count + maxTokens + shape.nodeCount + 2, seed: seed)
         }
         decoder.treeOptimum = treeOptimum
+        decoder.lookahead = method.lookahead
+        decoder.lookupMatch = method.lookup
         let start = Date()
         try decoder.start(prompt: tokens)
         var output: [Int] = []
@@ -229,7 +263,22 @@ extension BenchRun {
                 if target.tokenizer.endOfGeneration.contains(token) || output.count == maxTokens { break generation }
             }
         }
-        return DecodingOutcome(output: output, seconds: Date().timeIntervalSince(start), telemetry: decoder.telemetry)
+        return DecodingOutcome(
+            output: output, seconds: Date().timeIntervalSince(start),
+            targetPrefillSeconds: decoder.telemetry.targetPrefillSeconds, telemetry: decoder.telemetry)
+    }
+
+    /// Decodes `prompt` with the temperature, shape and verifier a unit's configuration names (`T=0.6 binary:3
+    /// spechub`), as `bench trees` and `bench block` spell them.
+    func decode(_ prompt: BenchmarkPrompt, configuration: String, seed: UInt64, treeOptimum: Bool = false) throws
+        -> DecodingOutcome
+    {
+        let parts = configuration.split(separator: " ").map(String.init)
+        guard parts.count == 3 else { throw CommandError("malformed configuration '\(configuration)'") }
+        return try decode(
+            try tokens(prompt), method: DecodingMethod(shape: parts[1], verifier: parts[2]),
+            settings: SamplingSettings(temperature: parseTemperature(configuration)), seed: seed,
+            treeOptimum: treeOptimum)
     }
 
     /// Runs `body` for every (dataset, prompt, configuration) not in the log yet, with a progress line, and
