@@ -52,6 +52,17 @@ struct ModelCLITests {
         ])
         #expect(speculative.status == 0, "\(speculative.standardError)")
         #expect(speculative.standardOutput == plain.standardOutput)
+        // With the lookahead and lookup rounds too; their counts are in the stats.
+        let lookup = try runSpecula([
+            "generate", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompt",
+            "The capital of France is", "--max-tokens", "6", "--depth", "3", "--lookahead", "2", "--lookup", "1",
+            "--stats",
+        ])
+        #expect(lookup.status == 0, "\(lookup.standardError)")
+        #expect(lookup.standardOutput == plain.standardOutput)
+        let lookupStats = try #require(
+            try JSONSerialization.jsonObject(with: Data(lookup.standardError.utf8)) as? [String: Any])
+        #expect(lookupStats["lookupRounds"] is Int && lookupStats["lookaheadDrafts"] is Int)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("specula-logits-\(getpid()).npy").path
         let logits = try runSpecula(["logits", "--model", CLIModels.smollm, "--tokens", "1,2,3", "--output", path])
         #expect(logits.status == 0)
@@ -138,6 +149,22 @@ struct ModelCLITests {
             "--drafter ngram takes no --draft"
         ),
         (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "magic"], "unknown --drafter"),
+        (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--lookahead", "2"], "--lookahead needs --draft"),
+        (
+            ["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft", CLIModels.smollm, "--lookup=-1"],
+            "--lookup must be ≥ 0"
+        ),
+        (
+            [
+                "bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--methods",
+                "chain:3+turbo/token",
+            ],
+            "unknown modifier '+turbo'"
+        ),
+        (
+            ["bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--methods", "ngram+lookup"],
+            "+lookahead and +lookup need the draft model"
+        ),
         (
             [
                 "bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--dataset",
@@ -174,10 +201,12 @@ struct ModelCLITests {
         let result = try runSpecula([
             "bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--dataset", prompts.path,
             "--prompts", "2", "--max-tokens", "8", "--temperature", "0", "--methods", "chain:3/token", "ngram",
-            "--out", folder.path,
+            "chain:3+lookahead+lookup:3/token", "--out", folder.path,
         ])
         #expect(result.status == 0, "\(result.standardError)")
         #expect(result.standardOutput.contains("| chain:3 greedy |"))
+        #expect(result.standardOutput.contains("| chain:3+lookahead:2+lookup:3 greedy |"))
+        #expect(result.standardOutput.contains("speedup after prefill"))
         let lines = try String(contentsOf: folder.appendingPathComponent("speed.jsonl"), encoding: .utf8)
             .split(separator: "\n")
         #expect(lines.count == 2)
@@ -185,6 +214,10 @@ struct ModelCLITests {
         let metrics = try #require(record["metrics"] as? [String: [Double]])
         #expect(metrics["chain:3 greedy|speedup"]?.count == 1)
         #expect(metrics["plain|tokens"] == metrics["chain:3 greedy|tokens"])
+        #expect(metrics["chain:3+lookahead:2+lookup:3 greedy|decodeSpeedup"]?.count == 1)
+        let decode = try #require(metrics["plain|decodeSeconds"]?.first)
+        let total = try #require(metrics["plain|seconds"]?.first)
+        #expect(decode > 0 && decode < total, "the prompt pass is left out")
     }
 
     /// `audit` with SmolLM2 drafting for itself through a reduced head (so drafts are really rejected): passes.
