@@ -99,6 +99,28 @@ public struct AutoPlanner: Sendable {
         }
     }
 
+    /// Plain steps (a one-node plan) observe no acceptance, so a plan that fell back to them could never change
+    /// again: after this many planning periods of plain steps in a row, ``next(acceptance:plainPeriods:)`` tries a
+    /// chain of `probeDepth` drafts for one period, whose rounds add observations.
+    public var probeAfter = 4
+    public var probeDepth = 2
+
+    /// The plan for the next period: the fastest tree, or the probe chain once `plainPeriods` (periods in a row
+    /// whose plan was plain, updated here) exceeds `probeAfter`.
+    public func next(acceptance: [Double], plainPeriods: inout Int) throws -> TreeTopology {
+        let planned = try plan(acceptance: acceptance)
+        guard planned.nodeCount == 1 else {
+            plainPeriods = 0
+            return planned
+        }
+        plainPeriods += 1
+        if plainPeriods > probeAfter {
+            plainPeriods = 0
+            return try TreeTopology.chain(probeDepth)
+        }
+        return planned
+    }
+
     /// The fastest tree for an acceptance vector.
     public func plan(acceptance: [Double]) throws -> TreeTopology {
         let planner = try SequoiaPlanner(acceptance: acceptance, maxNodes: maxNodes, maxLevels: maxLevels)

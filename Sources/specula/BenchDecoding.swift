@@ -285,7 +285,9 @@ struct BenchSpeed: ParsableCommand {
             """)
 
     @OptionGroup var options: BenchOptions
-    @Option(name: .long, parsing: .upToNextOption, help: "Methods: SHAPE[+lookahead[:N]][+lookup[:N]]/VERIFIER, ngram.")
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: "Methods: SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P]/VERIFIER, ngram.")
     var methods: [String] = ["chain:5/token", "chain:4/block", "binary:3/spechub", "drafts:2:3/rrsw", "ngram"]
 
     func validate() throws {
@@ -313,7 +315,7 @@ struct BenchSpeed: ParsableCommand {
                 seen.insert(key)
                 return DecodingMethod(
                     shape: method.shape, verifier: method.shape == "ngram" ? "token" : "greedy",
-                    lookahead: method.lookahead, lookup: method.lookup)
+                    lookahead: method.lookahead, lookup: method.lookup, draftStop: method.draftStop)
             }
         }
         let configurations = run.temperatures.map(temperatureLabel)

@@ -158,21 +158,25 @@ struct DecodingMethod: Sendable, Equatable {
     /// (`+lookup[:N]`, the shortest repeated n-gram, 2 by default), as `specula generate --lookahead/--lookup`.
     var lookahead = 0
     var lookup = 0
+    /// Chains: `+stop:P`, the confidence stop (`generate --draft-stop P`).
+    var draftStop = 0.0
 
     /// The shape with its drafting modifiers (`chain:6+lookahead:2`).
     var variant: String {
         shape + (lookahead > 0 ? "+lookahead:\(lookahead)" : "") + (lookup > 0 ? "+lookup:\(lookup)" : "")
+            + (draftStop > 0 ? "+stop:\(draftStop)" : "")
     }
 
     var label: String { shape == "plain" ? "plain" : variant + (verifier.isEmpty ? "" : " " + verifier) }
 
-    /// Parses `SHAPE[+lookahead[:N]][+lookup[:N]]/VERIFIER` (`chain:4/block`, `chain:6+lookahead+lookup/token`,
-    /// `binary:3/spechub`, `ngram`, `plain`).
-    init(shape: String, verifier: String, lookahead: Int = 0, lookup: Int = 0) {
+    /// Parses `SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P]/VERIFIER` (`chain:4/block`,
+    /// `chain:6+lookahead+lookup/token`, `chain:10+stop:0.6/token`, `binary:3/spechub`, `ngram`, `plain`).
+    init(shape: String, verifier: String, lookahead: Int = 0, lookup: Int = 0, draftStop: Double = 0) {
         self.shape = shape
         self.verifier = verifier
         self.lookahead = lookahead
         self.lookup = lookup
+        self.draftStop = draftStop
     }
 
     init(parsing text: String) throws {
@@ -182,15 +186,20 @@ struct DecodingMethod: Sendable, Equatable {
         verifier = parts.count > 1 ? parts[1] : "token"
         for extra in pieces.dropFirst() {
             let fields = extra.split(separator: ":", maxSplits: 1).map(String.init)
+            if fields[0] == "stop", fields.count == 2, let p = Double(fields[1]), p > 0, p <= 1 {
+                draftStop = p
+                continue
+            }
             let value = fields.count > 1 ? Int(fields[1]) : 2
             guard let value, value >= 1, fields[0] == "lookahead" || fields[0] == "lookup" else {
-                throw CommandError("method '\(text)': unknown modifier '+\(extra)' (+lookahead[:N], +lookup[:N])")
+                throw CommandError(
+                    "method '\(text)': unknown modifier '+\(extra)' (+lookahead[:N], +lookup[:N], +stop:P)")
             }
             if fields[0] == "lookahead" { lookahead = value } else { lookup = value }
         }
         if shape == "plain" || shape == "ngram" {
-            if lookahead > 0 || lookup > 0 {
-                throw CommandError("method '\(text)': +lookahead and +lookup need the draft model")
+            if lookahead > 0 || lookup > 0 || draftStop > 0 {
+                throw CommandError("method '\(text)': +lookahead, +lookup and +stop need the draft model")
             }
             return
         }
@@ -254,6 +263,7 @@ extension BenchRun {
         decoder.treeOptimum = treeOptimum
         decoder.lookahead = method.lookahead
         decoder.lookupMatch = method.lookup
+        decoder.draftStop = method.draftStop
         let start = Date()
         try decoder.start(prompt: tokens)
         var output: [Int] = []

@@ -299,6 +299,7 @@ extension Generate {
         let start = DispatchTime.now().uptimeNanoseconds
         try decoder.start(prompt: promptTokens)
         var generated = 0
+        var plainPeriods = 0  // auto: planning periods in a row that chose plain steps
         generation: while generated < maxTokens {
             for token in try decoder.round() {
                 generated += 1
@@ -308,8 +309,9 @@ extension Generate {
             }
             if let planner, decoder.telemetry.rounds % 8 == 0 {
                 let t = decoder.telemetry
-                let next = try planner.plan(
-                    acceptance: planner.acceptance(reached: t.rankReached, accepted: t.rankAccepted))
+                let next = try planner.next(
+                    acceptance: planner.acceptance(reached: t.rankReached, accepted: t.rankAccepted),
+                    plainPeriods: &plainPeriods)
                 if next != decoder.tree {
                     try decoder.setTree(next)
                     autoTrees.append(describe(next))

@@ -163,7 +163,7 @@ struct ModelCLITests {
         ),
         (
             ["bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--methods", "ngram+lookup"],
-            "+lookahead and +lookup need the draft model"
+            "+lookahead, +lookup and +stop need the draft model"
         ),
         (
             [
