@@ -58,6 +58,10 @@ public final class SpeculativeDecoder {
     /// running the draft (which catches up on the accepted tokens in its next pass). 0: never. Whether a round
     /// looks up depends on the emitted text alone, and each round keeps the target's law, so the output does too.
     public var lookupMatch = 0
+    /// Chains at temperature > 0: also compute, each round, the exact expected tokens per step of token and of block
+    /// verification of the round's own drafts (a paired comparison: the same drafts verified both ways, whatever
+    /// verifier runs), summed in the telemetry. O(γ·|V|) a round.
+    public var pairedBlock = false
 
     /// Counts of one generation.
     public struct Telemetry: Sendable {
@@ -81,6 +85,12 @@ public final class SpeculativeDecoder {
         /// proposed tokens they accepted.
         public var lookupRounds = 0
         public var lookupAccepted = 0
+        /// With ``SpeculativeDecoder/pairedBlock``: rounds compared, and the sums over them of the expected tokens
+        /// per step (accepted drafts + 1) under token verification, `1 + Σ_k Π_{j≤k} min(1, p_j(x_j)/q_j(x_j))`, and
+        /// under block verification, `1 + Σ_t t·P(τ = t)` (ALGORITHMS.md §2, §3).
+        public var pairedRounds = 0
+        public var pairedTokenSteps = 0.0
+        public var pairedBlockSteps = 0.0
         /// Accepted draft tokens by depth: `acceptedAtDepth[k]` counts rounds that accepted a (k+1)-th token,
         /// `draftedAtDepth[k]` rounds that drafted one.
         public var acceptedAtDepth: [Int] = []
@@ -400,6 +410,9 @@ public final class SpeculativeDecoder {
         let logits = try target.forward(tokens: nodes, cache: targetCache, logitRows: Array(nodes.indices))
         telemetry.verifySeconds += Self.seconds(since: verifyStart)
         let targetVectors = try logits.indices.map { try process(logits[$0], path: Array(drafts.prefix($0))) }
+        if pairedBlock && !settings.isGreedy && !drafts.isEmpty {
+            try comparePaired(targetVectors, draftVectors, drafts)
+        }
         // 3. Verify.
         var tree = DraftTree(rootToken: root)
         for (index, token) in drafts.enumerated() {
@@ -477,6 +490,22 @@ public final class SpeculativeDecoder {
             drafted: proposal.count, accepted: accepted, emitted: emitted.count, depths: proposal.count,
             acceptedDepths: accepted)
         return emitted
+    }
+
+    /// The paired comparison of one chain (``pairedBlock``): both verifiers' exact expected tokens per step.
+    func comparePaired(_ target: [[Double]], _ draft: [[Double]], _ drafts: [Int]) throws {
+        var reach = 1.0
+        var tokenSteps = 1.0
+        for (k, token) in drafts.enumerated() {
+            let q = draft[k][token]
+            reach *= q > 0 ? min(1, target[k][token] / q) : 0
+            tokenSteps += reach
+        }
+        let law = try BlockVerifier.decide(target: target, draft: draft, drafts: drafts).acceptedLengthLaw
+        let blockSteps = 1 + law.enumerated().reduce(0) { $0 + Double($1.offset) * $1.element }
+        telemetry.pairedRounds += 1
+        telemetry.pairedTokenSteps += tokenSteps
+        telemetry.pairedBlockSteps += blockSteps
     }
 
     /// Adds the reached nodes of a chain (the accepted ones and the first rejected one) to the α* telemetry.

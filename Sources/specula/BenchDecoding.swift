@@ -34,6 +34,14 @@ func decodingMetrics(_ outcome: DecodingOutcome) -> [String: [Double]] {
             metrics["reachedNodes"] = [Double(t.reachedNodes)]
         }
         for (rank, value) in t.childAcceptance.enumerated() { metrics["a\(rank + 1)"] = [value] }
+        if t.pairedRounds > 0 {
+            // The same drafts verified both ways (exact expectations per round), means over the rounds.
+            let token = t.pairedTokenSteps / Double(t.pairedRounds)
+            let block = t.pairedBlockSteps / Double(t.pairedRounds)
+            metrics["pairedToken"] = [token]
+            metrics["pairedBlock"] = [block]
+            metrics["pairedGain"] = [block / token - 1]
+        }
     }
     return metrics
 }
@@ -224,7 +232,7 @@ struct BenchBlock: ParsableCommand {
             secondsPerUnit: Double(run.maxTokens) / 2.5 * (1.3 * steps.target + 4 * steps.draft),
             detail: "\(run.promptCount) prompts × \(configurations.count) settings")
         try run.forEachUnit(configurations: configurations) { _, prompt, configuration in
-            decodingMetrics(try run.decode(prompt, configuration: configuration, seed: options.seed))
+            decodingMetrics(try run.decode(prompt, configuration: configuration, seed: options.seed, pairedBlock: true))
         }
         let summaries = run.summaries(configurations: configurations)
         var markdown = "## Block vs token verification\n\n\(run.header).\n\n"
@@ -233,7 +241,8 @@ struct BenchBlock: ParsableCommand {
         var groups: [String] = []
         var values: [[Double?]] = []
         var halves: [[Double?]] = []
-        for (set, _) in run.datasets {
+        for (set, prompts) in run.datasets {
+            let ids = Set(prompts.map { (prompt: BenchmarkPrompt) in prompt.id })
             var rows: [[String]] = []
             for t in run.temperatures {
                 for gamma in gammas {
@@ -261,6 +270,39 @@ struct BenchBlock: ParsableCommand {
                         "dataset", "T", "γ", "token: tokens/step", "block: tokens/step", "gain", "token: tokens/s",
                         "block: tokens/s", "gain",
                     ], rows: rows
+                ).rendered + "\n"
+            // Paired: at every round of both runs, the round's own drafts verified both ways (exact expectations),
+            // so the sampling noise of different texts cancels.
+            var paired: [[String]] = []
+            for t in run.temperatures {
+                for gamma in gammas {
+                    let keys = ["token", "block"].map { "\(set) \(temperatureLabel(t)) chain:\(gamma) \($0)" }
+                    // Both runs of a prompt form one group (a prompt's rounds are not independent).
+                    func pooled(_ metric: String) -> ClusteredMean? {
+                        var byPrompt: [String: [Double]] = [:]
+                        for record in run.log.records
+                        where keys.contains(record.configuration) && ids.contains(record.prompt) {
+                            byPrompt[record.prompt, default: []] += record.metrics[metric] ?? []
+                        }
+                        let groups = byPrompt.keys.sorted().compactMap { byPrompt[$0] }.filter { !$0.isEmpty }
+                        return groups.isEmpty ? nil : ClusteredMean(groups: groups)
+                    }
+                    paired.append([
+                        set, temperatureLabel(t), "\(gamma)", Summary.cell(pooled("pairedToken"), digits: 3),
+                        Summary.cell(pooled("pairedBlock"), digits: 3),
+                        pooled("pairedGain").map { g in
+                            String(format: "%+.2f %%", g.meanOfGroups * 100)
+                                + (g.halfWidth.map { String(format: " ± %.2f", $0 * 100) } ?? "")
+                        } ?? "—",
+                    ])
+                }
+            }
+            markdown += "Paired (the same drafts verified both ways: at every round of both runs, the exact expected "
+            markdown += "tokens per step of each verifier for that round's drafts; mean over runs ± 95 % interval):\n\n"
+            markdown +=
+                MarkdownTable(
+                    header: ["dataset", "T", "γ", "token: E[tokens/step]", "block: E[tokens/step]", "block gain"],
+                    rows: paired
                 ).rendered + "\n"
         }
         let chart = BarChart(

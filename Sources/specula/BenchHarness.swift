@@ -224,7 +224,8 @@ extension BenchRun {
     /// Decodes `maxTokens` tokens (or to an end-of-generation token) after `tokens` with `method`, timing
     /// everything from the first forward pass (prefill included).
     func decode(
-        _ tokens: [Int], method: DecodingMethod, settings: SamplingSettings, seed: UInt64, treeOptimum: Bool = false
+        _ tokens: [Int], method: DecodingMethod, settings: SamplingSettings, seed: UInt64, treeOptimum: Bool = false,
+        pairedBlock: Bool = false
     ) throws -> DecodingOutcome {
         let model = target.transformer
         if method.shape == "plain" {
@@ -261,6 +262,7 @@ extension BenchRun {
                 capacity: tokens.count + maxTokens + shape.nodeCount + 2, seed: seed)
         }
         decoder.treeOptimum = treeOptimum
+        decoder.pairedBlock = pairedBlock
         decoder.lookahead = method.lookahead
         decoder.lookupMatch = method.lookup
         decoder.draftStop = method.draftStop
@@ -280,15 +282,16 @@ extension BenchRun {
 
     /// Decodes `prompt` with the temperature, shape and verifier a unit's configuration names (`T=0.6 binary:3
     /// spechub`), as `bench trees` and `bench block` spell them.
-    func decode(_ prompt: BenchmarkPrompt, configuration: String, seed: UInt64, treeOptimum: Bool = false) throws
-        -> DecodingOutcome
-    {
+    func decode(
+        _ prompt: BenchmarkPrompt, configuration: String, seed: UInt64, treeOptimum: Bool = false,
+        pairedBlock: Bool = false
+    ) throws -> DecodingOutcome {
         let parts = configuration.split(separator: " ").map(String.init)
         guard parts.count == 3 else { throw CommandError("malformed configuration '\(configuration)'") }
         return try decode(
             try tokens(prompt), method: DecodingMethod(shape: parts[1], verifier: parts[2]),
             settings: SamplingSettings(temperature: parseTemperature(configuration)), seed: seed,
-            treeOptimum: treeOptimum)
+            treeOptimum: treeOptimum, pairedBlock: pairedBlock)
     }
 
     /// Runs `body` for every (dataset, prompt, configuration) not in the log yet, with a progress line, and

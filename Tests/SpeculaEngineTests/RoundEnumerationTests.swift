@@ -165,6 +165,36 @@ struct RoundEnumerationTests {
         }
     }
 
+    /// The paired block comparison's closed forms (`pairedBlock`): over every outcome of one round, the path-weighted
+    /// mean of each verifier's expected tokens per step for that round's drafts equals the expected number of tokens
+    /// the round really emits with that verifier.
+    @Test(arguments: [SpeculativeDecoder.ChainVerifier.token, .block])
+    func pairedExpectationsMatchTheRounds(verifier: SpeculativeDecoder.ChainVerifier) throws {
+        let target = try Self.target.load()
+        let draft = try Self.target.draft(perturbation: 0.6).load()
+        let decoder = try SpeculativeDecoder(
+            target: target, draft: draft, settings: .init(temperature: 0.9, topK: 4), depth: 3, verifier: verifier,
+            capacity: 64)
+        decoder.pairedBlock = true
+        try decoder.start(prompt: Self.prompt)
+        var predicted = 0.0
+        var before = (token: 0.0, block: 0.0)
+        let law = try Enumeration.law(maximumPaths: 400_000) { source -> Int in
+            decoder.random = source
+            try decoder.restart(prompt: Self.prompt)
+            let emitted = try decoder.round().count
+            let t = decoder.telemetry
+            let steps = verifier == .token ? t.pairedTokenSteps - before.token : t.pairedBlockSteps - before.block
+            before = (t.pairedTokenSteps, t.pairedBlockSteps)
+            predicted += source.probability * steps
+            return emitted
+        }
+        let measured = law.reduce(0) { $0 + Double($1.key) * $1.value }
+        #expect(law.count >= 3, "rounds must emit different numbers of tokens")
+        #expect(abs(predicted - measured) < 1e-9, "\(verifier): predicted \(predicted), enumerated \(measured)")
+        #expect(decoder.telemetry.pairedBlockSteps >= 0 && decoder.telemetry.pairedRounds > 0)
+    }
+
     /// The enumeration itself: a known two-step computation.
     @Test func enumerationGivesExactLaws() throws {
         let law = try Enumeration.law { source -> [Int] in
