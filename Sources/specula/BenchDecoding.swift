@@ -322,15 +322,19 @@ struct BenchSpeed: ParsableCommand {
         abstract: "Wall-clock speed of plain decoding and each speculative method, side by side (release build).",
         discussion: """
             Defaults: datasets humaneval summarization mt-bench, 3 prompts each, 128 tokens, temperatures 0 and \
-            0.7; methods chain:5/token, chain:4/block, binary:3/spechub, drafts:2:3/rrsw, ngram (SHAPE/VERIFIER as \
-            in `specula generate`; at temperature 0 every verifier is the greedy walk and block and token coincide).
+            0.7; methods chain:5/token, chain:5+lookahead+lookup/token, chain:4/block, binary:3/spechub, \
+            drafts:2:3/rrsw, ngram (SHAPE/VERIFIER as in `specula generate`, +lookahead/+lookup/+stop:P its \
+            --lookahead 2, --lookup 2, --draft-stop P; at temperature 0 every verifier is the greedy walk).
             """)
 
     @OptionGroup var options: BenchOptions
     @Option(
         name: .long, parsing: .upToNextOption,
         help: "Methods: SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P]/VERIFIER, ngram.")
-    var methods: [String] = ["chain:5/token", "chain:4/block", "binary:3/spechub", "drafts:2:3/rrsw", "ngram"]
+    var methods: [String] = [
+        "chain:5/token", "chain:5+lookahead+lookup/token", "chain:4/block", "binary:3/spechub", "drafts:2:3/rrsw",
+        "ngram",
+    ]
 
     func validate() throws {
         for method in methods { _ = try DecodingMethod(parsing: method) }
