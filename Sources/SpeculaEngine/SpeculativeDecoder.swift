@@ -48,8 +48,9 @@ public final class SpeculativeDecoder {
     /// about 10 ms a node at 151,936 tokens; the time is counted in `optimalSeconds`). Chains always do (it is one
     /// overlap sum per node).
     public var treeOptimum = false
-    /// Chains with a draft model: the longest n-gram of the text looked up to propose the draft's next tokens, fed
-    /// with the current one in the same draft pass (0: one token per pass). Drafts are sampled from the draft's own
+    /// Chains with a draft model: how many tokens prompt lookup (n-grams of the text and the drafts so far) may
+    /// propose for the draft's next positions, fed with the current one in the same draft pass (0: one token per
+    /// pass). Drafts are sampled from the draft's own
     /// distributions exactly as without it — the same tokens from the same random stream — so the drafts, the
     /// verification and the output are unchanged; a proposal the draft agrees with saves its draft passes.
     public var lookahead = 0
@@ -102,10 +103,10 @@ public final class SpeculativeDecoder {
         public var reachedNodes = 0
         public var reachedAccepted = 0
         public var optimalSum = 0.0
-        /// Per child rank r: reached nodes with more than r children, and how often the walk accepted the child
-        /// of rank r there (the per-child acceptance vector a_r = accepted / reached, as Sequoia plans with).
         /// Seconds spent computing α* at tree nodes (``SpeculativeDecoder/treeOptimum``).
         public var optimalSeconds = 0.0
+        /// Per child rank r: reached nodes with more than r children, and how often the walk accepted the child
+        /// of rank r there (the per-child acceptance vector a_r = accepted / reached, as Sequoia plans with).
         public var rankReached: [Int] = []
         public var rankAccepted: [Int] = []
         public init() {}
@@ -361,7 +362,7 @@ public final class SpeculativeDecoder {
                 let look =
                     lookahead > 0 && position < gamma - 1
                     ? NGramDrafter.propose(
-                        history: history + drafts, longest: 3, count: min(lookahead, gamma - position - 1))
+                        history: history + drafts, longest: ngramLongest, count: min(lookahead, gamma - position - 1))
                     : []
                 let rows = try draft.forward(
                     tokens: feed + look, cache: draftCache,
@@ -439,7 +440,8 @@ public final class SpeculativeDecoder {
         return emitted
     }
 
-    /// The longest n-gram a lookup round matches (``lookupMatch`` may ask for more).
+    /// The longest n-gram looked up with a draft model (the lookahead's proposals; lookup rounds, where
+    /// ``lookupMatch`` may ask for more).
     static let ngramLongestDefault = 3
     var ngramLongest: Int { ngram > 0 ? ngram : Self.ngramLongestDefault }
 

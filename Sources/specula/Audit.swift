@@ -61,9 +61,7 @@ struct Audit: ParsableCommand {
         let draftModel = try draft.map { try LoadedModel(path: $0) }
         let promptTokens = try target.promptTokens(prompt, chat: chat, system: nil)
         if draftVocabulary > 0, let draftModel {
-            try draftModel.transformer.restrictOutput(
-                toTokens: draftModel.tokenizer.draftVocabulary(first: draftVocabulary).flatMap { Array($0) }
-                    + promptTokens)
+            try draftModel.restrictDraftHead(first: draftVocabulary, keeping: promptTokens)
         }
         let shape = try tree.map(treeTopology)
         let capacity = promptTokens.count + tokens + max(depth, shape?.nodeCount ?? 0) + 2

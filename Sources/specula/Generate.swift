@@ -52,7 +52,7 @@ struct Generate: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "Chains with --draft: propose the draft's next tokens from the text (n-grams up to this length) and feed them in the same draft pass; the drafts and the output are unchanged, agreeing proposals save draft passes (0 = off)."
+            "Chains with --draft: feed up to N tokens proposed by prompt lookup with each draft pass; the drafts and the output are unchanged, proposals the draft agrees with save draft passes (0 = off)."
     )
     var lookahead: Int = 0
     @Option(
@@ -228,10 +228,7 @@ extension Generate {
     {
         let draftModel = try draftPath.map { try LoadedModel(path: $0) }
         if draftVocabulary > 0, let draftModel {
-            // The prompt's own tokens stay too: answers reuse its names, which the first ids often miss.
-            try draftModel.transformer.restrictOutput(
-                toTokens: draftModel.tokenizer.draftVocabulary(first: draftVocabulary).flatMap { Array($0) }
-                    + promptTokens)
+            try draftModel.restrictDraftHead(first: draftVocabulary, keeping: promptTokens)
         }
         let auto = verifier == "auto"
         let spelled = drafts > 1 ? "drafts:\(drafts):\(depth)" : tree
@@ -397,6 +394,13 @@ struct LoadedModel {
 
     /// The prompt's tokens: raw text (BOS as the metadata asks), or a chat turn rendered by the template with the
     /// generation prompt (special tokens parsed, no extra BOS: the template writes it when the model wants one).
+    /// `--draft-vocabulary N`: logits only for the first `count` token ids, the control tokens and the prompt's own
+    /// tokens (answers reuse the prompt's names, which the first ids often miss).
+    func restrictDraftHead(first count: Int, keeping prompt: [Int]) throws {
+        try transformer.restrictOutput(
+            toTokens: tokenizer.draftVocabulary(first: count).flatMap { Array($0) } + prompt)
+    }
+
     func promptTokens(_ text: String, chat: Bool, system: String?) throws -> [Int] {
         if !chat { return tokenizer.encode(text) }
         guard let template else { throw CommandError("\(file.path) has no chat template") }
