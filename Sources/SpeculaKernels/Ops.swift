@@ -65,6 +65,62 @@ public enum Ops {
         0.5 * x * (1 + tanh(0.797_884_56 * (x + 0.044_715 * x * x * x)))
     }
 
+    /// The gate activations of a gated feed-forward block.
+    public enum GateActivation: Sendable {
+        /// x · σ(x) (qwen2, llama).
+        case silu
+        /// GELU with the tanh approximation (gemma3).
+        case geluTanh
+    }
+
+    /// SiLU in 16 lanes: x / (1 + e^(−x)) with ``exp16(_:)``. Large positive x gives x (e^(−x) underflows to 0),
+    /// large negative x a tiny negative value (e^(−x) is clamped to e^88).
+    @inlinable
+    public static func silu16(_ x: SIMD16<Float>) -> SIMD16<Float> { x / (1 + exp16(-x)) }
+
+    /// GELU (tanh approximation) in 16 lanes: tanh(u) = 1 − 2 / (1 + e^(2u)) with ``exp16(_:)``; at |u| beyond
+    /// about 44 the tanh is exactly ±1.
+    @inlinable
+    public static func geluTanh16(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let u = 0.797_884_56 * (x + 0.044_715 * x * x * x)
+        let tanh = 1 - 2 / (1 + exp16(2 * u))
+        return 0.5 * x * (1 + tanh)
+    }
+
+    /// `gate[k] = activation(gate[k]) · up[k]` over `count` values, 16 lanes at a time; the last partial chunk is
+    /// padded, so every value goes through the same vector arithmetic and its result depends on its own inputs
+    /// only (never on `count` or on how a caller splits the range).
+    public static func gatedActivation(
+        _ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int, _ activation: GateActivation
+    ) {
+        @inline(__always) func apply(_ g: SIMD16<Float>, _ u: SIMD16<Float>) -> SIMD16<Float> {
+            switch activation {
+            case .silu: return silu16(g) * u
+            case .geluTanh: return geluTanh16(g) * u
+            }
+        }
+        let rg = UnsafeMutableRawPointer(gate)
+        let ru = UnsafeRawPointer(up)
+        var k = 0
+        while k + 16 <= count {
+            let result = apply(
+                rg.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self),
+                ru.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self))
+            rg.storeBytes(of: result, toByteOffset: 4 * k, as: SIMD16<Float>.self)
+            k += 16
+        }
+        if k < count {
+            var g = SIMD16<Float>()
+            var u = SIMD16<Float>()
+            for j in 0..<(count - k) {
+                g[j] = gate[k + j]
+                u[j] = up[k + j]
+            }
+            let result = apply(g, u)
+            for j in 0..<(count - k) { gate[k + j] = result[j] }
+        }
+    }
+
     /// Dot product of two float vectors in 16 lanes, reduced in a fixed order.
     @inlinable
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
@@ -101,8 +157,11 @@ public enum Ops {
     /// bits. Lanes below −87 (including −∞) give 0; the result never overflows for x ≤ 88.
     @inlinable
     public static func exp16(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let clamped = x.clamped(lowerBound: SIMD16(repeating: -87), upperBound: SIMD16(repeating: 88))
-        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+        // Clamping and rounding by comparisons and the 1.5·2^23 trick: the generic SIMD `clamped` and `rounded`
+        // run lane by lane; these are single vector instructions with the same results (ties to even).
+        let low = x.replacing(with: -87, where: x .< -87)
+        let clamped = low.replacing(with: 88, where: low .> 88)
+        let n = (clamped * 1.442_695_04 + 12_582_912) - 12_582_912
         var r = clamped - n * 0.693_145_75
         r = r - n * 1.428_606_8e-6
         var p = SIMD16<Float>(repeating: 1.0 / 720)

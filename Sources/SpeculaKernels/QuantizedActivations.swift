@@ -45,8 +45,12 @@ public struct QuantizedActivations: Sendable {
 
     /// Quantizes `rows` (`[rowCount, columnCount]`, row-major). `columnCount` must be a multiple of 32; the 256-value
     /// form is made only when it is also a multiple of 256.
+    /// Quantizes `rows` (`[rowCount, columnCount]`, row-major). `columnCount` must be a multiple of 32; the 256-value
+    /// form is made only when it is also a multiple of 256. With a `pool`, large batches are split over its workers
+    /// by whole blocks (each block is quantized on its own, so the split changes nothing).
     public init(
-        _ rows: UnsafeBufferPointer<Float>, rowCount: Int, columnCount: Int, formats wanted: Formats = .all
+        _ rows: UnsafeBufferPointer<Float>, rowCount: Int, columnCount: Int, formats wanted: Formats = .all,
+        pool: WorkerPool? = nil
     ) {
         precondition(columnCount % 32 == 0, "activation rows must be whole 32-value blocks")
         precondition(rows.count >= rowCount * columnCount)
@@ -67,15 +71,22 @@ public struct QuantizedActivations: Sendable {
         sums16 = [Int16](repeating: 0, count: with256 ? count / 16 : 0)
         sums32of256 = [Int16](repeating: 0, count: with256 ? count / 32 : 0)
         guard let source = rows.baseAddress, count > 0 else { return }
+        // Below this many values one thread is quicker than handing out the work.
+        let parallel = count >= Self.parallelThreshold ? pool : nil
+        func forEach(blocks: Int, _ body: @escaping (Range<Int>) -> Void) {
+            if let parallel { parallel.parallelFor(count: blocks, body) } else { body(0..<blocks) }
+        }
         if with32 {
             values32.withUnsafeMutableBufferPointer { v in
                 scales32.withUnsafeMutableBufferPointer { sc in
                     sums32.withUnsafeMutableBufferPointer { su in
                         guard let v = v.baseAddress, let sc = sc.baseAddress, let su = su.baseAddress else { return }
-                        for block in 0..<(count / 32) {
-                            let (scale, sum) = Self.quantize(source + block * 32, 32, into: v + block * 32)
-                            sc[block] = scale
-                            su[block] = sum
+                        forEach(blocks: count / 32) { range in
+                            for block in range {
+                                let (scale, sum) = Self.quantize32(source + block * 32, into: v + block * 32)
+                                sc[block] = scale
+                                su[block] = sum
+                            }
                         }
                     }
                 }
@@ -89,17 +100,14 @@ public struct QuantizedActivations: Sendable {
                             guard let v = v.baseAddress, let sc = sc.baseAddress, let s16 = s16.baseAddress,
                                 let s32 = s32.baseAddress
                             else { return }
-                            for block in 0..<(count / 256) {
-                                let values = v + block * 256
-                                sc[block] = Self.quantize(source + block * 256, 256, into: values).0
-                                for group in 0..<16 {
-                                    var sum: Int32 = 0
-                                    for k in 0..<16 { sum &+= Int32(values[group * 16 + k]) }
-                                    s16[block * 16 + group] = Int16(sum)
-                                }
-                                for pair in 0..<8 {
-                                    s32[block * 8 + pair] =
-                                        s16[block * 16 + 2 * pair] &+ s16[block * 16 + 2 * pair + 1]
+                            forEach(blocks: count / 256) { range in
+                                for block in range {
+                                    sc[block] = Self.quantize256(
+                                        source + block * 256, into: v + block * 256, sums: s16 + block * 16)
+                                    for pair in 0..<8 {
+                                        s32[block * 8 + pair] =
+                                            s16[block * 16 + 2 * pair] &+ s16[block * 16 + 2 * pair + 1]
+                                    }
                                 }
                             }
                         }
@@ -109,8 +117,95 @@ public struct QuantizedActivations: Sendable {
         }
     }
 
+    /// Activation values from which a pool splits the quantization (about 20 µs of work).
+    static let parallelThreshold = 16_384
+
+    /// The largest |x| over `chunks` 16-value chunks, compared as bit patterns (with the sign bit cleared, the
+    /// order of the patterns is the order of the values, and a NaN is above infinity, so it is never lost).
+    @inline(__always)
+    static func maximumMagnitude(_ source: UnsafePointer<Float>, chunks: Int) -> Float {
+        let raw = UnsafeRawPointer(source)
+        var m = SIMD16<UInt32>()
+        for c in 0..<chunks {
+            let v = raw.loadUnaligned(fromByteOffset: 64 * c, as: SIMD16<UInt32>.self) & 0x7FFF_FFFF
+            m = m.replacing(with: v, where: v .> m)
+        }
+        return Float(bitPattern: m.max())
+    }
+
+    /// 16 values times `inverse`, rounded half away from zero (as `Float.rounded()`), clamped to ±127; stored as
+    /// int8 at `output`. Returns their sum.
+    @inline(__always)
+    static func quantizeChunk(
+        _ source: UnsafePointer<Float>, _ inverse: Float, into output: UnsafeMutablePointer<Int8>
+    ) -> Int32 {
+        let x = UnsafeRawPointer(source).loadUnaligned(as: SIMD16<Float>.self) * inverse
+        // Nearest with ties to even by the 1.5·2^23 trick (|x| ≤ 128), then ties moved away from zero: x ± 0.5 is
+        // exact at a tie. (The generic SIMD `rounded`, `clamped` and float-to-integer conversions run lane by lane.)
+        let even = (x + 12_582_912) - 12_582_912
+        let bits = unsafeBitCast(x, to: SIMD16<UInt32>.self)
+        let half = unsafeBitCast((bits & 0x8000_0000) | 0x3F00_0000, to: SIMD16<Float>.self)
+        let nearest = even.replacing(with: x + half, where: abs16(x - even) .== 0.5)
+        let rounded = nearest.replacing(with: 127, where: nearest .> 127).replacing(with: -127, where: nearest .< -127)
+        let q = unsafeBitCast(rounded + 12_582_912, to: SIMD16<Int32>.self) &- 0x4B40_0000
+        UnsafeMutableRawPointer(output).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: q), as: SIMD16<Int8>.self)
+        return q.wrappedSum()
+    }
+
+    @inline(__always)
+    static func abs16(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        unsafeBitCast(unsafeBitCast(x, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF, to: SIMD16<Float>.self)
+    }
+
+    /// ``quantize(_:_:into:)`` of 32 values, in 16 lanes.
+    @inline(__always)
+    static func quantize32(_ source: UnsafePointer<Float>, into output: UnsafeMutablePointer<Int8>) -> (Float, Int32) {
+        let maximum = maximumMagnitude(source, chunks: 2)
+        if maximum == 0 || !maximum.isFinite { return quantize(source, 32, into: output) }
+        let inverse = 127 / maximum
+        let sum = quantizeChunk(source, inverse, into: output) &+ quantizeChunk(source + 16, inverse, into: output + 16)
+        return (maximum / 127, sum)
+    }
+
+    /// ``quantize(_:_:into:)`` of 256 values, in 16 lanes, with the sum of each 16-value group in `sums`.
+    @inline(__always)
+    static func quantize256(
+        _ source: UnsafePointer<Float>, into output: UnsafeMutablePointer<Int8>, sums: UnsafeMutablePointer<Int16>
+    ) -> Float {
+        let maximum = maximumMagnitude(source, chunks: 16)
+        if maximum == 0 || !maximum.isFinite {
+            let scale = quantize(source, 256, into: output).0
+            for group in 0..<16 {
+                var sum: Int32 = 0
+                for k in 0..<16 { sum &+= Int32(output[group * 16 + k]) }
+                sums[group] = Int16(sum)
+            }
+            return scale
+        }
+        let inverse = 127 / maximum
+        for group in 0..<16 {
+            sums[group] = Int16(
+                truncatingIfNeeded: quantizeChunk(source + 16 * group, inverse, into: output + 16 * group))
+        }
+        return maximum / 127
+    }
+
+    /// The scalar definition of one block's quantization (``quantize(_:_:into:)``), for tests of the vector forms:
+    /// the int8 values, the scale, and their sum.
+    public static func reference(_ block: [Float]) -> (values: [Int8], scale: Float, sum: Int32) {
+        var values = [Int8](repeating: 0, count: block.count)
+        let (scale, sum) = block.withUnsafeBufferPointer { source in
+            values.withUnsafeMutableBufferPointer { output in
+                guard let s = source.baseAddress, let o = output.baseAddress else { return (Float(0), Int32(0)) }
+                return quantize(s, block.count, into: o)
+            }
+        }
+        return (values, scale, sum)
+    }
+
     /// Symmetric int8 quantization of `count` values: scale = max|x| / 127, q = round(x / scale) (halves away from
-    /// zero). Returns the scale and the sum of the quantized values.
+    /// zero). Returns the scale and the sum of the quantized values. The scalar definition: the vector forms above
+    /// give the same bytes (tested), and fall back to it for an all-zero or non-finite block.
     @inline(__always)
     static func quantize(_ source: UnsafePointer<Float>, _ count: Int, into output: UnsafeMutablePointer<Int8>)
         -> (Float, Int32)
@@ -125,7 +220,8 @@ public struct QuantizedActivations: Sendable {
         let inverse = 127 / maximum
         var sum: Int32 = 0
         for k in 0..<count {
-            let q = Int8(max(-127, min(127, (source[k] * inverse).rounded())))
+            let value = (source[k] * inverse).rounded()
+            let q = value.isNaN ? 0 : Int8(max(-127, min(127, value)))
             output[k] = q
             sum &+= Int32(q)
         }

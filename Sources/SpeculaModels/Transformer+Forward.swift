@@ -7,6 +7,28 @@ import SpeculaKernels
     import Darwin
 #endif
 
+/// Wall time of each part of the forward pass, summed over passes, for `specula bench model --phases`: where a
+/// pass's time goes (matrix products, attention, quantizing activations, …) per batch size. Off by default; when on,
+/// `forward` reads the clock between parts. Not synchronized: enable it only while one thread runs forward passes.
+public enum ForwardProfile {
+    nonisolated(unsafe) public static var isEnabled = false
+    /// Seconds per part since the last ``reset()``.
+    nonisolated(unsafe) public private(set) static var seconds: [String: Double] = [:]
+    nonisolated(unsafe) static var last: UInt64 = 0
+
+    public static func reset() { seconds = [:] }
+
+    /// Ends the part named `part` (started at the previous mark) and starts the next; an empty name only starts.
+    @inline(__always) static func mark(_ part: String) {
+        guard isEnabled else { return }
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        let now = UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+        if !part.isEmpty { seconds[part, default: 0] += Double(now &- last) / 1e9 }
+        last = now
+    }
+}
+
 extension Transformer {
     /// Runs a batch of `tokens` through the model, appending their keys and values to `cache`.
     ///
@@ -58,11 +80,15 @@ extension Transformer {
         var up = [Float](repeating: 0, count: n * c.feedForwardLength)
         var ropeByBase: [Double: [Float]] = [:]
         for (index, layer) in layers.enumerated() {
+            ForwardProfile.mark("")
             normRows(x, layer.attentionNorm, n, d, into: &normed)
+            ForwardProfile.mark("norms")
             let input = quantize(normed, n, d, for: layer.query, layer.key, layer.value)
+            ForwardProfile.mark("quantize activations")
             linear(layer.query, input, layer.queryBias, into: &q)
             linear(layer.key, input, layer.keyBias, into: &k)
             linear(layer.value, input, layer.valueBias, into: &v)
+            ForwardProfile.mark("q, k, v products")
             let sliding = c.slidingLayers.contains(index)
             let base = sliding ? (c.slidingRopeBase ?? c.ropeBase) : c.ropeBase
             if ropeByBase[base] == nil { ropeByBase[base] = ropeTables(positions: positions, base: base) }
@@ -76,6 +102,7 @@ extension Transformer {
             cache.values[index].withUnsafeMutableBufferPointer { values in
                 for i in 0..<(n * c.kvWidth) { values[start * c.kvWidth + i] = v[i] }
             }
+            ForwardProfile.mark("rope, cache store")
             let window = sliding ? c.slidingWindow : nil
             if window == nil && n > 1 && c.kvHeadCount >= pool.threadCount {
                 attendShared(
@@ -87,24 +114,33 @@ extension Transformer {
                     cache: cache, window: window, treeBase: treeBase, cacheVisibility: cacheVisibility,
                     into: &attention)
             }
-            linear(
-                layer.attentionOutput, quantize(attention, n, c.queryWidth, for: layer.attentionOutput), nil,
-                into: &projected)
+            ForwardProfile.mark("attention")
+            let attentionInput = quantize(attention, n, c.queryWidth, for: layer.attentionOutput)
+            ForwardProfile.mark("quantize activations")
+            linear(layer.attentionOutput, attentionInput, nil, into: &projected)
             if let post = layer.postAttentionNorm { normRows(projected, post, n, d, into: &projected) }
+            ForwardProfile.mark("output projection")
             for i in 0..<(n * d) { x[i] += projected[i] }
 
             normRows(x, layer.feedForwardNorm, n, d, into: &normed)
+            ForwardProfile.mark("norms")
             let ffnInput = quantize(normed, n, d, for: layer.gate, layer.up)
+            ForwardProfile.mark("quantize activations")
             linear(layer.gate, ffnInput, nil, into: &gate)
             linear(layer.up, ffnInput, nil, into: &up)
-            switch c.activation {
-            case .silu: for i in 0..<gate.count { gate[i] = Ops.silu(gate[i]) * up[i] }
-            case .geluTanh: for i in 0..<gate.count { gate[i] = Ops.geluTanh(gate[i]) * up[i] }
-            }
-            linear(layer.down, quantize(gate, n, c.feedForwardLength, for: layer.down), nil, into: &projected)
+            ForwardProfile.mark("gate, up products")
+            gatedActivation(&gate, up)
+            ForwardProfile.mark("gated activation")
+            let downInput = quantize(gate, n, c.feedForwardLength, for: layer.down)
+            ForwardProfile.mark("quantize activations")
+            linear(layer.down, downInput, nil, into: &projected)
+            ForwardProfile.mark("down product")
             if let post = layer.postFeedForwardNorm { normRows(projected, post, n, d, into: &projected) }
             for i in 0..<(n * d) { x[i] += projected[i] }
+            ForwardProfile.mark("residual adds")
         }
+        ForwardProfile.mark("")
+        defer { ForwardProfile.mark("output") }
         let rows = logitRows ?? [n - 1]
         var final = [Float](repeating: 0, count: rows.count * d)
         for (slot, row) in rows.enumerated() {
@@ -128,6 +164,24 @@ extension Transformer {
         return result
     }
 
+    /// `gate = activation(gate) · up`, element-wise, split over the workers in whole 16-value chunks (each value's
+    /// result depends only on its inputs, see ``Ops/gatedActivation(_:_:count:_:)``).
+    func gatedActivation(_ gate: inout [Float], _ up: [Float]) {
+        let activation: Ops.GateActivation = config.activation == .silu ? .silu : .geluTanh
+        let count = gate.count
+        gate.withUnsafeMutableBufferPointer { g in
+            up.withUnsafeBufferPointer { u in
+                guard let g = g.baseAddress, let u = u.baseAddress else { return }
+                let chunks = (count + 15) / 16
+                pool.parallelFor(count: count < 4096 ? 1 : chunks) { range in
+                    let lower = count < 4096 ? 0 : range.lowerBound * 16
+                    let upper = count < 4096 ? count : min(range.upperBound * 16, count)
+                    Ops.gatedActivation(g + lower, u + lower, count: upper - lower, activation)
+                }
+            }
+        }
+    }
+
     func normRows(_ x: [Float], _ weight: [Float], _ n: Int, _ width: Int, into y: inout [Float]) {
         let source = x
         source.withUnsafeBufferPointer { xs in
@@ -147,7 +201,7 @@ extension Transformer {
     func quantize(_ x: [Float], _ n: Int, _ width: Int, for matrices: QuantizedMatrix...) -> QuantizedActivations {
         let formats = matrices.reduce(into: QuantizedActivations.Formats()) { $0.formUnion($1.activationFormats) }
         return x.withUnsafeBufferPointer {
-            QuantizedActivations($0, rowCount: n, columnCount: width, formats: formats)
+            QuantizedActivations($0, rowCount: n, columnCount: width, formats: formats, pool: pool)
         }
     }
 

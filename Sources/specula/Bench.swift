@@ -187,15 +187,28 @@ struct BenchModel: ParsableCommand {
     @Option(name: .long, parsing: .upToNextOption, help: "Batch sizes N for the verify cost t(N)/t(1).")
     var verify: [Int] = [2, 4, 8, 16]
     @Option(name: .long, help: "Write the results as JSON to this file.") var json: String?
+    @Flag(name: .long, help: "Also print where each pass's time goes (matrix products, attention, …) per batch size.")
+    var phases = false
 
     func validate() throws {
         if runs < 1 { throw ValidationError("--runs must be ≥ 1") }
         if prefillTokens < 1 { throw ValidationError("--prefill-tokens must be ≥ 1") }
     }
 
+    /// The parts of the forward passes since the last reset, in milliseconds per pass, largest first.
+    func printPhases(_ label: String, passes: Int) {
+        let parts = ForwardProfile.seconds.sorted { $0.value > $1.value }
+        let total = parts.reduce(0) { $0 + $1.value }
+        let list = parts.map { "\($0.key) \(String(format: "%.2f", $0.value * 1000 / Double(passes)))" }
+        print(
+            "  \(label) per pass (ms): \(list.joined(separator: ", ")); total \(String(format: "%.1f", total * 1000 / Double(passes)))"
+        )
+    }
+
     func run() throws {
         let file = try GGUFFile(path: model)
         let transformer = try Transformer(file: file)
+        ForwardProfile.isEnabled = phases
         let capacity = max((contexts.max() ?? 0) + 64, prefillTokens + 1, 256 + (verify.max() ?? 1) + 1)
         let cache = transformer.makeCache(capacity: capacity)
         #if DEBUG
@@ -217,6 +230,8 @@ struct BenchModel: ParsableCommand {
         // Decode: one step at each context (placeholder rows fill the cache), median of runs.
         for context in contexts {
             var times: [Double] = []
+            ForwardProfile.reset()
+            defer { if phases { printPhases("decode at \(context)", passes: runs + 1) } }
             for run in 0..<(runs + 1) {
                 _ = cache.trim(to: 0)
                 try cache.fillWithPlaceholders(length: context)
@@ -243,6 +258,8 @@ struct BenchModel: ParsableCommand {
         var single: [Double] = []
         var ratios: [(String, JSONValue)] = []
         for n in [1] + verify {
+            ForwardProfile.reset()
+            defer { if phases { printPhases("verify \(n)", passes: runs + 1) } }
             var times: [Double] = []
             for run in 0..<(runs + 1) {
                 _ = cache.trim(to: 0)

@@ -130,6 +130,52 @@ struct DotKernelTests {
         #expect(Array(all.scales32[(3 * 8)...]) == last.scales32)
         #expect(all.scales256[3] == last.scales256[0])
     }
+
+    /// The vector quantization gives exactly the scalar definition's bytes, scales and sums, block by block:
+    /// random rows, a row of exact rounding ties (±k.5 once scaled: halves go away from zero), an all-zero block,
+    /// values at the clamp; a block holding NaN or infinity is quantized without a crash and leaves the other
+    /// blocks alone. Split over a pool's workers, the result is the same.
+    @Test func activationsMatchTheScalarDefinition() {
+        let columns = 512
+        var input = randomActivations(rows: 3, columns: columns, seed: 11)
+        // Row 1: first 256-block has max 127 (inverse 1) and exact ties; then a zero block.
+        for k in 0..<256 { input[columns + k] = Float(k % 64) - 31.5 }
+        input[columns] = 127
+        input[columns + 1] = -127
+        for k in 256..<288 { input[columns + k] = 0 }
+        // Row 2: the last 32 values hold a NaN and an infinity.
+        input[2 * columns + 500] = .nan
+        input[2 * columns + 501] = .infinity
+        let quantized = input.withUnsafeBufferPointer { QuantizedActivations($0, rowCount: 3, columnCount: columns) }
+        for block in 0..<(3 * columns / 32) where block != (2 * columns + 500) / 32 {
+            let expected = QuantizedActivations.reference(Array(input[(block * 32)..<(block * 32 + 32)]))
+            #expect(Array(quantized.values32[(block * 32)..<(block * 32 + 32)]) == expected.values, "block \(block)")
+            #expect(quantized.scales32[block] == expected.scale && quantized.sums32[block] == expected.sum)
+        }
+        for block in 0..<(3 * columns / 256) where block != (2 * columns + 500) / 256 {
+            let expected = QuantizedActivations.reference(Array(input[(block * 256)..<(block * 256 + 256)]))
+            #expect(Array(quantized.values256[(block * 256)..<(block * 256 + 256)]) == expected.values)
+            #expect(quantized.scales256[block] == expected.scale)
+            for group in 0..<16 {
+                let sum = expected.values[(group * 16)..<(group * 16 + 16)].reduce(Int32(0)) { $0 + Int32($1) }
+                #expect(Int32(quantized.sums16[block * 16 + group]) == sum)
+            }
+        }
+        // Ties went away from zero (the scalar rule, checked directly): 31.5 → 32, −29.5 → −30, 2.5 → 3, ±0.5 → ±1.
+        #expect(quantized.values256[columns + 63] == 32 && quantized.values256[columns + 2] == -30)
+        #expect(quantized.values256[columns + 34] == 3 && quantized.values256[columns + 32] == 1)
+        #expect(quantized.values256[columns + 31] == -1)
+
+        let large = randomActivations(rows: 8, columns: 2304, seed: 5)
+        let serial = large.withUnsafeBufferPointer { QuantizedActivations($0, rowCount: 8, columnCount: 2304) }
+        let split = large.withUnsafeBufferPointer {
+            QuantizedActivations($0, rowCount: 8, columnCount: 2304, pool: WorkerPool(threadCount: 3))
+        }
+        #expect(serial.values32 == split.values32 && serial.values256 == split.values256)
+        #expect(serial.scales32 == split.scales32 && serial.scales256 == split.scales256)
+        #expect(
+            serial.sums32 == split.sums32 && serial.sums16 == split.sums16 && serial.sums32of256 == split.sums32of256)
+    }
 }
 
 @Suite("Packed matrices: interleaved rows against the scalar reference")

@@ -45,6 +45,64 @@ struct OpsTests {
         }
     }
 
+    /// The vector gate activations against their definitions in double precision on a grid of [−100, 100]: SiLU
+    /// to a relative 1e-6 (or 1e-30 absolute, where it underflows), GELU-tanh to 1e-6 · max(1, |x|) absolute (its
+    /// tanh is 1 − 2/(1 + e^(2u)), which loses relative accuracy only where the result is near 0).
+    @Test func gateActivationsMatchTheirDefinitions() {
+        var worstSiLU = 0.0
+        var worstGELU = 0.0
+        var x: Float = -100
+        while x <= 100 {
+            var lanes = SIMD16<Float>()
+            for j in 0..<16 { lanes[j] = x + Float(j) * 0.001_3 }
+            let silu = Ops.silu16(lanes)
+            let gelu = Ops.geluTanh16(lanes)
+            for j in 0..<16 {
+                let v = Double(lanes[j])
+                let exactSiLU = v / (1 + Foundation.exp(-v))
+                let u = 0.797_884_56 * (v + 0.044_715 * v * v * v)
+                let exactGELU = 0.5 * v * (1 + Foundation.tanh(u))
+                if abs(exactSiLU) > 1e-30 {
+                    worstSiLU = max(worstSiLU, abs(Double(silu[j]) - exactSiLU) / abs(exactSiLU))
+                } else {
+                    #expect(abs(Double(silu[j])) <= 1e-30)
+                }
+                worstGELU = max(worstGELU, abs(Double(gelu[j]) - exactGELU) / max(1, abs(v)))
+                #expect(silu[j].isFinite && gelu[j].isFinite)
+            }
+            x += 0.37
+        }
+        #expect(worstSiLU <= 1e-6, "SiLU worst relative error \(worstSiLU)")
+        #expect(worstGELU <= 1e-6, "GELU worst scaled error \(worstGELU)")
+    }
+
+    /// A value's gated activation does not depend on the count or on where a range is split (the tail goes through
+    /// the same vector arithmetic, padded).
+    @Test func gatedActivationDependsOnlyOnItsInputs() {
+        for activation in [Ops.GateActivation.silu, .geluTanh] {
+            let gate = (0..<53).map { Float(sin(Double($0) * 0.7)) * 6 }
+            let up = (0..<53).map { Float(cos(Double($0) * 0.3)) }
+            var whole = gate
+            var pieces = gate
+            whole.withUnsafeMutableBufferPointer { g in
+                up.withUnsafeBufferPointer {
+                    Ops.gatedActivation(g.baseAddress!, $0.baseAddress!, count: 53, activation)
+                }
+            }
+            pieces.withUnsafeMutableBufferPointer { g in
+                up.withUnsafeBufferPointer { u in
+                    for (lower, upper) in [(0, 5), (5, 37), (37, 53)] {
+                        Ops.gatedActivation(
+                            g.baseAddress! + lower, u.baseAddress! + lower, count: upper - lower, activation)
+                    }
+                }
+            }
+            #expect(whole == pieces, "\(activation)")
+            let single = Ops.silu16(SIMD16(repeating: gate[40]))[0] * up[40]
+            if activation == .silu { #expect(whole[40] == single) }
+        }
+    }
+
     @Test func treeSumAddsByHalves() {
         let v = SIMD16<Float>((0..<16).map { Float($0) + 0.25 })
         #expect(Ops.treeSum(v) == 124)

@@ -16,6 +16,12 @@ static inline __attribute__((always_inline)) void specula_prefetch(const void *a
     __builtin_prefetch(address, 0, 3);
 }
 
+/// Asks for the cache line holding `address` to be loaded into the L2 cache (not L1): for lines needed a few
+/// microseconds later, so that many can be in flight without filling the L1 miss queue. Never faults.
+static inline __attribute__((always_inline)) void specula_prefetch_l2(const void *address) {
+    __builtin_prefetch(address, 0, 1);
+}
+
 /// Keeps large freed buffers in the heap (glibc): no mapping per allocation above `mapAbove` bytes and no trimming
 /// of the heap top below `trimAbove` bytes. A decoding step frees and reallocates the same large buffers hundreds
 /// of times a second; mapping and trimming cost a page fault and a cleared page per 4 KB each time. No effect
