@@ -142,6 +142,111 @@ public enum Ops {
         return total
     }
 
+    /// Four dot products of `a` with `b0`…`b3`, each computed exactly as ``dot(_:_:count:)`` computes it (the same
+    /// lane sums in the same order, the same reduction); four at once so that their addition chains overlap.
+    @inlinable
+    public static func dot4(
+        _ a: UnsafePointer<Float>, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ b2: UnsafePointer<Float>,
+        _ b3: UnsafePointer<Float>, count: Int
+    ) -> SIMD4<Float> {
+        var acc0 = SIMD16<Float>()
+        var acc1 = SIMD16<Float>()
+        var acc2 = SIMD16<Float>()
+        var acc3 = SIMD16<Float>()
+        let ra = UnsafeRawPointer(a)
+        let (r0, r1, r2, r3) = (UnsafeRawPointer(b0), UnsafeRawPointer(b1), UnsafeRawPointer(b2), UnsafeRawPointer(b3))
+        var k = 0
+        while k + 16 <= count {
+            let x = ra.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
+            acc0 += x * r0.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
+            acc1 += x * r1.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
+            acc2 += x * r2.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
+            acc3 += x * r3.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
+            k += 16
+        }
+        var total = SIMD4(treeSum(acc0), treeSum(acc1), treeSum(acc2), treeSum(acc3))
+        while k < count {
+            total[0] += a[k] * b0[k]
+            total[1] += a[k] * b1[k]
+            total[2] += a[k] * b2[k]
+            total[3] += a[k] * b3[k]
+            k += 1
+        }
+        return total
+    }
+
+    /// Attention scores of one query: `out[j] = dot(query, keys + row_j · stride) · scale` for `j` in `0..<count`,
+    /// where row_j is `rows[j]` or, without `rows`, `first + j`. Each score is ``dot(_:_:count:)`` of the pair times
+    /// `scale`, whatever the rows around it (four rows at a time through ``dot4(_:_:_:_:_:count:)``).
+    @inlinable
+    public static func attentionScores(
+        _ query: UnsafePointer<Float>, keys: UnsafePointer<Float>, stride: Int, rows: UnsafePointer<Int>?, first: Int,
+        count: Int, dimension: Int, scale: Float, into out: UnsafeMutablePointer<Float>
+    ) {
+        @inline(__always) func key(_ j: Int) -> UnsafePointer<Float> { keys + (rows?[j] ?? (first + j)) * stride }
+        var j = 0
+        while j + 4 <= count {
+            let d = dot4(query, key(j), key(j + 1), key(j + 2), key(j + 3), count: dimension)
+            out[j] = d[0] * scale
+            out[j + 1] = d[1] * scale
+            out[j + 2] = d[2] * scale
+            out[j + 3] = d[3] * scale
+            j += 4
+        }
+        while j < count {
+            out[j] = dot(query, key(j), count: dimension) * scale
+            j += 1
+        }
+    }
+
+    /// The value sum of attention: `result[k] += weights[j] · value_j[k]` for `j` in `0..<count`, in that order, where
+    /// value_j is at `values + row_j · stride` (row_j as in ``attentionScores(_:keys:stride:rows:first:count:dimension:scale:into:)``).
+    /// Each element is updated exactly as ``addScaled(_:_:count:into:)`` row by row would update it; four 16-lane
+    /// chunks of `result` stay in registers across the rows.
+    @inlinable
+    public static func accumulateValues(
+        _ weights: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int, rows: UnsafePointer<Int>?,
+        first: Int, count: Int, dimension: Int, into result: UnsafeMutablePointer<Float>
+    ) {
+        @inline(__always) func value(_ j: Int) -> UnsafeRawPointer {
+            UnsafeRawPointer(values + (rows?[j] ?? (first + j)) * stride)
+        }
+        let out = UnsafeMutableRawPointer(result)
+        var c = 0
+        while c + 64 <= dimension {
+            var acc0 = out.loadUnaligned(fromByteOffset: 4 * c, as: SIMD16<Float>.self)
+            var acc1 = out.loadUnaligned(fromByteOffset: 4 * c + 64, as: SIMD16<Float>.self)
+            var acc2 = out.loadUnaligned(fromByteOffset: 4 * c + 128, as: SIMD16<Float>.self)
+            var acc3 = out.loadUnaligned(fromByteOffset: 4 * c + 192, as: SIMD16<Float>.self)
+            for j in 0..<count {
+                let v = value(j)
+                let s = SIMD16<Float>(repeating: weights[j])
+                acc0 = acc0 + s * v.loadUnaligned(fromByteOffset: 4 * c, as: SIMD16<Float>.self)
+                acc1 = acc1 + s * v.loadUnaligned(fromByteOffset: 4 * c + 64, as: SIMD16<Float>.self)
+                acc2 = acc2 + s * v.loadUnaligned(fromByteOffset: 4 * c + 128, as: SIMD16<Float>.self)
+                acc3 = acc3 + s * v.loadUnaligned(fromByteOffset: 4 * c + 192, as: SIMD16<Float>.self)
+            }
+            out.storeBytes(of: acc0, toByteOffset: 4 * c, as: SIMD16<Float>.self)
+            out.storeBytes(of: acc1, toByteOffset: 4 * c + 64, as: SIMD16<Float>.self)
+            out.storeBytes(of: acc2, toByteOffset: 4 * c + 128, as: SIMD16<Float>.self)
+            out.storeBytes(of: acc3, toByteOffset: 4 * c + 192, as: SIMD16<Float>.self)
+            c += 64
+        }
+        while c + 16 <= dimension {
+            var acc = out.loadUnaligned(fromByteOffset: 4 * c, as: SIMD16<Float>.self)
+            for j in 0..<count {
+                let s = SIMD16<Float>(repeating: weights[j])
+                acc = acc + s * value(j).loadUnaligned(fromByteOffset: 4 * c, as: SIMD16<Float>.self)
+            }
+            out.storeBytes(of: acc, toByteOffset: 4 * c, as: SIMD16<Float>.self)
+            c += 16
+        }
+        while c < dimension {
+            for j in 0..<count { result[c] += weights[j] * value(j).load(fromByteOffset: 4 * c, as: Float.self) }
+            c += 1
+        }
+    }
+
     /// The sum of 16 lanes by halves (8 + 8, 4 + 4, 2 + 2, 1 + 1): four vector additions instead of the 15
     /// dependent scalar additions of an in-order sum; the same fixed order every time.
     @inlinable

@@ -254,9 +254,15 @@ extension Transformer {
         }
     }
 
+    /// Rows of keys or values per block in the attention loops: a block (16 KB at 128 dimensions) stays in the L1
+    /// cache while every query of the group (or batch) uses it.
+    static var attentionBlock: Int { 32 }
+
     /// Attention of every (token, head) over the visible rows: the committed prefix (within the sliding window, if
     /// any) then the visible batch rows, in ascending row order; scores scaled, softmax with the maximum
-    /// subtracted, values summed in the same order.
+    /// subtracted, values summed in the same order. Each score is ``Ops/dot(_:_:count:)`` times the scale and each
+    /// output element a row-ordered sum (``Ops/attentionScores(_:keys:stride:rows:first:count:dimension:scale:into:)``,
+    /// ``Ops/accumulateValues(_:values:stride:rows:first:count:dimension:into:)``), whatever the blocking.
     func attend(
         layer: Int, q: [Float], n: Int, prefix: Int, positions: [Int], visibility: [[Int]], cache: KVCache,
         window: Int?, treeBase: Int, cacheVisibility: [[Int]], into output: inout [Float]
@@ -267,6 +273,7 @@ extension Transformer {
         let scale = c.attentionScale
         let kvWidth = c.kvWidth
         let queryWidth = c.queryWidth
+        let block = Self.attentionBlock
         q.withUnsafeBufferPointer { qs in
             cache.keys[layer].withUnsafeBufferPointer { keys in
                 cache.values[layer].withUnsafeBufferPointer { values in
@@ -276,9 +283,8 @@ extension Transformer {
                                 let ob = out.baseAddress
                             else { return }
                             let rowPosition = rowPositions.baseAddress
-                            // One work item per (token, key-value head): the key and value rows are read once for
-                            // the group of query heads sharing them. Each head's arithmetic is unchanged: scores in
-                            // row order, softmax, values summed in row order.
+                            // One work item per (token, key-value head): each block of key and value rows is read
+                            // once for the group of query heads sharing them.
                             pool.parallelFor(count: n * c.kvHeadCount) { range in
                                 var rows: [Int] = []
                                 var scores = [Float](repeating: 0, count: group * (prefix + n))
@@ -300,45 +306,43 @@ extension Transformer {
                                         rows.append(prefix + j)
                                     }
                                     let count = rows.count
-                                    scores.withUnsafeMutableBufferPointer { scoreBuffer in
-                                        guard let sb = scoreBuffer.baseAddress else { return }
-                                        for (r, row) in rows.enumerated() {
-                                            let key = kb + row * kvWidth + kvHead * hd
-                                            // The rows are read once, with a stride of a whole cache row: hint the
-                                            // one 8 ahead so that several are in flight.
-                                            if r + 8 < count {
-                                                let ahead = kb + rows[r + 8] * kvWidth + kvHead * hd
-                                                for line in Swift.stride(from: 0, to: hd, by: 16) {
-                                                    specula_prefetch(ahead + line)
+                                    let keyBase = kb + kvHead * hd
+                                    let valueBase = vb + kvHead * hd
+                                    func query(_ g: Int) -> UnsafePointer<Float> {
+                                        qb + i * queryWidth + (kvHead * group + g) * hd
+                                    }
+                                    func result(_ g: Int) -> UnsafeMutablePointer<Float> {
+                                        ob + i * queryWidth + (kvHead * group + g) * hd
+                                    }
+                                    rows.withUnsafeBufferPointer { rowBuffer in
+                                        scores.withUnsafeMutableBufferPointer { scoreBuffer in
+                                            guard let sb = scoreBuffer.baseAddress, let rb = rowBuffer.baseAddress
+                                            else { return }
+                                            var lower = 0
+                                            while lower < count {
+                                                let upper = min(lower + block, count)
+                                                for g in 0..<group {
+                                                    Ops.attentionScores(
+                                                        query(g), keys: keyBase, stride: kvWidth, rows: rb + lower,
+                                                        first: 0, count: upper - lower, dimension: hd, scale: scale,
+                                                        into: sb + g * count + lower)
                                                 }
+                                                lower = upper
                                             }
                                             for g in 0..<group {
-                                                let query = qb + i * queryWidth + (kvHead * group + g) * hd
-                                                sb[g * count + r] = Ops.dot(query, key, count: hd) * scale
+                                                Self.softmaxWeights(sb + g * count, count: count)
+                                                result(g).initialize(repeating: 0, count: hd)
                                             }
-                                        }
-                                        var inverses = [Float](repeating: 0, count: group)
-                                        for g in 0..<group {
-                                            let headScores = sb + g * count
-                                            var maximum = -Float.infinity
-                                            for r in 0..<count { maximum = max(maximum, headScores[r]) }
-                                            let total = Ops.exponentiate(headScores, count: count, maximum: maximum)
-                                            inverses[g] = 1 / total
-                                            let result = ob + i * queryWidth + (kvHead * group + g) * hd
-                                            for k in 0..<hd { result[k] = 0 }
-                                        }
-                                        for (r, row) in rows.enumerated() {
-                                            let value = vb + row * kvWidth + kvHead * hd
-                                            if r + 8 < count {
-                                                let ahead = vb + rows[r + 8] * kvWidth + kvHead * hd
-                                                for line in Swift.stride(from: 0, to: hd, by: 16) {
-                                                    specula_prefetch(ahead + line)
+                                            lower = 0
+                                            while lower < count {
+                                                let upper = min(lower + block, count)
+                                                for g in 0..<group {
+                                                    Ops.accumulateValues(
+                                                        sb + g * count + lower, values: valueBase, stride: kvWidth,
+                                                        rows: rb + lower, first: 0, count: upper - lower,
+                                                        dimension: hd, into: result(g))
                                                 }
-                                            }
-                                            for g in 0..<group {
-                                                let result = ob + i * queryWidth + (kvHead * group + g) * hd
-                                                Ops.addScaled(
-                                                    value, sb[g * count + r] * inverses[g], count: hd, into: result)
+                                                lower = upper
                                             }
                                         }
                                     }
@@ -351,11 +355,20 @@ extension Transformer {
         }
     }
 
+    /// Scores → softmax weights in place: e^(s − max) / Σ, the sum by ``Ops/exponentiate(_:count:maximum:)`` and
+    /// each weight its numerator times the sum's inverse.
+    static func softmaxWeights(_ scores: UnsafeMutablePointer<Float>, count: Int) {
+        var maximum = -Float.infinity
+        for r in 0..<count { maximum = max(maximum, scores[r]) }
+        let inverse = 1 / Ops.exponentiate(scores, count: count, maximum: maximum)
+        for r in 0..<count { scores[r] *= inverse }
+    }
+
     /// ``attend(layer:q:n:prefix:positions:visibility:cache:window:treeBase:cacheVisibility:into:)`` for a batch
-    /// without a sliding window: every token sees the rows before `treeBase`, so each of those key and value rows is
-    /// read once for all the batch's queries (one work item per key-value head) instead of once per token. Each
-    /// token's arithmetic is the same as there — the same rows in the same order, the same dot products, softmax and
-    /// value sums — so the results are bit-identical.
+    /// without a sliding window: every token sees the rows before `treeBase`, so each block of those key and value
+    /// rows is read once for all the batch's queries (one work item per key-value head) instead of once per token.
+    /// Each token's arithmetic is the same as there — the same rows in the same order, the same dot products,
+    /// softmax and value sums — so the results are bit-identical.
     func attendShared(
         layer: Int, q: [Float], n: Int, prefix: Int, visibility: [[Int]], cache: KVCache, treeBase: Int,
         cacheVisibility: [[Int]], into output: inout [Float]
@@ -366,6 +379,7 @@ extension Transformer {
         let scale = c.attentionScale
         let kvWidth = c.kvWidth
         let queryWidth = c.queryWidth
+        let block = Self.attentionBlock
         // Rows after the shared ones, per token: its tree rows in the cache, then its visible batch rows.
         let extra = (0..<n).map { cacheVisibility[$0] + visibility[$0].map { prefix + $0 } }
         let widths = extra.map { treeBase + $0.count }
@@ -380,80 +394,71 @@ extension Transformer {
                         else { return }
                         pool.parallelFor(count: c.kvHeadCount) { range in
                             var scores = [Float](repeating: 0, count: offsets[n])
-                            var inverses = [Float](repeating: 0, count: n * group)
                             scores.withUnsafeMutableBufferPointer { scoreBuffer in
                                 guard let sb = scoreBuffer.baseAddress else { return }
                                 for kvHead in range {
+                                    let keyBase = kb + kvHead * hd
+                                    let valueBase = vb + kvHead * hd
                                     func query(_ i: Int, _ g: Int) -> UnsafePointer<Float> {
                                         qb + i * queryWidth + (kvHead * group + g) * hd
                                     }
                                     func result(_ i: Int, _ g: Int) -> UnsafeMutablePointer<Float> {
                                         ob + i * queryWidth + (kvHead * group + g) * hd
                                     }
-                                    // Scores: shared rows for every token, then each token's own rows.
-                                    for row in 0..<treeBase {
-                                        let key = kb + row * kvWidth + kvHead * hd
-                                        if row + 8 < treeBase {
-                                            let ahead = key + 8 * kvWidth
-                                            for line in Swift.stride(from: 0, to: hd, by: 16) {
-                                                specula_prefetch(ahead + line)
-                                            }
-                                        }
+                                    func headScores(_ i: Int, _ g: Int) -> UnsafeMutablePointer<Float> {
+                                        sb + offsets[i] + g * widths[i]
+                                    }
+                                    // Scores: shared rows block by block for every token, then each token's own rows.
+                                    var lower = 0
+                                    while lower < treeBase {
+                                        let upper = min(lower + block, treeBase)
                                         for i in 0..<n {
                                             for g in 0..<group {
-                                                sb[offsets[i] + g * widths[i] + row] =
-                                                    Ops.dot(query(i, g), key, count: hd) * scale
+                                                Ops.attentionScores(
+                                                    query(i, g), keys: keyBase, stride: kvWidth, rows: nil,
+                                                    first: lower, count: upper - lower, dimension: hd, scale: scale,
+                                                    into: headScores(i, g) + lower)
                                             }
                                         }
+                                        lower = upper
                                     }
                                     for i in 0..<n {
-                                        for (e, row) in extra[i].enumerated() {
-                                            let key = kb + row * kvWidth + kvHead * hd
+                                        extra[i].withUnsafeBufferPointer { own in
                                             for g in 0..<group {
-                                                sb[offsets[i] + g * widths[i] + treeBase + e] =
-                                                    Ops.dot(query(i, g), key, count: hd) * scale
+                                                Ops.attentionScores(
+                                                    query(i, g), keys: keyBase, stride: kvWidth,
+                                                    rows: own.baseAddress, first: 0, count: own.count,
+                                                    dimension: hd, scale: scale, into: headScores(i, g) + treeBase)
                                             }
                                         }
                                     }
-                                    // Softmax per token and head.
                                     for i in 0..<n {
                                         for g in 0..<group {
-                                            let headScores = sb + offsets[i] + g * widths[i]
-                                            var maximum = -Float.infinity
-                                            for r in 0..<widths[i] { maximum = max(maximum, headScores[r]) }
-                                            let total = Ops.exponentiate(
-                                                headScores, count: widths[i], maximum: maximum)
-                                            inverses[i * group + g] = 1 / total
-                                            let target = result(i, g)
-                                            for k in 0..<hd { target[k] = 0 }
+                                            Self.softmaxWeights(headScores(i, g), count: widths[i])
+                                            result(i, g).initialize(repeating: 0, count: hd)
                                         }
                                     }
                                     // Values in the same row order.
-                                    for row in 0..<treeBase {
-                                        let value = vb + row * kvWidth + kvHead * hd
-                                        if row + 8 < treeBase {
-                                            let ahead = value + 8 * kvWidth
-                                            for line in Swift.stride(from: 0, to: hd, by: 16) {
-                                                specula_prefetch(ahead + line)
-                                            }
-                                        }
+                                    lower = 0
+                                    while lower < treeBase {
+                                        let upper = min(lower + block, treeBase)
                                         for i in 0..<n {
                                             for g in 0..<group {
-                                                Ops.addScaled(
-                                                    value,
-                                                    sb[offsets[i] + g * widths[i] + row] * inverses[i * group + g],
-                                                    count: hd, into: result(i, g))
+                                                Ops.accumulateValues(
+                                                    headScores(i, g) + lower, values: valueBase, stride: kvWidth,
+                                                    rows: nil, first: lower, count: upper - lower, dimension: hd,
+                                                    into: result(i, g))
                                             }
                                         }
+                                        lower = upper
                                     }
                                     for i in 0..<n {
-                                        for (e, row) in extra[i].enumerated() {
-                                            let value = vb + row * kvWidth + kvHead * hd
+                                        extra[i].withUnsafeBufferPointer { own in
                                             for g in 0..<group {
-                                                Ops.addScaled(
-                                                    value,
-                                                    sb[offsets[i] + g * widths[i] + treeBase + e]
-                                                        * inverses[i * group + g], count: hd, into: result(i, g))
+                                                Ops.accumulateValues(
+                                                    headScores(i, g) + treeBase, values: valueBase, stride: kvWidth,
+                                                    rows: own.baseAddress, first: 0, count: own.count,
+                                                    dimension: hd, into: result(i, g))
                                             }
                                         }
                                     }

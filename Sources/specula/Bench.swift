@@ -230,13 +230,12 @@ struct BenchModel: ParsableCommand {
         // Decode: one step at each context (placeholder rows fill the cache), median of runs.
         for context in contexts {
             var times: [Double] = []
-            ForwardProfile.reset()
-            defer { if phases { printPhases("decode at \(context)", passes: runs + 1) } }
+            defer { if phases { printPhases("decode at \(context)", passes: runs) } }
             for run in 0..<(runs + 1) {
                 _ = cache.trim(to: 0)
                 try cache.fillWithPlaceholders(length: context)
                 let time = try seconds { _ = try transformer.forward(tokens: [run + 1], cache: cache) }
-                if run > 0 { times.append(time) }  // the first run warms caches and pages
+                if run > 0 { times.append(time) } else { ForwardProfile.reset() }  // the first run warms caches and pages
             }
             let rate = 1 / median(times)
             print(
@@ -258,8 +257,7 @@ struct BenchModel: ParsableCommand {
         var single: [Double] = []
         var ratios: [(String, JSONValue)] = []
         for n in [1] + verify {
-            ForwardProfile.reset()
-            defer { if phases { printPhases("verify \(n)", passes: runs + 1) } }
+            defer { if phases { printPhases("verify \(n)", passes: runs) } }
             var times: [Double] = []
             for run in 0..<(runs + 1) {
                 _ = cache.trim(to: 0)
@@ -268,7 +266,7 @@ struct BenchModel: ParsableCommand {
                 let time = try seconds {
                     _ = try transformer.forward(tokens: batch, cache: cache, logitRows: Array(batch.indices))
                 }
-                if run > 0 { times.append(time) }
+                if run > 0 { times.append(time) } else { ForwardProfile.reset() }
             }
             if n == 1 {
                 single = times
