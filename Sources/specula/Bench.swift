@@ -235,7 +235,8 @@ struct BenchModel: ParsableCommand {
                 _ = cache.trim(to: 0)
                 try cache.fillWithPlaceholders(length: context)
                 let time = try seconds { _ = try transformer.forward(tokens: [run + 1], cache: cache) }
-                if run > 0 { times.append(time) } else { ForwardProfile.reset() }  // the first run warms caches and pages
+                // The first run warms caches and pages.
+                if run > 0 { times.append(time) } else { ForwardProfile.reset() }
             }
             let rate = 1 / median(times)
             print(
