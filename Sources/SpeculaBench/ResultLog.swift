@@ -78,6 +78,17 @@ public final class ResultLog {
         }
     }
 
+    /// A 64-bit FNV-1a hash of `text`'s UTF-8 bytes: the same on every machine and run (Swift's `hashValue` is
+    /// seeded per process), for deriving a unit's random seed from its key.
+    public static func stableHash(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return hash
+    }
+
     public func contains(configuration: String, prompt: String) -> Bool {
         keys.contains(configuration + "\u{1F}" + prompt)
     }

@@ -75,6 +75,17 @@ public struct CostModel: Sendable, Equatable {
 /// the per-child acceptance vector (a prior, blended with what the rounds so far observed) and this machine's
 /// measured costs (one draft pass per level plus one target pass over the tree).
 public struct AutoPlanner: Sendable {
+    /// The largest tree planned by default (root included).
+    public static let defaultMaxNodes = 32
+
+    /// A tree in a few characters for the stats: nodes, depth, and the children of the root.
+    public static func describe(_ tree: TreeTopology) -> String {
+        tree.nodeCount == 1
+            ? "no drafts (plain steps)"
+            : tree.children.allSatisfy { $0.count <= 1 }
+                ? "chain:\(tree.depth)" : "\(tree.nodeCount) nodes, depth \(tree.depth), root \(tree.children[0].count)"
+    }
+
     public var cost: CostModel
     /// a_r before any observation.
     public var prior: [Double]

@@ -29,6 +29,12 @@ public final class SpeculativeDecoder {
     public let nodeVerifier: (any NodeVerifier)?
     let targetCache: KVCache
     let draftCache: KVCache?
+    /// A reduced output head for the draft, in this decoder's draft cache only (``Transformer/makeOutputHead(tokens:)``):
+    /// the drafts change, the verification keeps the target's law whatever they are.
+    public var draftOutputHead: OutputHead? {
+        get { draftCache?.outputHead }
+        set { draftCache?.outputHead = newValue }
+    }
     /// Where every draft and verification choice comes from: a seeded generator (the `seed` argument) unless
     /// replaced, e.g. by a ``ChoiceReplay`` to enumerate every outcome of a round with its exact probability.
     public var random: any RandomSource
@@ -65,14 +71,14 @@ public final class SpeculativeDecoder {
     public var pairedBlock = false
 
     /// Counts of one generation.
-    public struct Telemetry: Sendable {
+    public struct Telemetry: Sendable, Codable, Equatable {
         public var rounds = 0
         public var draftedTokens = 0
         public var acceptedTokens = 0
         public var emittedTokens = 0
-        /// Wall time in draft forward passes and sampling, in the target's forward pass, and in whole rounds.
+        /// Wall time in draft forward passes and sampling, in the target's forward passes, and in whole rounds.
         public var draftSeconds = 0.0
-        public var verifySeconds = 0.0
+        public var targetPassSeconds = 0.0
         public var roundSeconds = 0.0
         /// The prompt passes of ``SpeculativeDecoder/start(prompt:)``: the target's, and the draft model's.
         public var targetPrefillSeconds = 0.0
@@ -162,8 +168,9 @@ public final class SpeculativeDecoder {
             }
         }
 
-        /// Time outside both forward passes: verification walk, processing, commits.
-        public var otherSeconds: Double { max(0, roundSeconds - draftSeconds - verifySeconds) }
+        /// Time outside both models' forward passes: the target's logits made into distributions, the verification
+        /// walk, the commits.
+        public var verificationSeconds: Double { max(0, roundSeconds - draftSeconds - targetPassSeconds) }
         /// Tokens per target pass, bonus and correction included.
         public var tokensPerStep: Double { rounds == 0 ? 0 : Double(emittedTokens) / Double(rounds) }
         public var acceptanceRate: Double { draftedTokens == 0 ? 0 : Double(acceptedTokens) / Double(draftedTokens) }
@@ -409,7 +416,7 @@ public final class SpeculativeDecoder {
         let nodes = [root] + drafts
         let verifyStart = ContinuousClock.now
         let logits = try target.forward(tokens: nodes, cache: targetCache, logitRows: Array(nodes.indices))
-        telemetry.verifySeconds += Self.seconds(since: verifyStart)
+        telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
         let targetVectors = try logits.indices.map { try process(logits[$0], path: Array(drafts.prefix($0))) }
         if pairedBlock && !settings.isGreedy && !drafts.isEmpty {
             try comparePaired(targetVectors, draftVectors, drafts)
@@ -461,7 +468,7 @@ public final class SpeculativeDecoder {
         let nodes = [root] + proposal
         let verifyStart = ContinuousClock.now
         let logits = try target.forward(tokens: nodes, cache: targetCache, logitRows: Array(nodes.indices))
-        telemetry.verifySeconds += Self.seconds(since: verifyStart)
+        telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
         let targetVectors = try logits.indices.map { try process(logits[$0], path: Array(proposal.prefix($0))) }
         var tree = DraftTree(rootToken: root)
         for (index, token) in proposal.enumerated() {
@@ -580,7 +587,7 @@ public final class SpeculativeDecoder {
         }
         let verifyStart = ContinuousClock.now
         let logits = try target.forward(tokens: [root], cache: targetCache)[0]
-        telemetry.verifySeconds += Self.seconds(since: verifyStart)
+        telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
         let p = try process(logits)
         defer { step += 1 }
         let token: Int
@@ -666,7 +673,7 @@ public final class SpeculativeDecoder {
         let logits = try target.forward(
             tokens: draftTree.tokens, positions: draftTree.depths.map { prefix + $0 },
             visibility: (0..<count).map { ancestors[$0] + [$0] }, cache: targetCache, logitRows: Array(0..<count))
-        telemetry.verifySeconds += Self.seconds(since: verifyStart)
+        telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
         let targetVectors = try (0..<count).map { try process(logits[$0], path: paths[$0]) }
         let result: TreeWalkResult
         if settings.isGreedy {

@@ -56,15 +56,6 @@ public enum Ops {
         }
     }
 
-    @inlinable
-    public static func silu(_ x: Float) -> Float { x / (1 + exp(-x)) }
-
-    /// GELU with the tanh approximation (Gemma's activation).
-    @inlinable
-    public static func geluTanh(_ x: Float) -> Float {
-        0.5 * x * (1 + tanh(0.797_884_56 * (x + 0.044_715 * x * x * x)))
-    }
-
     /// The gate activations of a gated feed-forward block.
     public enum GateActivation: Sendable {
         /// x · σ(x) (qwen2, llama).
@@ -201,8 +192,8 @@ public enum Ops {
 
     /// The value sum of attention: `result[k] += weights[j] · value_j[k]` for `j` in `0..<count`, in that order, where
     /// value_j is at `values + row_j · stride` (row_j as in ``attentionScores(_:keys:stride:rows:first:count:dimension:scale:into:)``).
-    /// Each element is updated exactly as ``addScaled(_:_:count:into:)`` row by row would update it; four 16-lane
-    /// chunks of `result` stay in registers across the rows.
+    /// Each element is updated row by row as `result[k] + weights[j] · value_j[k]` (the same operations whatever the
+    /// blocking of rows or dimensions); four 16-lane chunks of `result` stay in registers across the rows.
     @inlinable
     public static func accumulateValues(
         _ weights: UnsafePointer<Float>, values: UnsafePointer<Float>, stride: Int, rows: UnsafePointer<Int>?,
@@ -328,28 +319,6 @@ public enum Ops {
                 k += 1
             }
             return 1 / sum
-        }
-    }
-
-    /// `y += scale · x` over `count` values.
-    @inlinable
-    public static func addScaled(
-        _ x: UnsafePointer<Float>, _ scale: Float, count: Int, into y: UnsafeMutablePointer<Float>
-    ) {
-        var k = 0
-        let rx = UnsafeRawPointer(x)
-        let ry = UnsafeMutableRawPointer(y)
-        let s = SIMD16<Float>(repeating: scale)
-        while k + 16 <= count {
-            let sum =
-                ry.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
-                + s * rx.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
-            ry.storeBytes(of: sum, toByteOffset: 4 * k, as: SIMD16<Float>.self)
-            k += 16
-        }
-        while k < count {
-            y[k] += scale * x[k]
-            k += 1
         }
     }
 }

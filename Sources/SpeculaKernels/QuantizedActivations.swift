@@ -44,8 +44,6 @@ public struct QuantizedActivations: Sendable {
     public var hasBlocks256: Bool { formats.contains(.blocks256) }
 
     /// Quantizes `rows` (`[rowCount, columnCount]`, row-major). `columnCount` must be a multiple of 32; the 256-value
-    /// form is made only when it is also a multiple of 256.
-    /// Quantizes `rows` (`[rowCount, columnCount]`, row-major). `columnCount` must be a multiple of 32; the 256-value
     /// form is made only when it is also a multiple of 256. With a `pool`, large batches are split over its workers
     /// by whole blocks (each block is quantized on its own, so the split changes nothing).
     public init(

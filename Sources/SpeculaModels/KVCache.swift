@@ -13,6 +13,10 @@ public final class KVCache: @unchecked Sendable {
     var positions: [Int]
     /// Rows in use.
     public private(set) var length = 0
+    /// A reduced output head of the model this cache belongs to (``Transformer/makeOutputHead(tokens:)``): passes
+    /// over this cache compute only its tokens' logits. Per cache, so one conversation's reduced head never
+    /// changes another's output. Nil: the model's own head.
+    public var outputHead: OutputHead?
 
     public init(config: ModelConfig, capacity: Int) {
         self.capacity = capacity

@@ -3,7 +3,7 @@ import SpeculaKernels
 /// What differs between the supported architectures; each architecture file (`Qwen2.swift`, `Llama.swift`,
 /// `Gemma3.swift`) builds one from its GGUF metadata.
 public struct ModelConfig: Sendable {
-    public enum Activation: Sendable { case silu, geluTanh }
+    public typealias Activation = Ops.GateActivation
 
     public var architecture: String
     public var embeddingLength: Int

@@ -148,7 +148,9 @@ extension Transformer {
             for i in 0..<d { final[slot * d + i] = x[row * d + i] }
         }
         normRows(final, outputNorm, rows.count, d, into: &final)
-        guard let restricted = restrictedOutput else {
+        let head = cache.outputHead ?? restrictedOutput
+        precondition(head == nil || head?.model == ObjectIdentifier(self), "an output head of another model")
+        guard let restricted = head else {
             var logits = [Float](repeating: 0, count: rows.count * vocabularySize)
             linear(output, quantize(final, rows.count, d, for: output), nil, into: &logits)
             return (0..<rows.count).map { Array(logits[($0 * vocabularySize)..<(($0 + 1) * vocabularySize)]) }
@@ -167,16 +169,16 @@ extension Transformer {
     /// `gate = activation(gate) · up`, element-wise, split over the workers in whole 16-value chunks (each value's
     /// result depends only on its inputs, see ``Ops/gatedActivation(_:_:count:_:)``).
     func gatedActivation(_ gate: inout [Float], _ up: [Float]) {
-        let activation: Ops.GateActivation = config.activation == .silu ? .silu : .geluTanh
+        let activation = config.activation
         let count = gate.count
         gate.withUnsafeMutableBufferPointer { g in
             up.withUnsafeBufferPointer { u in
                 guard let g = g.baseAddress, let u = u.baseAddress else { return }
-                let chunks = (count + 15) / 16
-                pool.parallelFor(count: count < 4096 ? 1 : chunks) { range in
-                    let lower = count < 4096 ? 0 : range.lowerBound * 16
-                    let upper = count < 4096 ? count : min(range.upperBound * 16, count)
-                    Ops.gatedActivation(g + lower, u + lower, count: upper - lower, activation)
+                // Below 4,096 values one thread is quicker than handing out the work.
+                guard count >= 4096 else { return Ops.gatedActivation(g, u, count: count, activation) }
+                pool.parallelFor(count: count, granularity: 16) { range in
+                    Ops.gatedActivation(
+                        g + range.lowerBound, u + range.lowerBound, count: range.count, activation)
                 }
             }
         }
@@ -318,8 +320,7 @@ extension Transformer {
                                         scores.withUnsafeMutableBufferPointer { scoreBuffer in
                                             guard let sb = scoreBuffer.baseAddress, let rb = rowBuffer.baseAddress
                                             else { return }
-                                            var lower = 0
-                                            while lower < count {
+                                            for lower in Swift.stride(from: 0, to: count, by: block) {
                                                 let upper = min(lower + block, count)
                                                 for g in 0..<group {
                                                     Ops.attentionScores(
@@ -327,14 +328,12 @@ extension Transformer {
                                                         first: 0, count: upper - lower, dimension: hd, scale: scale,
                                                         into: sb + g * count + lower)
                                                 }
-                                                lower = upper
                                             }
                                             for g in 0..<group {
                                                 Self.softmaxWeights(sb + g * count, count: count)
                                                 result(g).initialize(repeating: 0, count: hd)
                                             }
-                                            lower = 0
-                                            while lower < count {
+                                            for lower in Swift.stride(from: 0, to: count, by: block) {
                                                 let upper = min(lower + block, count)
                                                 for g in 0..<group {
                                                     Ops.accumulateValues(
@@ -342,7 +341,6 @@ extension Transformer {
                                                         rows: rb + lower, first: 0, count: upper - lower,
                                                         dimension: hd, into: result(g))
                                                 }
-                                                lower = upper
                                             }
                                         }
                                     }
@@ -409,8 +407,7 @@ extension Transformer {
                                         sb + offsets[i] + g * widths[i]
                                     }
                                     // Scores: shared rows block by block for every token, then each token's own rows.
-                                    var lower = 0
-                                    while lower < treeBase {
+                                    for lower in Swift.stride(from: 0, to: treeBase, by: block) {
                                         let upper = min(lower + block, treeBase)
                                         for i in 0..<n {
                                             for g in 0..<group {
@@ -420,7 +417,6 @@ extension Transformer {
                                                     into: headScores(i, g) + lower)
                                             }
                                         }
-                                        lower = upper
                                     }
                                     for i in 0..<n {
                                         extra[i].withUnsafeBufferPointer { own in
@@ -439,8 +435,7 @@ extension Transformer {
                                         }
                                     }
                                     // Values in the same row order.
-                                    lower = 0
-                                    while lower < treeBase {
+                                    for lower in Swift.stride(from: 0, to: treeBase, by: block) {
                                         let upper = min(lower + block, treeBase)
                                         for i in 0..<n {
                                             for g in 0..<group {
@@ -450,7 +445,6 @@ extension Transformer {
                                                     into: result(i, g))
                                             }
                                         }
-                                        lower = upper
                                     }
                                     for i in 0..<n {
                                         extra[i].withUnsafeBufferPointer { own in

@@ -19,9 +19,9 @@ public final class Transformer: @unchecked Sendable {
     public let vocabularySize: Int
     let embedding: QuantizedMatrix
     let output: QuantizedMatrix
-    /// A restricted output (``restrictOutput(toTokens:)``): the token ids computed, ascending, and a matrix of their
-    /// rows gathered from the output matrix (then padded). Nil: the whole vocabulary.
-    private(set) var restrictedOutput: (tokens: [Int], matrix: QuantizedMatrix, rows: GatheredRows)?
+    /// A restricted output for every cache (``restrictOutput(toTokens:)``); a cache's own
+    /// ``KVCache/outputHead`` takes precedence. Nil: the whole vocabulary.
+    private(set) var restrictedOutput: OutputHead?
     /// The token ids whose logits are computed (all by default).
     public private(set) var outputTokenCount: Int = 0
     let outputNorm: [Float]
@@ -166,6 +166,14 @@ public final class Transformer: @unchecked Sendable {
     /// batches), so scattered ids cost what a range of the same size does. Not thread-safe with a running forward
     /// pass.
     public func restrictOutput(toTokens tokens: [Int]) throws {
+        restrictedOutput = try makeOutputHead(tokens: tokens)
+        outputTokenCount = restrictedOutput?.tokens.count ?? vocabularySize
+    }
+
+    /// A reduced output head for `tokens` (any order, repeats ignored), to be set on one cache
+    /// (``KVCache/outputHead``): passes over that cache compute only those logits (the rest −∞), while the model and
+    /// every other cache keep the whole vocabulary. Nil when `tokens` is the whole vocabulary.
+    public func makeOutputHead(tokens: [Int]) throws -> OutputHead? {
         let ids = Array(Set(tokens)).sorted()
         guard let first = ids.first, let last = ids.last else {
             throw ModelError.invalid(path: file.path, reason: "the output must keep at least one token")
@@ -174,24 +182,35 @@ public final class Transformer: @unchecked Sendable {
             throw ModelError.invalid(
                 path: file.path, reason: "output token \(first < 0 ? first : last) outside 0..<\(vocabularySize)")
         }
-        if ids.count == vocabularySize {
-            restrictedOutput = nil
-            outputTokenCount = vocabularySize
-            return
-        }
+        if ids.count == vocabularySize { return nil }
         // Padded to whole groups of 16 rows (repeats of the last row, whose logits are not read) so that the packed
         // kernels serve it: the kept logits are then exactly the full head's.
         let padded = (ids.count + 15) / 16 * 16
         let rows = GatheredRows(output, ids + [Int](repeating: last, count: padded - ids.count))
         let matrix = QuantizedMatrix(
             type: output.type, rowCount: padded, columnCount: output.columnCount, data: rows.base)
-        restrictedOutput = (ids, matrix.packed(pool: pool), rows)
-        outputTokenCount = ids.count
+        return OutputHead(model: ObjectIdentifier(self), tokens: ids, matrix: matrix.packed(pool: pool), rows: rows)
     }
 
     /// A cache for this model holding `capacity` positions (at most the trained context).
     public func makeCache(capacity: Int? = nil) -> KVCache {
         KVCache(config: config, capacity: min(capacity ?? config.contextLength, config.contextLength))
+    }
+}
+
+/// A reduced output head (``Transformer/makeOutputHead(tokens:)``): the token ids computed, ascending, and a matrix
+/// of their rows gathered from the model's output matrix (then padded and packed).
+public final class OutputHead: @unchecked Sendable {
+    let model: ObjectIdentifier
+    public let tokens: [Int]
+    let matrix: QuantizedMatrix
+    let rows: GatheredRows
+
+    init(model: ObjectIdentifier, tokens: [Int], matrix: QuantizedMatrix, rows: GatheredRows) {
+        self.model = model
+        self.tokens = tokens
+        self.matrix = matrix
+        self.rows = rows
     }
 }
 

@@ -68,6 +68,7 @@ public struct TreeTopology: Sendable, Equatable, Codable {
     /// A chain of `length` drafts (§6.6).
     public static func chain(_ length: Int) throws -> TreeTopology {
         try checkPositive("chain length", length)
+        if length >= nodeLimit { throw VerifyError.tooLarge(what: "draft tree", size: length + 1, limit: nodeLimit) }
         return try TreeTopology(paths: (0...length).map { [Int](repeating: 0, count: $0) })
     }
 
@@ -78,9 +79,14 @@ public struct TreeTopology: Sendable, Equatable, Codable {
         var total = 1
         var level = 1
         for _ in 0..<depth {
-            level *= branching
+            // Checked: the sizes of a tree past the limit are reported, not computed.
+            let (nextLevel, overflow) = level.multipliedReportingOverflow(by: branching)
+            if overflow || total + nextLevel > nodeLimit {
+                throw VerifyError.tooLarge(
+                    what: "draft tree", size: overflow ? Int.max : total + nextLevel, limit: nodeLimit)
+            }
+            level = nextLevel
             total += level
-            if total > nodeLimit { throw VerifyError.tooLarge(what: "draft tree", size: total, limit: nodeLimit) }
         }
         var paths: [[Int]] = [[]]
         var frontier: [[Int]] = [[]]
@@ -96,8 +102,9 @@ public struct TreeTopology: Sendable, Equatable, Codable {
     public static func sequences(count: Int, depth: Int) throws -> TreeTopology {
         try checkPositive("drafts", count)
         try checkPositive("depth", depth)
-        if 1 + count * depth > nodeLimit {
-            throw VerifyError.tooLarge(what: "draft tree", size: 1 + count * depth, limit: nodeLimit)
+        let (drafts, overflow) = count.multipliedReportingOverflow(by: depth)
+        if overflow || drafts >= nodeLimit {
+            throw VerifyError.tooLarge(what: "draft tree", size: overflow ? Int.max : 1 + drafts, limit: nodeLimit)
         }
         var paths: [[Int]] = [[]]
         for level in 1...depth {

@@ -16,7 +16,7 @@ struct Audit: ParsableCommand {
 
     @Option(name: .long, help: "The target model (GGUF).") var model: String
     @Option(name: .long, help: "The draft model (GGUF); or --drafter ngram.") var draft: String?
-    @Option(name: .long, help: "Drafter: model (with --draft) or ngram.") var drafter: String = "model"
+    @Option(name: .long, help: "Drafter: model (with --draft) or ngram.") var drafter: String?
     @Option(name: .long, help: "With --drafter ngram: the longest n-gram looked up.") var ngram: Int = 3
     @Option(name: .long, help: "The prompt text.") var prompt: String
     @Flag(name: .long, help: "Wrap the prompt in the model's chat template.") var chat = false
@@ -38,72 +38,57 @@ struct Audit: ParsableCommand {
 
     func validate() throws {
         if !(temperature > 0) { throw ValidationError("--temperature must be > 0 (at 0 both methods are greedy)") }
-        if tokens < 1 { throw ValidationError("--tokens must be ≥ 1") }
-        if samples < 10 { throw ValidationError("--samples must be ≥ 10") }
+        if tokens < 1 || tokens > 64 {
+            throw ValidationError("--tokens must be in 1…64 (sequences are compared whole)")
+        }
+        if samples < 10 || samples > 1_000_000 { throw ValidationError("--samples must be in 10…1000000") }
         if !(alpha > 0 && alpha < 1) { throw ValidationError("--alpha must be in (0, 1)") }
-        if drafter != "model" && drafter != "ngram" { throw ValidationError("unknown --drafter '\(drafter)'") }
         if drafter == "model" && draft == nil { throw ValidationError("--drafter model needs --draft") }
-        if drafter == "ngram" && (draft != nil || tree != nil) {
-            throw ValidationError("--drafter ngram drafts chains without a model: drop --draft and --tree")
-        }
-        if SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil && nodeVerifier(verifier) == nil {
-            throw ValidationError("unknown --verifier '\(verifier)'")
-        }
-        if tree == nil && SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil {
-            throw ValidationError("--verifier \(verifier) verifies trees: give --tree")
+        _ = try plan(hasDraftModel: draft != nil)
+    }
+
+    /// The speculative plan; its plain counterpart samples the same way without drafts. Every generation is exactly
+    /// `--tokens` tokens (end-of-generation tokens are sampled like any other).
+    func plan(hasDraftModel: Bool) throws -> DecodingPlan {
+        let base = DecodingPlan(
+            sampling: SamplingSettings(temperature: temperature, topK: topK, topP: topP, minP: minP),
+            stop: StopConditions(maxTokens: tokens, atEndOfGeneration: false), seed: seed &+ 0x5EED,
+            draftVocabulary: draftVocabulary)
+        do {
+            let plan = try DecodingPlan(
+                hasDraftModel: hasDraftModel, drafter: drafter, ngram: ngram, depth: depth, drafts: 1, tree: tree,
+                verifier: verifier, base: base)
+            if plan.isPlain { throw EngineError.badInput(field: "draft", reason: "give --draft or --drafter ngram") }
+            if plan.shape == .auto { throw EngineError.badInput(field: "verifier", reason: "audit takes a fixed tree") }
+            try plan.validate(hasDraftModel: hasDraftModel)
+            return plan
+        } catch let error as EngineError {
+            throw ValidationError(error.description)
         }
     }
 
     func run() throws {
-        let settings = SamplingSettings(temperature: temperature, topK: topK, topP: topP, minP: minP)
-        try settings.validate()
+        let plan = try plan(hasDraftModel: draft != nil)
         let target = try LoadedModel(path: model)
         let draftModel = try draft.map { try LoadedModel(path: $0) }
-        let promptTokens = try target.promptTokens(prompt, chat: chat, system: nil)
-        if draftVocabulary > 0, let draftModel {
-            try draftModel.restrictDraftHead(first: draftVocabulary, keeping: promptTokens)
-        }
-        let shape = try tree.map(treeTopology)
-        let capacity = promptTokens.count + tokens + max(depth, shape?.nodeCount ?? 0) + 2
-        // Plain sampling: the prompt once, then `tokens` tokens per sample from a trimmed cache.
-        let cache = target.transformer.makeCache(capacity: capacity)
-        let promptLogits = try target.transformer.forward(tokens: promptTokens, cache: cache)[0]
-        var generator = SplitMix64(seed: seed)
-        var plainSequences: [[Int]] = []
-        for _ in 0..<samples {
-            _ = cache.trim(to: promptTokens.count)
-            var logits = promptLogits
-            var sequence: [Int] = []
-            while sequence.count < tokens {
-                let p = try settings.process(logits: logits.map(Double.init), history: promptTokens + sequence)
-                let token = Probability.sampleIndex(p, uniform: generator.nextUniform()) ?? 0
-                sequence.append(token)
-                if sequence.count < tokens { logits = try target.transformer.forward(tokens: [token], cache: cache)[0] }
+        let promptTokens = chat ? try target.promptTokens(chat: prompt) : target.promptTokens(text: prompt)
+        // Plain sampling: the prompt once, then `tokens` tokens per sample (the cache rewound each time).
+        var plainPlan = plan.plainCounterpart
+        plainPlan.seed = seed
+        func draw(_ session: GenerationSession) throws -> [[Int]] {
+            try session.start(prompt: promptTokens)
+            var sequences: [[Int]] = []
+            for index in 0..<self.samples {
+                if index > 0 { try session.restart() }
+                try session.run()
+                sequences.append(session.generated)
             }
-            plainSequences.append(sequence)
+            return sequences
         }
-        // Speculative sampling, the same number of times, from the same prompt (caches rewound each time).
-        let chainVerifier = SpeculativeDecoder.ChainVerifier(rawValue: verifier) ?? .token
-        let decoder: SpeculativeDecoder
-        if let draftModel {
-            decoder = try SpeculativeDecoder(
-                target: target.transformer, draft: draftModel.transformer, targetTokenizer: target.tokenizer,
-                draftTokenizer: draftModel.tokenizer, settings: settings, depth: shape?.depth ?? depth,
-                verifier: chainVerifier, tree: shape, nodeVerifier: shape == nil ? nil : nodeVerifier(verifier),
-                capacity: capacity, seed: seed &+ 0x5EED)
-        } else {
-            decoder = try SpeculativeDecoder(
-                target: target.transformer, settings: settings, depth: depth, ngram: ngram, verifier: chainVerifier,
-                capacity: capacity, seed: seed &+ 0x5EED)
-        }
-        try decoder.start(prompt: promptTokens)
-        var speculativeSequences: [[Int]] = []
-        for index in 0..<samples {
-            if index > 0 { try decoder.restart(prompt: promptTokens) }
-            var sequence: [Int] = []
-            while sequence.count < tokens { sequence += try decoder.round() }
-            speculativeSequences.append(Array(sequence.prefix(tokens)))
-        }
+        let plainSequences = try draw(GenerationSession(target: target, plan: plainPlan))
+        // Speculative sampling, the same number of times, from the same prompt.
+        let session = try GenerationSession(target: target, draft: draftModel, plan: plan)
+        let speculativeSequences = try draw(session)
         // Categories: every sequence seen by either method.
         var index: [[Int]: Int] = [:]
         for sequence in plainSequences + speculativeSequences where index[sequence] == nil {
@@ -114,8 +99,8 @@ struct Audit: ParsableCommand {
         for sequence in speculativeSequences { speculativeCounts[index[sequence] ?? 0] += 1 }
         for sequence in plainSequences { plainCounts[index[sequence] ?? 0] += 1 }
         let result = TwoSampleTest.compare(speculativeCounts, plainCounts)
-        let t = decoder.telemetry
-        let drafterName = draftModel == nil ? "ngram:\(ngram)" : (tree ?? "chain:\(depth)")
+        let t = session.stats
+        let drafterName = draftModel == nil ? "ngram:\(ngram)" : plan.shape.spelling
         print(
             "audit: \(samples) speculative (\(drafterName), \(verifier)) and \(samples) plain samples of \(tokens) tokens, temperature \(temperature)"
         )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SpeculaEngine
 import SpeculaKernels
 import SpeculaModels
 import SpeculaTheory
@@ -191,8 +192,14 @@ struct BenchModel: ParsableCommand {
     var phases = false
 
     func validate() throws {
-        if runs < 1 { throw ValidationError("--runs must be ≥ 1") }
-        if prefillTokens < 1 { throw ValidationError("--prefill-tokens must be ≥ 1") }
+        if runs < 1 || runs > 1000 { throw ValidationError("--runs must be in 1…1000") }
+        if prefillTokens < 1 || prefillTokens > 1 << 20 {
+            throw ValidationError("--prefill-tokens must be in 1…1048576")
+        }
+        if contexts.isEmpty || contexts.contains(where: { $0 < 0 || $0 > 1 << 20 }) {
+            throw ValidationError("--contexts takes values in 0…1048576")
+        }
+        if verify.contains(where: { $0 < 1 || $0 > 4096 }) { throw ValidationError("--verify takes values in 1…4096") }
     }
 
     /// The parts of the forward passes since the last reset, in milliseconds per pass, largest first.
@@ -210,6 +217,11 @@ struct BenchModel: ParsableCommand {
         let transformer = try Transformer(file: file)
         ForwardProfile.isEnabled = phases
         let capacity = max((contexts.max() ?? 0) + 64, prefillTokens + 1, 256 + (verify.max() ?? 1) + 1)
+        if capacity > transformer.config.contextLength {
+            throw CommandError(
+                "--contexts, --prefill-tokens and --verify need \(capacity) positions; the model's context is \(transformer.config.contextLength)"
+            )
+        }
         let cache = transformer.makeCache(capacity: capacity)
         #if DEBUG
             FileHandle.standardError.write(Data("warning: debug build; time with `swift build -c release`\n".utf8))
@@ -232,9 +244,8 @@ struct BenchModel: ParsableCommand {
             var times: [Double] = []
             defer { if phases { printPhases("decode at \(context)", passes: runs) } }
             for run in 0..<(runs + 1) {
-                _ = cache.trim(to: 0)
-                try cache.fillWithPlaceholders(length: context)
-                let time = try seconds { _ = try transformer.forward(tokens: [run + 1], cache: cache) }
+                let time = try ModelTiming.pass(
+                    transformer, cache: cache, context: context, tokens: [run + 1], allLogits: false)
                 // The first run warms caches and pages.
                 if run > 0 { times.append(time) } else { ForwardProfile.reset() }
             }
@@ -247,9 +258,9 @@ struct BenchModel: ParsableCommand {
         // Prefill.
         var prefill: [Double] = []
         for run in 0..<max(1, min(runs, 3)) {
-            _ = cache.trim(to: 0)
             prefill.append(
-                try seconds { _ = try transformer.forward(tokens: tokens(prefillTokens, run), cache: cache) })
+                try ModelTiming.pass(
+                    transformer, cache: cache, context: 0, tokens: tokens(prefillTokens, run), allLogits: false))
         }
         let prefillRate = Double(prefillTokens) / median(prefill)
         print("prefill \(prefillTokens) tokens: \(String(format: "%.2f", prefillRate)) tokens/s")
@@ -261,12 +272,7 @@ struct BenchModel: ParsableCommand {
             defer { if phases { printPhases("verify \(n)", passes: runs) } }
             var times: [Double] = []
             for run in 0..<(runs + 1) {
-                _ = cache.trim(to: 0)
-                try cache.fillWithPlaceholders(length: 256)
-                let batch = tokens(n, run)
-                let time = try seconds {
-                    _ = try transformer.forward(tokens: batch, cache: cache, logitRows: Array(batch.indices))
-                }
+                let time = try ModelTiming.pass(transformer, cache: cache, context: 256, tokens: tokens(n, run))
                 if run > 0 { times.append(time) } else { ForwardProfile.reset() }
             }
             if n == 1 {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SpeculaBench
+import SpeculaEngine
 import SpeculaModels
 import SpeculaTheory
 import SpeculaVerify
@@ -54,7 +55,7 @@ struct BenchAcceptance: ParsableCommand {
             let tokens = try run.tokens(first)
             let settings = SamplingSettings(temperature: parseTemperature(configurations[0]))
             func next(_ model: Transformer) throws -> [Double] {
-                let logits = try model.forward(tokens: tokens, cache: model.makeCache(capacity: tokens.count + 1))
+                let logits = try Scoring.logits(model, tokens: tokens, rows: [tokens.count - 1])
                 return try settings.process(logits: logits[0].map(Double.init), history: tokens)
             }
             let (p, q) = (try next(run.target.transformer), try next(drafter.transformer))
@@ -66,35 +67,25 @@ struct BenchAcceptance: ParsableCommand {
             units: run.promptCount * configurations.count,
             secondsPerUnit: Double(run.maxTokens) * (steps.target + boundSeconds),
             detail: "\(run.promptCount) prompts × \(configurations.count) temperatures")
-        var generator = SplitMix64(seed: options.seed)
-        try run.forEachUnit(configurations: configurations) { _, prompt, configuration in
+        try run.forEachUnit(configurations: configurations) { set, prompt, configuration in
             let settings = SamplingSettings(temperature: parseTemperature(configuration))
             let tokens = try run.tokens(prompt)
-            // The target samples the continuation; its distribution at each step is kept.
-            let model = run.target.transformer
-            let cache = model.makeCache(capacity: tokens.count + run.maxTokens + 1)
-            var logits = try model.forward(tokens: tokens, cache: cache)[0]
-            var continuation: [Int] = []
+            // The target samples the continuation (plain decoding, a seed of its own per unit, so a resumed run
+            // draws what a whole run would); its distribution at each step is kept.
+            var plan = DecodingPlan.plain(
+                sampling: settings, stop: StopConditions(maxTokens: run.maxTokens),
+                seed: options.seed ^ ResultLog.stableHash("\(set) \(prompt.id) \(configuration)"))
+            plan.recordDistributions = true
+            let session = try GenerationSession(target: run.target, plan: plan)
+            try session.start(prompt: tokens)
             var targetVectors: [[Double]] = []
-            while continuation.count < run.maxTokens {
-                let p = try settings.process(logits: logits.map(Double.init), history: tokens + continuation)
-                targetVectors.append(p)
-                let token = generator.categorical(p) ?? 0
-                continuation.append(token)
-                if run.target.tokenizer.endOfGeneration.contains(token) || continuation.count == run.maxTokens {
-                    break
-                }
-                logits = try model.forward(tokens: [token], cache: cache)[0]
-            }
+            try session.run { targetVectors += $0.distributions }
+            let continuation = session.generated
             // The draft's distributions at the same positions, in one pass.
-            let fed = tokens + continuation.dropLast()
-            let rows = Array((tokens.count - 1)..<fed.count)
-            let draftLogits = try drafter.transformer.forward(
-                tokens: fed, cache: drafter.transformer.makeCache(capacity: fed.count + 1), logitRows: rows)
+            let draftVectors = try Scoring.distributions(
+                drafter.transformer, context: tokens, continuation: continuation, settings: settings)
             var metrics: [String: [Double]] = [:]
-            for (position, row) in draftLogits.enumerated() {
-                let q = try settings.process(
-                    logits: row.map(Double.init), history: tokens + continuation.prefix(position))
+            for (position, q) in draftVectors.enumerated() {
                 let p = targetVectors[position]
                 for n in drafts {
                     let report = try BoundReport(

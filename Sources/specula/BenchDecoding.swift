@@ -6,10 +6,23 @@ import SpeculaModels
 import SpeculaTheory
 import SpeculaVerify
 
-/// Whether `verifier` serves every branching node of `shape`.
-func serves(_ verifier: String, _ shape: TreeTopology) -> Bool {
-    guard let rule = nodeVerifier(verifier) else { return false }
-    return shape.children.allSatisfy { $0.count <= 1 || rule.supports(draftCount: $0.count) }
+/// Whether `verifier` serves every branching node of the tree spelled `shape`.
+func serves(_ verifier: String, _ shape: String) -> Bool {
+    guard let kind = VerifierKind(rawValue: verifier), let parsed = try? DraftShape(spelling: shape) else {
+        return false
+    }
+    switch parsed {
+    case .tree(let topology, _): return kind != .token && kind != .block && kind.serves(topology)
+    case .chain: return kind != .block
+    case .auto: return false
+    }
+}
+
+/// The rows of a tree spelling (root included).
+func nodeCount(_ shape: String) throws -> Int {
+    do { return try DraftShape(spelling: shape).nodeCount } catch let error as EngineError {
+        throw CommandError(error.description)
+    }
 }
 
 /// The per-prompt metrics of a speculative decoding.
@@ -69,8 +82,8 @@ struct BenchTrees: ParsableCommand {
     var verifiers: [String] = ["rrs", "rrsw", "spechub", "greedy", "kseq"]
 
     func validate() throws {
-        for shape in shapes { _ = try treeTopology(shape) }
-        for verifier in verifiers where nodeVerifier(verifier) == nil || verifier == "token" {
+        for shape in shapes { _ = try nodeCount(shape) }
+        for verifier in verifiers where VerifierKind(rawValue: verifier)?.nodeVerifier == nil || verifier == "token" {
             throw ValidationError("unknown multi-draft verifier '\(verifier)' (rrs, rrsw, kseq, spechub, greedy)")
         }
         if options.temperature.contains(0) {
@@ -87,8 +100,7 @@ struct BenchTrees: ParsableCommand {
         var configurations: [String] = []
         for t in run.temperatures {
             for shape in shapes {
-                let topology = try treeTopology(shape)
-                for verifier in verifiers where serves(verifier, topology) {
+                for verifier in verifiers where serves(verifier, shape) {
                     configurations.append("\(temperatureLabel(t)) \(shape) \(verifier)")
                 }
             }
@@ -133,7 +145,7 @@ struct BenchTrees: ParsableCommand {
                 markdown += "### \(set), \(temperatureLabel(t))\n\n"
                 var rows: [[String]] = []
                 for shape in shapes {
-                    let nodes = (try? treeTopology(shape).nodeCount).map(String.init) ?? "?"
+                    let nodes = (try? nodeCount(shape)).map(String.init) ?? "?"
                     var cells = [shape, nodes]
                     var rowValues: [Double?] = []
                     var rowHalves: [Double?] = []
@@ -337,7 +349,7 @@ struct BenchSpeed: ParsableCommand {
     ]
 
     func validate() throws {
-        for method in methods { _ = try DecodingMethod(parsing: method) }
+        for method in methods { _ = try DecodingPlan.method(method) }
     }
 
     func run() throws { _ = try measure() }
@@ -346,22 +358,22 @@ struct BenchSpeed: ParsableCommand {
         #if DEBUG
             FileHandle.standardError.write(Data("warning: debug build; time with `swift build -c release`\n".utf8))
         #endif
-        let parsed = try self.methods.map(DecodingMethod.init(parsing:))
-        let needsDraft = parsed.contains { $0.shape != "ngram" && $0.shape != "plain" }
+        let parsed = try self.methods.map(DecodingPlan.method)
+        let needsDraft = parsed.contains { $0.drafter == .model }
         let run = try BenchRun(
             "speed", options: options, needsDraft: needsDraft, datasets: ["humaneval", "summarization", "mt-bench"],
             prompts: 3, maxTokens: 128, temperatures: [0, 0.7])
         // At temperature 0 the verifier does not matter: one method per shape.
-        func methodsAt(_ t: Double) -> [DecodingMethod] {
+        func methodsAt(_ t: Double) -> [DecodingPlan] {
             guard t == 0 else { return parsed }
             var seen: Set<String> = []
             return parsed.compactMap { method in
                 let key = method.variant
                 if seen.contains(key) { return nil }
                 seen.insert(key)
-                return DecodingMethod(
-                    shape: method.shape, verifier: method.shape == "ngram" ? "token" : "greedy",
-                    lookahead: method.lookahead, lookup: method.lookup, draftStop: method.draftStop)
+                var greedy = method
+                greedy.verifier = method.drafter == .model ? .greedy : .token
+                return greedy
             }
         }
         let configurations = run.temperatures.map(temperatureLabel)
@@ -376,7 +388,7 @@ struct BenchSpeed: ParsableCommand {
             let t = parseTemperature(configuration)
             let settings = SamplingSettings(temperature: t)
             let tokens = try run.tokens(prompt)
-            let all = [DecodingMethod(shape: "plain", verifier: "")] + methodsAt(t)
+            let all = [DecodingPlan.plain()] + methodsAt(t)
             // Rotate the order so that no method always runs first (or right after plain).
             let order = all.indices.map { all[($0 + unit) % all.count] }
             unit += 1
@@ -427,23 +439,24 @@ struct BenchSpeed: ParsableCommand {
                 markdown += "### \(set), \(temperatureLabel(t))\n\n"
                 var rows: [[String]] = []
                 var rowValues: [Double?] = []
-                for method in [DecodingMethod(shape: "plain", verifier: "")] + methodsAt(t) {
+                for method in [DecodingPlan.plain()] + methodsAt(t) {
                     let label = method.label
                     rows.append([
                         label, median("\(label)|tokensPerSecond").map { String(format: "%.1f", $0) } ?? "—",
                         median("\(label)|speedup").map { String(format: "×%.2f", $0) } ?? "—",
                         median("\(label)|decodeTokensPerSecond").map { String(format: "%.1f", $0) } ?? "—",
                         median("\(label)|decodeSpeedup").map { String(format: "×%.2f", $0) } ?? "—",
-                        method.shape == "plain" ? "1" : Summary.cell(metrics["\(label)|tokensPerCall"], digits: 2),
-                        method.shape == "plain" ? "" : Summary.cell(metrics["\(label)|acceptance"], digits: 2),
+                        method.isPlain ? "1" : Summary.cell(metrics["\(label)|tokensPerCall"], digits: 2),
+                        method.isPlain ? "" : Summary.cell(metrics["\(label)|acceptance"], digits: 2),
                     ])
-                    if method.shape != "plain" {
-                        let name = method.variant + (t == 0 ? "" : " " + method.verifier)
+                    if !method.isPlain {
+                        let name = method.variant + (t == 0 ? "" : " " + method.verifier.rawValue)
                         if !series.contains(name) { series.append(name) }
                     }
                 }
                 for name in series {
-                    let label = methodsAt(t).first { $0.variant + (t == 0 ? "" : " " + $0.verifier) == name }?.label
+                    let label = methodsAt(t).first { $0.variant + (t == 0 ? "" : " " + $0.verifier.rawValue) == name }?
+                        .label
                     rowValues.append(label.flatMap { median("\($0)|speedup") })
                 }
                 markdown +=

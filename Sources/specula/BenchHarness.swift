@@ -97,24 +97,16 @@ final class BenchRun {
     var promptCount: Int { datasets.reduce(0) { $0 + $1.prompts.count } }
 
     func tokens(_ prompt: BenchmarkPrompt) throws -> [Int] {
-        try target.promptTokens(prompt.text, chat: true, system: nil)
+        try target.promptTokens(chat: prompt.text)
     }
 
     /// Seconds of one target decoding step and one draft step (median of a few), for the estimate printed before
     /// a run starts.
     func stepSeconds() throws -> (target: Double, draft: Double) {
-        func time(_ model: Transformer) throws -> Double {
-            let cache = model.makeCache(capacity: 80)
-            _ = try model.forward(tokens: Array(repeating: 1, count: 64), cache: cache)
-            var samples: [Double] = []
-            for _ in 0..<5 {
-                let start = Date()
-                _ = try model.forward(tokens: [1], cache: cache)
-                samples.append(Date().timeIntervalSince(start))
-            }
-            return samples.sorted()[2]
-        }
-        return (try time(target.transformer), try draft.map { try time($0.transformer) } ?? 0)
+        (
+            try ModelTiming.stepSeconds(target.transformer),
+            try draft.map { try ModelTiming.stepSeconds($0.transformer) } ?? 0
+        )
     }
 
     func announce(units: Int, secondsPerUnit: Double, detail: String) {
@@ -147,65 +139,29 @@ final class BenchRun {
     }
 }
 
-/// One way to decode: plain, a draft-model chain or tree with a verifier, or the n-gram drafter.
-struct DecodingMethod: Sendable, Equatable {
-    /// `plain`, `ngram`, or a tree spelling (`chain:4`, `binary:3`, `drafts:2:4`, `sequoia:16`, `eagle`, …).
-    var shape: String
-    /// `token`, `block`, `rrs`, `rrsw`, `kseq`, `spechub`, `greedy` (ignored at temperature 0: the greedy walk).
-    var verifier: String
-
-    /// Chains with the draft model: the lookahead (`+lookahead[:N]`, N = 2 by default) and lookup rounds
-    /// (`+lookup[:N]`, the shortest repeated n-gram, 2 by default), as `specula generate --lookahead/--lookup`.
-    var lookahead = 0
-    var lookup = 0
-    /// Chains: `+stop:P`, the confidence stop (`generate --draft-stop P`).
-    var draftStop = 0.0
-
-    /// The shape with its drafting modifiers (`chain:6+lookahead:2`).
+extension DecodingPlan {
+    /// The shape with its drafting modifiers (`chain:6+lookahead:2`; `plain`, `ngram`), as the benchmarks label it.
     var variant: String {
-        shape + (lookahead > 0 ? "+lookahead:\(lookahead)" : "") + (lookup > 0 ? "+lookup:\(lookup)" : "")
-            + (draftStop > 0 ? "+stop:\(draftStop)" : "")
+        switch drafter {
+        case .none: return "plain"
+        case .ngram: return "ngram"
+        case .model:
+            return shape.spelling + (lookahead > 0 ? "+lookahead:\(lookahead)" : "")
+                + (lookup > 0 ? "+lookup:\(lookup)" : "") + (draftStop > 0 ? "+stop:\(draftStop)" : "")
+        }
     }
 
-    var label: String { shape == "plain" ? "plain" : variant + (verifier.isEmpty ? "" : " " + verifier) }
+    /// `plain`, or the variant and the verifier (`chain:5 token`), as the records key their metrics.
+    var label: String { isPlain ? "plain" : variant + " " + verifier.rawValue }
 
-    /// Parses `SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P]/VERIFIER` (`chain:4/block`,
-    /// `chain:6+lookahead+lookup/token`, `chain:10+stop:0.6/token`, `binary:3/spechub`, `ngram`, `plain`).
-    init(shape: String, verifier: String, lookahead: Int = 0, lookup: Int = 0, draftStop: Double = 0) {
-        self.shape = shape
-        self.verifier = verifier
-        self.lookahead = lookahead
-        self.lookup = lookup
-        self.draftStop = draftStop
-    }
-
-    init(parsing text: String) throws {
-        let parts = text.split(separator: "/").map(String.init)
-        let pieces = (parts.first ?? "").split(separator: "+").map(String.init)
-        shape = pieces.first ?? ""
-        verifier = parts.count > 1 ? parts[1] : "token"
-        for extra in pieces.dropFirst() {
-            let fields = extra.split(separator: ":", maxSplits: 1).map(String.init)
-            if fields[0] == "stop", fields.count == 2, let p = Double(fields[1]), p > 0, p <= 1 {
-                draftStop = p
-                continue
-            }
-            let value = fields.count > 1 ? Int(fields[1]) : 2
-            guard let value, value >= 1, fields[0] == "lookahead" || fields[0] == "lookup" else {
-                throw CommandError(
-                    "method '\(text)': unknown modifier '+\(extra)' (+lookahead[:N], +lookup[:N], +stop:P)")
-            }
-            if fields[0] == "lookahead" { lookahead = value } else { lookup = value }
-        }
-        if shape == "plain" || shape == "ngram" {
-            if lookahead > 0 || lookup > 0 || draftStop > 0 {
-                throw CommandError("method '\(text)': +lookahead, +lookup and +stop need the draft model")
-            }
-            return
-        }
-        _ = try treeTopology(shape)
-        if SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil && nodeVerifier(verifier) == nil {
-            throw CommandError("unknown verifier in method '\(text)'")
+    /// A benchmark method: `plain`, `ngram`, `SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P]/VERIFIER`.
+    static func method(_ text: String) throws -> DecodingPlan {
+        do {
+            let plan = try DecodingPlan(method: text)
+            try plan.validate(hasDraftModel: true)
+            return plan
+        } catch let error as EngineError {
+            throw CommandError("method '\(text)': \(error)")
         }
     }
 }
@@ -221,63 +177,28 @@ struct DecodingOutcome {
 }
 
 extension BenchRun {
-    /// Decodes `maxTokens` tokens (or to an end-of-generation token) after `tokens` with `method`, timing
-    /// everything from the first forward pass (prefill included).
+    /// Decodes `maxTokens` tokens (or to an end-of-generation token) after `tokens` with `method` (its drafter,
+    /// shape and verifier; sampling, limit and seed from the arguments), timing everything from the first forward
+    /// pass (prefill included).
     func decode(
-        _ tokens: [Int], method: DecodingMethod, settings: SamplingSettings, seed: UInt64, treeOptimum: Bool = false,
+        _ tokens: [Int], method: DecodingPlan, settings: SamplingSettings, seed: UInt64, treeOptimum: Bool = false,
         pairedBlock: Bool = false
     ) throws -> DecodingOutcome {
-        let model = target.transformer
-        if method.shape == "plain" {
-            let cache = model.makeCache(capacity: tokens.count + maxTokens + 2)
-            var generator = SplitMix64(seed: seed)
-            let start = Date()
-            var logits = try model.forward(tokens: tokens, cache: cache)[0]
-            let prefill = Date().timeIntervalSince(start)
-            var output: [Int] = []
-            while output.count < maxTokens {
-                let p = try settings.process(logits: logits.map(Double.init), history: tokens + output)
-                let token = settings.isGreedy ? Probability.argmax(p) : (generator.categorical(p) ?? 0)
-                output.append(token)
-                if target.tokenizer.endOfGeneration.contains(token) || output.count == maxTokens { break }
-                logits = try model.forward(tokens: [token], cache: cache)[0]
-            }
-            return DecodingOutcome(
-                output: output, seconds: Date().timeIntervalSince(start), targetPrefillSeconds: prefill, telemetry: nil)
-        }
-        let decoder: SpeculativeDecoder
-        let chain = SpeculativeDecoder.ChainVerifier(rawValue: method.verifier) ?? .token
-        if method.shape == "ngram" {
-            decoder = try SpeculativeDecoder(
-                target: model, settings: settings, depth: 5, ngram: 3, verifier: chain,
-                capacity: tokens.count + maxTokens + 8, seed: seed)
-        } else {
-            guard let draft else { throw CommandError("method \(method.label) needs --draft") }
-            let shape = try treeTopology(method.shape)
-            let isChain = shape.children.allSatisfy { $0.count <= 1 }
-            decoder = try SpeculativeDecoder(
-                target: model, draft: draft.transformer, settings: settings, depth: shape.depth,
-                verifier: chain, tree: isChain && chain == .block ? nil : shape,
-                nodeVerifier: isChain ? (chain == .block ? nil : TokenVerifier()) : nodeVerifier(method.verifier),
-                capacity: tokens.count + maxTokens + shape.nodeCount + 2, seed: seed)
-        }
-        decoder.treeOptimum = treeOptimum
-        decoder.pairedBlock = pairedBlock
-        decoder.lookahead = method.lookahead
-        decoder.lookupMatch = method.lookup
-        decoder.draftStop = method.draftStop
-        let start = Date()
-        try decoder.start(prompt: tokens)
-        var output: [Int] = []
-        generation: while output.count < maxTokens {
-            for token in try decoder.round() {
-                output.append(token)
-                if target.tokenizer.endOfGeneration.contains(token) || output.count == maxTokens { break generation }
-            }
-        }
+        var plan = method
+        plan.sampling = settings
+        plan.stop = StopConditions(maxTokens: maxTokens)
+        plan.seed = seed
+        plan.treeOptimum = treeOptimum
+        plan.pairedBlock = pairedBlock
+        if plan.drafter == .model && draft == nil { throw CommandError("method \(method.label) needs --draft") }
+        let session = try GenerationSession(target: target, draft: draft, plan: plan)
+        try session.start(prompt: tokens)
+        try session.run()
+        let stats = session.stats
         return DecodingOutcome(
-            output: output, seconds: Date().timeIntervalSince(start),
-            targetPrefillSeconds: decoder.telemetry.targetPrefillSeconds, telemetry: decoder.telemetry)
+            output: session.generated, seconds: stats.seconds,
+            targetPrefillSeconds: stats.telemetry?.targetPrefillSeconds ?? stats.prefillSeconds,
+            telemetry: stats.telemetry)
     }
 
     /// Decodes `prompt` with the temperature, shape and verifier a unit's configuration names (`T=0.6 binary:3
@@ -289,7 +210,7 @@ extension BenchRun {
         let parts = configuration.split(separator: " ").map(String.init)
         guard parts.count == 3 else { throw CommandError("malformed configuration '\(configuration)'") }
         return try decode(
-            try tokens(prompt), method: DecodingMethod(shape: parts[1], verifier: parts[2]),
+            try tokens(prompt), method: DecodingPlan.method("\(parts[1])/\(parts[2])"),
             settings: SamplingSettings(temperature: parseTemperature(configuration)), seed: seed,
             treeOptimum: treeOptimum, pairedBlock: pairedBlock)
     }

@@ -4,9 +4,11 @@ import SpeculaEngine
 import SpeculaModels
 import SpeculaVerify
 
-/// `specula generate`: plain decoding, streaming text as it is produced.
+/// `specula generate`: builds a ``DecodingPlan`` from the flags, runs a ``GenerationSession`` and streams its text.
 struct Generate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Generate text with a GGUF model (plain decoding).")
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text with a GGUF model: plain decoding, or speculative with a draft model or prompt lookup."
+    )
 
     @Option(name: .long, help: "The GGUF model file.") var model: String
     @Option(name: .long, help: "The prompt text.") var prompt: String?
@@ -65,275 +67,119 @@ struct Generate: ParsableCommand {
     var drafter: String?
     @Option(name: .long, help: "With --drafter ngram: the longest n-gram looked up.") var ngram: Int = 3
 
+    @Option(
+        name: .long,
+        help: "Stop where this text appears in the output (repeatable; the text and what follows are not printed).")
+    var stop: [String] = []
+    @Flag(name: .long, help: "Parse special-token text in a raw prompt (such as <|im_start|>) as special tokens.")
+    var special = false
+
     func validate() throws {
         if (prompt == nil) == (promptFile == nil) {
             throw ValidationError("give exactly one of --prompt and --prompt-file")
         }
         if maxTokens < 1 { throw ValidationError("--max-tokens must be ≥ 1") }
         if system != nil && !chat { throw ValidationError("--system needs --chat") }
-        if depth < 1 { throw ValidationError("--depth must be ≥ 1") }
-        if drafts < 1 { throw ValidationError("--drafts must be ≥ 1") }
-        if drafts > 1 && tree != nil { throw ValidationError("give --drafts or --tree, not both") }
-        if verifier == "auto" {
-            if tree != nil || drafts > 1 {
-                throw ValidationError("--verifier auto chooses the tree: drop --tree/--drafts")
-            }
-            if draft == nil { throw ValidationError("--verifier auto needs --draft") }
-            return
-        }
-        if SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil && nodeVerifier(verifier) == nil {
-            throw ValidationError(
-                "unknown --verifier '\(verifier)' (token, block, rrs, rrsw, kseq, spechub, greedy, auto)")
-        }
-        if verifier == "block" && tree != nil { throw ValidationError("--verifier block verifies chains; drop --tree") }
-        if tree == nil && drafts == 1 && SpeculativeDecoder.ChainVerifier(rawValue: verifier) == nil {
-            throw ValidationError(
-                "--verifier \(verifier) verifies trees: give --tree (or use token or block for chains)")
-        }
+        if special && chat { throw ValidationError("--special applies to a raw prompt; --chat parses the template's") }
+        if let context, context < 1 { throw ValidationError("--context must be ≥ 1") }
         if compare && draft == nil && drafter != "ngram" {
             throw ValidationError("--compare needs --draft or --drafter ngram")
         }
-        if let drafter {
-            if drafter != "model" && drafter != "ngram" {
-                throw ValidationError("unknown --drafter '\(drafter)' (model, ngram)")
-            }
-            if drafter == "ngram" && draft != nil { throw ValidationError("--drafter ngram takes no --draft") }
-            if drafter == "ngram" && tree != nil { throw ValidationError("--drafter ngram drafts chains; drop --tree") }
-            if drafter == "model" && draft == nil { throw ValidationError("--drafter model needs --draft") }
-        }
-        if ngram < 1 { throw ValidationError("--ngram must be ≥ 1") }
-        if lookahead < 0 { throw ValidationError("--lookahead must be ≥ 0") }
         if lookahead > 0 && draft == nil { throw ValidationError("--lookahead needs --draft") }
-        if lookup < 0 { throw ValidationError("--lookup must be ≥ 0") }
         if lookup > 0 && draft == nil {
             throw ValidationError("--lookup needs --draft (--drafter ngram looks up alone)")
         }
-        if draftVocabulary < 0 { throw ValidationError("--draft-vocabulary must be ≥ 0") }
-        if !(0...1).contains(draftStop) { throw ValidationError("--draft-stop must be in [0, 1]") }
         if draftVocabulary > 0 && draft == nil { throw ValidationError("--draft-vocabulary needs --draft") }
+        if verifier == "auto" && draft == nil { throw ValidationError("--verifier auto needs --draft") }
+        if draft == nil && drafter == nil && (tree != nil || drafts > 1 || verifier != "token") {
+            throw ValidationError("--tree, --drafts and --verifier need --draft (or --drafter ngram)")
+        }
+        // Every other rule (ranges, verifier and tree spellings, the cross-setting rules) is the plan's own.
+        _ = try plan(hasDraftModel: draft != nil)
+    }
+
+    /// The decoding these flags describe.
+    func plan(hasDraftModel: Bool) throws -> DecodingPlan {
+        let base = DecodingPlan(
+            sampling: SamplingSettings(temperature: temperature, topK: topK, topP: topP, minP: minP),
+            stop: StopConditions(maxTokens: maxTokens, sequences: stop), seed: seed, lookahead: lookahead,
+            lookup: lookup, draftStop: draftStop, draftVocabulary: draftVocabulary, treeOptimum: stats)
+        do {
+            let plan = try DecodingPlan(
+                hasDraftModel: hasDraftModel, drafter: drafter, ngram: ngram, depth: depth, drafts: drafts, tree: tree,
+                verifier: verifier, base: base)
+            try plan.validate(hasDraftModel: hasDraftModel)
+            return plan
+        } catch let error as EngineError {
+            throw ValidationError(error.description)
+        }
     }
 
     func run() throws {
-        let settings = SamplingSettings(temperature: temperature, topK: topK, topP: topP, minP: minP)
-        try settings.validate()
-        let loaded = try LoadedModel(path: model)
+        let plan = try plan(hasDraftModel: draft != nil)
         let text = try readPrompt(prompt: prompt, file: promptFile)
-        let promptTokens = try loaded.promptTokens(text, chat: chat, system: system)
-        let capacity = context ?? (promptTokens.count + maxTokens)
-        let cache = loaded.transformer.makeCache(capacity: capacity)
-        if promptTokens.count + maxTokens > cache.capacity {
-            throw CommandError(
-                "prompt (\(promptTokens.count) tokens) + --max-tokens \(maxTokens) exceed the context (\(cache.capacity))"
-            )
-        }
-        if draft != nil || drafter == "ngram" {
-            try runSpeculative(loaded: loaded, draftPath: draft, promptTokens: promptTokens, settings: settings)
-            return
-        }
-        var generator = SplitMix64(seed: seed)
-        var detokenizer = StreamingDetokenizer(tokenizer: loaded.tokenizer)
-        var history = promptTokens
-        let started = DispatchTime.now().uptimeNanoseconds
-        var logits = try loaded.transformer.forward(tokens: promptTokens, cache: cache)[0]
-        let prefilled = DispatchTime.now().uptimeNanoseconds
-        var generated = 0
-        while generated < maxTokens {
-            let probabilities = try settings.process(logits: logits.map(Double.init), history: history)
-            let token =
-                settings.isGreedy
-                ? Probability.argmax(probabilities)
-                : (Probability.sampleIndex(probabilities, uniform: generator.nextUniform()) ?? 0)
-            generated += 1
-            history.append(token)
-            if loaded.tokenizer.endOfGeneration.contains(token) { break }
-            FileHandle.standardOutput.write(Data(detokenizer.append(token).utf8))
-            if generated == maxTokens { break }
-            logits = try loaded.transformer.forward(tokens: [token], cache: cache)[0]
-        }
-        FileHandle.standardOutput.write(Data((detokenizer.finish() + "\n").utf8))
-        let finished = DispatchTime.now().uptimeNanoseconds
-        if stats {
-            let prefillSeconds = Double(prefilled - started) / 1e9
-            let decodeSeconds = Double(finished - prefilled) / 1e9
-            let report = JSONValue.object([
-                ("promptTokens", .integer(promptTokens.count)),
-                ("generatedTokens", .integer(generated)),
-                ("prefillTokensPerSecond", .number(Double(promptTokens.count) / prefillSeconds)),
-                ("decodeTokensPerSecond", .number(Double(max(generated - 1, 1)) / decodeSeconds)),
-                ("peakResidentBytes", .integer(peakResidentBytes())),
-            ])
-            FileHandle.standardError.write(Data((report.rendered() + "\n").utf8))
-        }
-    }
-}
-
-/// The node verifier a CLI name stands for.
-func nodeVerifier(_ name: String) -> (any NodeVerifier)? {
-    switch name {
-    case "token": return TokenVerifier()
-    case "rrs": return RRSVerifier()
-    case "rrsw": return RRSWithoutReplacementVerifier()
-    case "kseq": return KSEQVerifier()
-    case "spechub": return SpecHubVerifier()
-    case "greedy": return GreedyVerifier()
-    default: return nil
-    }
-}
-
-/// A tree from its CLI spelling.
-func treeTopology(_ spec: String) throws -> TreeTopology {
-    let parts = spec.split(separator: ":").map(String.init)
-    func number(_ index: Int) throws -> Int {
-        guard index < parts.count, let value = Int(parts[index]) else {
-            throw CommandError(
-                "bad --tree '\(spec)': expected chain:γ, nary:N:D, drafts:N:D, binary:K, sequoia:B, eagle or a JSON file"
-            )
-        }
-        return value
-    }
-    switch parts.first {
-    case "chain": return try TreeTopology.chain(try number(1))
-    case "drafts": return try TreeTopology.sequences(count: try number(1), depth: try number(2))
-    case "sequoia":
-        let acceptance: [Double]
-        if parts.count > 2 {
-            let values = parts[2].split(separator: ",").map { Double($0) }
-            guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
-                throw CommandError("bad --tree '\(spec)': sequoia:BUDGET[:a1,a2,…] takes a comma-separated vector")
-            }
-            acceptance = values.compactMap { $0 }
-        } else {
-            acceptance = SequoiaDefaults.acceptance
-        }
-        let budget = try number(1)
-        let planner = try SequoiaPlanner(acceptance: acceptance, maxNodes: budget, maxLevels: min(budget, 12))
-        return try planner.tree(nodes: budget, levels: min(budget, 12))
-    case "nary": return try TreeTopology.complete(branching: try number(1), depth: try number(2))
-    case "binary": return try TreeTopology.binary(levels: try number(1))
-    case "eagle": return try TreeTopology.eagle()
-    default:
-        guard let data = FileManager.default.contents(atPath: spec) else {
-            throw CommandError(
-                "bad --tree '\(spec)': not chain:γ, nary:N:D, drafts:N:D, binary:K, sequoia:B, eagle, nor a readable file"
-            )
-        }
-        return try TreeTopology.json(data)
-    }
-}
-
-extension Generate {
-    /// Speculative decoding with a draft model (or the n-gram drafter when `draftPath` is nil); with `--compare`,
-    /// plain decoding first (not printed) for the speedup.
-    func runSpeculative(loaded: LoadedModel, draftPath: String?, promptTokens: [Int], settings: SamplingSettings) throws
-    {
-        let draftModel = try draftPath.map { try LoadedModel(path: $0) }
-        if draftVocabulary > 0, let draftModel {
-            try draftModel.restrictDraftHead(first: draftVocabulary, keeping: promptTokens)
-        }
-        let auto = verifier == "auto"
-        let spelled = drafts > 1 ? "drafts:\(drafts):\(depth)" : tree
-        let shape = try spelled.map(treeTopology)
-        let autoNodes = 32
-        let capacity =
-            context ?? (promptTokens.count + maxTokens + max(depth, shape?.nodeCount ?? 0, auto ? autoNodes : 0) + 2)
-        var plainSeconds: Double? = nil
+        let target = try LoadedModel(path: model)
+        let draftModel = try draft.map { try LoadedModel(path: $0) }
+        let promptTokens =
+            chat
+            ? try target.promptTokens(chat: text, system: system) : target.promptTokens(text: text, special: special)
+        // With --compare, plain decoding first (not printed): its time, and at temperature 0 its text, which the
+        // speculative run must reproduce.
+        var plain: (text: String, tokens: [Int], seconds: Double)? = nil
         if compare {
-            let cache = loaded.transformer.makeCache(capacity: capacity)
-            var generator = SplitMix64(seed: seed)
-            var history = promptTokens
-            let start = DispatchTime.now().uptimeNanoseconds
-            var logits = try loaded.transformer.forward(tokens: promptTokens, cache: cache)[0]
-            for _ in 0..<maxTokens {
-                let p = try settings.process(logits: logits.map(Double.init), history: history)
-                let token =
-                    settings.isGreedy
-                    ? Probability.argmax(p) : (Probability.sampleIndex(p, uniform: generator.nextUniform()) ?? 0)
-                history.append(token)
-                if loaded.tokenizer.endOfGeneration.contains(token) { break }
-                logits = try loaded.transformer.forward(tokens: [token], cache: cache)[0]
-            }
-            plainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let session = try GenerationSession(target: target, plan: plan.plainCounterpart, context: context)
+            try session.start(prompt: promptTokens)
+            let output = try session.run()
+            plain = (output, session.generated, session.stats.seconds)
         }
-        let chainVerifier = SpeculativeDecoder.ChainVerifier(rawValue: verifier) ?? .token
-        let decoder: SpeculativeDecoder
-        // --verifier auto: measure this machine's costs, plan the fastest tree from a prior acceptance vector, and
-        // re-plan every few rounds from the acceptance observed (chains at temperature 0, where the greedy walk
-        // keeps one child per node; the greedy-law verifier at branching nodes otherwise).
-        var planner: AutoPlanner? = nil
-        var autoTrees: [String] = []
-        var autoSeconds = 0.0
-        if auto, let draftModel {
-            let start = DispatchTime.now().uptimeNanoseconds
-            let cost = try CostModel.measure(
-                target: loaded.transformer, draft: draftModel.transformer, context: promptTokens, maxNodes: autoNodes)
-            let prior = settings.isGreedy ? [0.8] : SequoiaDefaults.acceptance
-            planner = AutoPlanner(cost: cost, prior: prior, maxNodes: autoNodes)
-            autoSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        }
-        let autoShape = try planner.map { try $0.plan(acceptance: $0.prior) }
-        if let autoShape { autoTrees.append(describe(autoShape)) }
-        if let draftModel, let autoShape {
-            decoder = try SpeculativeDecoder(
-                target: loaded.transformer, draft: draftModel.transformer, targetTokenizer: loaded.tokenizer,
-                draftTokenizer: draftModel.tokenizer, settings: settings, depth: autoShape.depth, tree: autoShape,
-                nodeVerifier: GreedyVerifier(), capacity: capacity, seed: seed)
-        } else if let draftModel {
-            decoder = try SpeculativeDecoder(
-                target: loaded.transformer, draft: draftModel.transformer, targetTokenizer: loaded.tokenizer,
-                draftTokenizer: draftModel.tokenizer, settings: settings, depth: shape?.depth ?? depth,
-                verifier: chainVerifier, tree: shape, nodeVerifier: shape == nil ? nil : nodeVerifier(verifier),
-                capacity: capacity, seed: seed)
-        } else {
-            decoder = try SpeculativeDecoder(
-                target: loaded.transformer, settings: settings, depth: depth, ngram: ngram, verifier: chainVerifier,
-                capacity: capacity, seed: seed)
-        }
-        decoder.draftStop = draftStop
-        decoder.lookahead = lookahead
-        decoder.lookupMatch = lookup
-        decoder.treeOptimum = stats
-        var detokenizer = StreamingDetokenizer(tokenizer: loaded.tokenizer)
-        let start = DispatchTime.now().uptimeNanoseconds
-        try decoder.start(prompt: promptTokens)
-        var generated = 0
-        var plainPeriods = 0  // auto: planning periods in a row that chose plain steps
-        generation: while generated < maxTokens {
-            for token in try decoder.round() {
-                generated += 1
-                if loaded.tokenizer.endOfGeneration.contains(token) { break generation }
-                FileHandle.standardOutput.write(Data(detokenizer.append(token).utf8))
-                if generated == maxTokens { break generation }
-            }
-            if let planner, decoder.telemetry.rounds % 8 == 0 {
-                let t = decoder.telemetry
-                let next = try planner.next(
-                    acceptance: planner.acceptance(reached: t.rankReached, accepted: t.rankAccepted),
-                    plainPeriods: &plainPeriods)
-                if next != decoder.tree {
-                    try decoder.setTree(next)
-                    autoTrees.append(describe(next))
+        let session = try GenerationSession(target: target, draft: draftModel, plan: plan, context: context)
+        try session.start(prompt: promptTokens)
+        try session.run { event in FileHandle.standardOutput.write(Data(event.text.utf8)) }
+        FileHandle.standardOutput.write(Data("\n".utf8))
+        let result = session.stats
+        if stats || compare {
+            var fields = statsFields(result)
+            if let plain {
+                fields.append(("plainSeconds", .number(plain.seconds)))
+                fields.append(("speculativeSeconds", .number(result.seconds)))
+                fields.append(("speedup", .number(plain.seconds / result.seconds)))
+                if plan.sampling.isGreedy {
+                    fields.append(("sameOutput", .bool(plain.tokens == session.generated)))
                 }
             }
+            FileHandle.standardError.write(Data((JSONValue.object(fields).rendered() + "\n").utf8))
         }
-        FileHandle.standardOutput.write(Data((detokenizer.finish() + "\n").utf8))
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        if stats || compare {
-            let t = decoder.telemetry
-            var fields: [(String, JSONValue)] = [
-                ("promptTokens", .integer(promptTokens.count)), ("generatedTokens", .integer(generated)),
-                ("rounds", .integer(t.rounds)), ("tokensPerStep", .number(t.tokensPerStep)),
-                ("acceptanceRate", .number(t.acceptanceRate)),
-                ("depth", .integer(decoder.tree?.depth ?? depth)),
-                ("treeNodes", .integer(decoder.tree?.nodeCount ?? depth + 1)),
-                ("verifier", .string(settings.isGreedy ? "greedy walk" : auto ? "greedy (auto)" : verifier)),
-                ("drafter", .string(draftModel == nil ? "ngram" : "model")),
-                ("tokensPerSecond", .number(Double(generated) / seconds)),
-                ("draftSeconds", .number(t.draftSeconds)), ("verifySeconds", .number(t.verifySeconds)),
-                ("otherRoundSeconds", .number(t.otherSeconds)), ("stoppedEarly", .integer(t.stoppedEarly)),
+        if let plain, plan.sampling.isGreedy, plain.tokens != session.generated {
+            let at = zip(plain.tokens, session.generated).prefix { $0 == $1 }.count
+            throw CommandError(
+                "speculative output differs from plain decoding at token \(at) at temperature 0 (a bug: please report it)"
+            )
+        }
+    }
+
+    /// The JSON statistics: counts and speeds, then (speculative) the rounds, the time split, α*, `auto`'s plans.
+    func statsFields(_ s: GenerationStats) -> [(String, JSONValue)] {
+        var fields: [(String, JSONValue)] = [
+            ("promptTokens", .integer(s.promptTokens)), ("generatedTokens", .integer(s.generatedTokens)),
+            ("finishReason", .string(s.finishReason?.rawValue ?? "none")),
+            ("prefillTokensPerSecond", .number(Double(s.promptTokens) / max(s.prefillSeconds, 1e-9))),
+            (
+                "decodeTokensPerSecond",
+                .number(Double(max(s.generatedTokens - 1, 1)) / max(s.seconds - s.prefillSeconds, 1e-9))
+            ),
+            ("tokensPerSecond", .number(s.tokensPerSecond)),
+        ]
+        if let t = s.telemetry {
+            fields += [
+                ("rounds", .integer(s.rounds)), ("tokensPerStep", .number(s.tokensPerStep)),
+                ("acceptanceRate", .number(s.acceptanceRate)), ("shape", .string(s.shape)),
+                ("verifier", .string(s.verifier)), ("drafter", .string(s.drafter)),
+                ("draftSeconds", .number(s.draftSeconds)), ("targetPassSeconds", .number(s.targetPassSeconds)),
+                ("verificationSeconds", .number(s.verificationSeconds)), ("stoppedEarly", .integer(t.stoppedEarly)),
                 ("draftPasses", .integer(t.draftPasses)), ("lookaheadDrafts", .integer(t.lookaheadDrafts)),
                 ("lookupRounds", .integer(t.lookupRounds)), ("lookupAccepted", .integer(t.lookupAccepted)),
-                ("reachedNodes", .integer(t.reachedNodes)), ("optimalAcceptance", .number(t.optimalAcceptance)),
-                ("efficiency", .number(t.efficiency)), ("optimalSeconds", .number(t.optimalSeconds)),
+                ("reachedNodes", .integer(t.reachedNodes)), ("optimalAcceptance", .number(s.optimalAcceptance)),
+                ("efficiency", .number(s.efficiency)), ("optimalSeconds", .number(t.optimalSeconds)),
                 (
                     "acceptanceByDepth",
                     .array(
@@ -343,74 +189,28 @@ extension Generate {
                 ),
                 ("childAcceptance", .array(t.childAcceptance.map { .number($0) })),
             ]
-            if let planner {
-                fields.append(
-                    (
-                        "auto",
-                        .object([
-                            ("measureSeconds", .number(autoSeconds)),
-                            ("draftStepSeconds", .number(planner.cost.draftStep)),
-                            (
-                                "verifySeconds",
-                                .object(planner.cost.verify.map { ("\($0.nodes)", JSONValue.number($0.seconds)) })
-                            ),
-                            ("trees", .array(autoTrees.map { .string($0) })),
-                            (
-                                "acceptance",
-                                .array(
-                                    planner.acceptance(reached: t.rankReached, accepted: t.rankAccepted).map {
-                                        .number($0)
-                                    })
-                            ),
-                        ])
-                    ))
-            }
-            fields += [
-                ("peakResidentBytes", .integer(peakResidentBytes()))
-            ]
-            if let plainSeconds {
-                fields.append(("plainSeconds", .number(plainSeconds)))
-                fields.append(("speculativeSeconds", .number(seconds)))
-                fields.append(("speedup", .number(plainSeconds / seconds)))
-            }
-            FileHandle.standardError.write(Data((JSONValue.object(fields).rendered() + "\n").utf8))
         }
-    }
-}
-
-/// A model file opened for inference: the transformer, its tokenizer and chat template.
-struct LoadedModel {
-    let file: GGUFFile
-    let transformer: Transformer
-    let tokenizer: Tokenizer
-    let template: ChatTemplate?
-
-    init(path: String) throws {
-        file = try GGUFFile(path: path)
-        transformer = try Transformer(file: file)
-        tokenizer = try Tokenizer(gguf: file)
-        template = try ChatTemplate.forModel(file)
-    }
-
-    /// The prompt's tokens: raw text (BOS as the metadata asks), or a chat turn rendered by the template with the
-    /// generation prompt (special tokens parsed, no extra BOS: the template writes it when the model wants one).
-    /// `--draft-vocabulary N`: logits only for the first `count` token ids, the control tokens and the prompt's own
-    /// tokens (answers reuse the prompt's names, which the first ids often miss).
-    func restrictDraftHead(first count: Int, keeping prompt: [Int]) throws {
-        try transformer.restrictOutput(
-            toTokens: tokenizer.draftVocabulary(first: count).flatMap { Array($0) } + prompt)
-    }
-
-    func promptTokens(_ text: String, chat: Bool, system: String?) throws -> [Int] {
-        if !chat { return tokenizer.encode(text) }
-        guard let template else { throw CommandError("\(file.path) has no chat template") }
-        var messages: [ChatMessage] = []
-        if let system { messages.append(ChatMessage(role: "system", content: system)) }
-        messages.append(ChatMessage(role: "user", content: text))
-        let bos = tokenizer.bos.map { tokenizer.tokens[$0] } ?? ""
-        let eos = tokenizer.eos.map { tokenizer.tokens[$0] } ?? ""
-        let rendered = try template.render(messages: messages, addGenerationPrompt: true, bosToken: bos, eosToken: eos)
-        return tokenizer.encode(rendered, addSpecial: false, parseSpecial: true)
+        if let auto = s.auto {
+            fields.append(
+                (
+                    "auto",
+                    .object([
+                        ("measureSeconds", .number(auto.measureSeconds)),
+                        ("draftStepSeconds", .number(auto.draftStepSeconds)),
+                        (
+                            "targetPassSeconds",
+                            .object(
+                                auto.targetPassSeconds.sorted { (Int($0.key) ?? 0) < (Int($1.key) ?? 0) }.map {
+                                    ($0.key, JSONValue.number($0.value))
+                                })
+                        ),
+                        ("trees", .array(auto.trees.map { .string($0) })),
+                        ("acceptance", .array(auto.acceptance.map { .number($0) })),
+                    ])
+                ))
+        }
+        fields.append(("peakResidentBytes", .integer(peakResidentBytes())))
+        return fields
     }
 }
 
@@ -430,20 +230,4 @@ func peakResidentBytes() -> Int {
         return (digits.first ?? 0) * 1024
     }
     return 0
-}
-
-/// The per-child acceptance vector `sequoia:BUDGET` plans with when none is given.
-enum SequoiaDefaults {
-    /// Measured on the pinned pair: a_r, the fraction of rounds in which the walk accepted the draft of child rank
-    /// r at a root with 8 drafts drawn without replacement (`--tree nary:8:1 --verifier rrsw --temperature 0.6`,
-    /// `childAcceptance` in `--stats`; 3 chat prompts, 138 rounds; ranks 5–8 pooled, being rare).
-    static let acceptance: [Double] = [0.83, 0.08, 0.03, 0.015, 0.004, 0.004, 0.004, 0.004]
-}
-
-/// A tree in a few characters for the stats: nodes, depth, and the children of the root.
-func describe(_ tree: TreeTopology) -> String {
-    tree.nodeCount == 1
-        ? "no drafts (plain steps)"
-        : tree.children.allSatisfy { $0.count <= 1 }
-            ? "chain:\(tree.depth)" : "\(tree.nodeCount) nodes, depth \(tree.depth), root \(tree.children[0].count)"
 }

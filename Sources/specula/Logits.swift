@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SpeculaEngine
 import SpeculaModels
 
 /// `specula logits`: the logits of every position of a prompt, as a NumPy array or the top K per position.
@@ -43,11 +44,11 @@ struct Logits: ParsableCommand {
             ids = loaded.tokenizer.encode(bytes: Array(data), addSpecial: true, parseSpecial: special)
         }
         if ids.isEmpty { throw CommandError("the prompt has no tokens") }
-        let cache = loaded.transformer.makeCache(capacity: ids.count)
-        if ids.count > cache.capacity {
-            throw CommandError("the prompt has \(ids.count) tokens; the model's context is \(cache.capacity)")
+        let context = loaded.transformer.config.contextLength
+        if ids.count > context {
+            throw CommandError("the prompt has \(ids.count) tokens; the model's context is \(context)")
         }
-        let logits = try loaded.transformer.forward(tokens: ids, cache: cache, logitRows: Array(ids.indices))
+        let logits = try Scoring.logits(loaded.transformer, tokens: ids, rows: Array(ids.indices))
         print(ids.map(String.init).joined(separator: ","))
         if let top {
             let rows: [JSONValue] = logits.enumerated().map { position, row in

@@ -40,7 +40,7 @@ struct NGramDecodingTests {
         while output.count < count { output += try decoder.round() }
         #expect(Array(output.prefix(count)) == plain)
         #expect(decoder.telemetry.acceptedTokens > 0, "the repeated text should be proposed and accepted")
-        #expect(decoder.telemetry.draftSeconds >= 0 && decoder.telemetry.verifySeconds > 0)
+        #expect(decoder.telemetry.draftSeconds >= 0 && decoder.telemetry.targetPassSeconds > 0)
     }
 
     /// Temperature 0.8 with token and block verification: after the rounds the target cache gives exactly the

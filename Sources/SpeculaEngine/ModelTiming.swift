@@ -1,0 +1,34 @@
+import SpeculaModels
+
+/// Timed forward passes for the benchmarks (`bench model`, the estimates printed before a run), so that no front end
+/// runs a model pass of its own.
+public enum ModelTiming {
+    /// Seconds of one pass over `tokens` after `context` placeholder rows (attention costs the same whatever the rows
+    /// hold); every row's logits with `allLogits`, else the last's. The rows are trimmed away after.
+    public static func pass(
+        _ model: Transformer, cache: KVCache, context: Int, tokens: [Int], allLogits: Bool = true
+    ) throws -> Double {
+        if context < 0 || tokens.isEmpty || context + tokens.count > cache.capacity {
+            throw EngineError.badInput(
+                field: "context",
+                reason: "\(context) rows and \(tokens.count) tokens do not fit a cache of \(cache.capacity)")
+        }
+        _ = cache.trim(to: 0)
+        if context > 0 { try cache.fillWithPlaceholders(length: context) }
+        let start = ContinuousClock.now
+        _ = try model.forward(tokens: tokens, cache: cache, logitRows: allLogits ? Array(tokens.indices) : nil)
+        let seconds = GenerationSession.seconds(since: start)
+        _ = cache.trim(to: 0)
+        return seconds
+    }
+
+    /// Median seconds of a one-token step after 64 tokens of context.
+    public static func stepSeconds(_ model: Transformer, repeats: Int = 5) throws -> Double {
+        let cache = model.makeCache(capacity: 80)
+        var samples: [Double] = []
+        for run in 0..<max(1, repeats) {
+            samples.append(try pass(model, cache: cache, context: 64, tokens: [run + 1]))
+        }
+        return samples.sorted()[samples.count / 2]
+    }
+}

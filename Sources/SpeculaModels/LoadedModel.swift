@@ -1,0 +1,48 @@
+/// A model file opened for inference: the transformer, its tokenizer and chat template. One loaded model can serve
+/// many conversations: everything per conversation (caches, a reduced output head) lives with the conversation.
+public final class LoadedModel: @unchecked Sendable {
+    public let file: GGUFFile
+    public let transformer: Transformer
+    public let tokenizer: Tokenizer
+    public let template: ChatTemplate?
+
+    public init(path: String) throws {
+        file = try GGUFFile(path: path)
+        transformer = try Transformer(file: file)
+        tokenizer = try Tokenizer(gguf: file)
+        template = try ChatTemplate.forModel(file)
+    }
+
+    public var path: String { file.path }
+
+    /// The tokens of raw text: BOS as the metadata asks; with `special`, text such as `<|im_start|>` is read as the
+    /// special token it spells (as `specula tokenize --special` and llama.cpp do).
+    public func promptTokens(text: String, special: Bool = false) -> [Int] {
+        tokenizer.encode(text, addSpecial: true, parseSpecial: special)
+    }
+
+    /// The tokens of a conversation rendered by the model's chat template with the generation prompt (special tokens
+    /// parsed, no extra BOS: the template writes it when the model wants one).
+    public func promptTokens(messages: [ChatMessage]) throws -> [Int] {
+        guard let template else { throw ModelError.invalid(path: file.path, reason: "the model has no chat template") }
+        if messages.isEmpty { throw ModelError.invalid(path: "messages", reason: "the conversation has no message") }
+        let bos = tokenizer.bos.map { tokenizer.tokens[$0] } ?? ""
+        let eos = tokenizer.eos.map { tokenizer.tokens[$0] } ?? ""
+        let rendered = try template.render(messages: messages, addGenerationPrompt: true, bosToken: bos, eosToken: eos)
+        return tokenizer.encode(rendered, addSpecial: false, parseSpecial: true)
+    }
+
+    /// One user turn (after an optional system message) in the chat template.
+    public func promptTokens(chat text: String, system: String? = nil) throws -> [Int] {
+        var messages: [ChatMessage] = []
+        if let system { messages.append(ChatMessage(role: "system", content: system)) }
+        messages.append(ChatMessage(role: "user", content: text))
+        return try promptTokens(messages: messages)
+    }
+
+    /// The token ids a reduced draft head keeps: the first `count` ids, the control tokens, and `keeping` (a
+    /// prompt's own tokens: answers reuse the prompt's names, which the first ids often miss).
+    public func draftVocabulary(first count: Int, keeping: [Int]) -> [Int] {
+        tokenizer.draftVocabulary(first: count).flatMap { Array($0) } + keeping
+    }
+}
