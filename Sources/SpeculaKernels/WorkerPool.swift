@@ -15,19 +15,14 @@ import Synchronization
 public final class WorkerPool: @unchecked Sendable {
     public let threadCount: Int
     private var threads: [pthread_t] = []
-    private var mutex = pthread_mutex_t()
+    /// What the workers share with the callers. The workers hold only this, not the pool, so that a pool no one
+    /// holds is freed: its `deinit` stops and joins its threads.
+    private let state = State()
     /// Serialises callers: two threads may share a pool (tests running in parallel, a server), and each parallel
     /// loop needs every worker to itself.
     private var callerLock = pthread_mutex_t()
-    private var start = pthread_cond_t()
-    /// Bumped for each job; workers spin on it for a while before sleeping, because a decoding step runs a few
-    /// hundred short parallel loops and waking a sleeping thread costs more than most of them.
-    private let generation = Atomic<Int>(0)
-    private let pending = Atomic<Int>(0)
     /// Spin iterations before a worker sleeps on the condition variable.
     static let spinLimit = 200_000
-    private var stopping = false
-    private var job: ((Int) -> Void)? = nil
 
     /// A shared pool with one thread per core (at most 2 by default on this project's machines; override with
     /// `SPECULA_THREADS`).
@@ -40,18 +35,16 @@ public final class WorkerPool: @unchecked Sendable {
     public init(threadCount: Int) {
         precondition(threadCount >= 1)
         self.threadCount = threadCount
-        pthread_mutex_init(&mutex, nil)
         pthread_mutex_init(&callerLock, nil)
-        pthread_cond_init(&start, nil)
         for worker in 1..<threadCount {
             var thread = pthread_t()
-            let box = Unmanaged.passRetained(WorkerContext(pool: self, index: worker))
+            let box = Unmanaged.passRetained(WorkerContext(state: state, index: worker))
             pthread_create(
                 &thread, nil,
                 { raw in
                     guard let raw else { return nil }
                     let context = Unmanaged<WorkerContext>.fromOpaque(raw).takeRetainedValue()
-                    context.pool.workerLoop(context.index)
+                    context.state.workerLoop(context.index)
                     return nil
                 }, box.toOpaque())
             threads.append(thread)
@@ -59,39 +52,56 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     final class WorkerContext {
-        let pool: WorkerPool
+        let state: State
         let index: Int
-        init(pool: WorkerPool, index: Int) {
-            self.pool = pool
+        init(state: State, index: Int) {
+            self.state = state
             self.index = index
         }
     }
 
-    deinit {
-        pthread_mutex_lock(&mutex)
-        stopping = true
-        pthread_cond_broadcast(&start)
-        pthread_mutex_unlock(&mutex)
-        for thread in threads { pthread_join(thread, nil) }
+    /// The job, its generation counter and the workers' wake-up.
+    final class State: @unchecked Sendable {
+        var mutex = pthread_mutex_t()
+        var start = pthread_cond_t()
+        /// Bumped for each job; workers spin on it for a while before sleeping, because a decoding step runs a few
+        /// hundred short parallel loops and waking a sleeping thread costs more than most of them.
+        let generation = Atomic<Int>(0)
+        let pending = Atomic<Int>(0)
+        var stopping = false
+        var job: ((Int) -> Void)? = nil
+
+        init() {
+            pthread_mutex_init(&mutex, nil)
+            pthread_cond_init(&start, nil)
+        }
+
+        func workerLoop(_ index: Int) {
+            var seen = 0
+            while true {
+                var spins = 0
+                while generation.load(ordering: .acquiring) == seen && spins < WorkerPool.spinLimit { spins += 1 }
+                pthread_mutex_lock(&mutex)
+                while generation.load(ordering: .acquiring) == seen && !stopping { pthread_cond_wait(&start, &mutex) }
+                if stopping {
+                    pthread_mutex_unlock(&mutex)
+                    return
+                }
+                seen = generation.load(ordering: .acquiring)
+                let body = job
+                pthread_mutex_unlock(&mutex)
+                body?(index)
+                pending.subtract(1, ordering: .releasing)
+            }
+        }
     }
 
-    private func workerLoop(_ index: Int) {
-        var seen = 0
-        while true {
-            var spins = 0
-            while generation.load(ordering: .acquiring) == seen && spins < Self.spinLimit { spins += 1 }
-            pthread_mutex_lock(&mutex)
-            while generation.load(ordering: .acquiring) == seen && !stopping { pthread_cond_wait(&start, &mutex) }
-            if stopping {
-                pthread_mutex_unlock(&mutex)
-                return
-            }
-            seen = generation.load(ordering: .acquiring)
-            let body = job
-            pthread_mutex_unlock(&mutex)
-            body?(index)
-            pending.subtract(1, ordering: .releasing)
-        }
+    deinit {
+        pthread_mutex_lock(&state.mutex)
+        state.stopping = true
+        pthread_cond_broadcast(&state.start)
+        pthread_mutex_unlock(&state.mutex)
+        for thread in threads { pthread_join(thread, nil) }
     }
 
     /// Runs `body(worker)` once on each of the `threadCount` workers (the caller is worker 0) and waits for all.
@@ -103,18 +113,18 @@ public final class WorkerPool: @unchecked Sendable {
         }
         pthread_mutex_lock(&callerLock)
         defer { pthread_mutex_unlock(&callerLock) }
-        pthread_mutex_lock(&mutex)
-        job = body
-        pending.store(threadCount - 1, ordering: .relaxed)
-        generation.add(1, ordering: .releasing)
-        pthread_cond_broadcast(&start)
-        pthread_mutex_unlock(&mutex)
+        pthread_mutex_lock(&state.mutex)
+        state.job = body
+        state.pending.store(threadCount - 1, ordering: .relaxed)
+        state.generation.add(1, ordering: .releasing)
+        pthread_cond_broadcast(&state.start)
+        pthread_mutex_unlock(&state.mutex)
         body(0)
         // The workers' share is as short as the caller's: spin until they are done.
-        while pending.load(ordering: .acquiring) > 0 {}
-        pthread_mutex_lock(&mutex)
-        job = nil
-        pthread_mutex_unlock(&mutex)
+        while state.pending.load(ordering: .acquiring) > 0 {}
+        pthread_mutex_lock(&state.mutex)
+        state.job = nil
+        pthread_mutex_unlock(&state.mutex)
     }
 
     /// Calls `body(range)` on contiguous chunks covering `0..<count`, one chunk per worker, in parallel. Chunk

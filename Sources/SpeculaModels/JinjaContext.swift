@@ -139,7 +139,10 @@ struct JinjaContext {
         case .not(let inner): return .bool(!(try evaluate(inner).truthy))
         case .negate(let inner):
             switch try evaluate(inner) {
-            case .integer(let v): return .integer(-v)
+            case .integer(let v):
+                let (negated, overflow) = Int(0).subtractingReportingOverflow(v)
+                if overflow { throw error("integer overflow in -\(v)") }
+                return .integer(negated)
             case .number(let v): return .number(-v)
             case let other: throw error("cannot negate a \(other.typeName)")
             }
@@ -193,15 +196,24 @@ struct JinjaContext {
             return .array(a + b)
         case (.integer(let a), .integer(let b)):
             switch op {
-            case "+": return .integer(a + b)
-            case "-": return .integer(a - b)
-            case "*": return .integer(a * b)
+            // Checked: a template's arithmetic that leaves 64 bits is an error, not a crash.
+            case "+", "-", "*":
+                let (value, overflow) =
+                    op == "+"
+                    ? a.addingReportingOverflow(b)
+                    : op == "-" ? a.subtractingReportingOverflow(b) : a.multipliedReportingOverflow(by: b)
+                if overflow { throw error("integer overflow in \(a) \(op) \(b)") }
+                return .integer(value)
             case "//":
                 guard b != 0 else { throw error("division by zero") }
-                return .integer(Int((Double(a) / Double(b)).rounded(.down)))
+                let (quotient, overflow) = a.dividedReportingOverflow(by: b)
+                if overflow { throw error("integer overflow in \(a) // \(b)") }
+                // Python floors; Swift truncates toward zero.
+                return .integer(quotient - (a % b != 0 && (a < 0) != (b < 0) ? 1 : 0))
             case "%":
                 guard b != 0 else { throw error("modulo by zero") }
-                let r = a % b
+                let (r, overflow) = a.remainderReportingOverflow(dividingBy: b)
+                if overflow { return .integer(0) }  // Int.min % -1
                 return .integer(r != 0 && (r < 0) != (b < 0) ? r + b : r)  // Python's sign rule
             case "/":
                 guard b != 0 else { throw error("division by zero") }

@@ -26,8 +26,17 @@ struct JinjaParser {
     let tokens: [JinjaToken]
     var position = 0
     var line = 1
+    /// Nesting of blocks and expressions being parsed; past ``maxDepth`` the template is refused (the parser and
+    /// the evaluator recurse once per level).
+    var depth = 0
+    static let maxDepth = 128
 
     init(tokens: [JinjaToken]) { self.tokens = tokens }
+
+    mutating func enter() throws {
+        depth += 1
+        if depth > Self.maxDepth { throw error("the template nests deeper than \(Self.maxDepth) levels") }
+    }
 
     var current: JinjaToken? { position < tokens.count ? tokens[position] : nil }
 
@@ -58,6 +67,8 @@ struct JinjaParser {
 
     /// Parses nodes until a block tag whose keyword is in `terminators` (left unconsumed: the caller reads it).
     mutating func parseBlock(until terminators: Set<String>) throws -> [JinjaNode] {
+        try enter()
+        defer { depth -= 1 }
         var nodes: [JinjaNode] = []
         while let token = current {
             switch token {
@@ -156,6 +167,8 @@ struct JinjaParser {
     // MARK: expressions, lowest precedence first
 
     mutating func parseExpression() throws -> JinjaExpression {
+        try enter()
+        defer { depth -= 1 }
         let value = try parseOr()
         if keyword("if") {
             let condition = try parseOr()
@@ -170,32 +183,54 @@ struct JinjaParser {
     mutating func parseTernaryFree() throws -> JinjaExpression { try parseOr() }
 
     mutating func parseOr() throws -> JinjaExpression {
+        // Each link of the chain nests the tree one level deeper.
+        let saved = depth
+        defer { depth = saved }
         var left = try parseAnd()
-        while keyword("or") { left = .binary("or", left, try parseAnd()) }
+        while keyword("or") {
+            try enter()
+            left = .binary("or", left, try parseAnd())
+        }
         return left
     }
 
     mutating func parseAnd() throws -> JinjaExpression {
+        // Each link of the chain nests the tree one level deeper.
+        let saved = depth
+        defer { depth = saved }
         var left = try parseNot()
-        while keyword("and") { left = .binary("and", left, try parseNot()) }
+        while keyword("and") {
+            try enter()
+            left = .binary("and", left, try parseNot())
+        }
         return left
     }
 
     mutating func parseNot() throws -> JinjaExpression {
-        if keyword("not") { return .not(try parseNot()) }
+        if keyword("not") {
+            try enter()
+            defer { depth -= 1 }
+            return .not(try parseNot())
+        }
         return try parseComparison()
     }
 
     mutating func parseComparison() throws -> JinjaExpression {
+        // Each link of the chain nests the tree one level deeper.
+        let saved = depth
+        defer { depth = saved }
         var left = try parseAdditive()
         while true {
             if case .symbol(let op) = current, ["==", "!=", "<", ">", "<=", ">="].contains(op) {
                 position += 1
+                try enter()
                 left = .binary(op, left, try parseAdditive())
             } else if keyword("in") {
+                try enter()
                 left = .binary("in", left, try parseAdditive())
             } else if case .name("not") = current, case .name("in") = tokens[safe: position + 1] {
                 position += 2
+                try enter()
                 left = .not(.binary("in", left, try parseAdditive()))
             } else {
                 return left
@@ -204,27 +239,39 @@ struct JinjaParser {
     }
 
     mutating func parseAdditive() throws -> JinjaExpression {
+        // Each link of the chain nests the tree one level deeper.
+        let saved = depth
+        defer { depth = saved }
         var left = try parseConcat()
         while case .symbol(let op) = current, op == "+" || op == "-" {
             position += 1
+            try enter()
             left = .binary(op, left, try parseConcat())
         }
         return left
     }
 
     mutating func parseConcat() throws -> JinjaExpression {
+        // Each link of the chain nests the tree one level deeper.
+        let saved = depth
+        defer { depth = saved }
         var left = try parseMultiplicative()
         while case .symbol("~") = current {
             position += 1
+            try enter()
             left = .binary("~", left, try parseMultiplicative())
         }
         return left
     }
 
     mutating func parseMultiplicative() throws -> JinjaExpression {
+        // Each link of the chain nests the tree one level deeper.
+        let saved = depth
+        defer { depth = saved }
         var left = try parseUnary()
         while case .symbol(let op) = current, ["*", "/", "//", "%"].contains(op) {
             position += 1
+            try enter()
             left = .binary(op, left, try parseUnary())
         }
         return left
@@ -233,12 +280,17 @@ struct JinjaParser {
     mutating func parseUnary() throws -> JinjaExpression {
         if case .symbol("-") = current {
             position += 1
+            try enter()
+            defer { depth -= 1 }
             return .negate(try parseUnary())
         }
         return try parseFilters(try parsePostfix(try parsePrimary()))
     }
 
     mutating func parseFilters(_ base: JinjaExpression) throws -> JinjaExpression {
+        // Each link of the chain nests the tree one level deeper.
+        let saved = depth
+        defer { depth = saved }
         var value = base
         while true {
             if case .symbol("|") = current {
@@ -246,10 +298,12 @@ struct JinjaParser {
                 guard case .name(let name) = advance() else { throw error("expected a filter name") }
                 var arguments: [JinjaExpression] = []
                 if case .symbol("(") = current { arguments = try parseArguments() }
+                try enter()
                 value = .filter(value, name, arguments)
             } else if keyword("is") {
                 let negated = keyword("not")
                 guard case .name(let name) = advance() else { throw error("expected a test name") }
+                try enter()
                 value = .test(value, name, negated: negated)
             } else {
                 return value
@@ -279,12 +333,16 @@ struct JinjaParser {
     }
 
     mutating func parsePostfix(_ base: JinjaExpression) throws -> JinjaExpression {
+        // Each link of the chain nests the tree one level deeper.
+        let saved = depth
+        defer { depth = saved }
         var value = base
         while true {
             if case .symbol(".") = current {
                 position += 1
                 guard case .name(let name) = advance() else { throw error("expected an attribute name after '.'") }
                 if case .symbol("(") = current { throw error("unsupported: method call '.\(name)(…)'") }
+                try enter()
                 value = .attribute(value, name)
             } else if case .symbol("[") = current {
                 position += 1
@@ -296,10 +354,12 @@ struct JinjaParser {
                     if case .symbol("]") = current {} else { end = try parseExpression() }
                     if case .symbol(":") = current { throw error("unsupported: slice steps") }
                     try expectSymbol("]")
+                    try enter()
                     value = .slice(value, start, end)
                 } else {
                     try expectSymbol("]")
                     guard let start else { throw error("empty subscript") }
+                    try enter()
                     value = .subscriptValue(value, start)
                 }
             } else {

@@ -13,6 +13,15 @@ public final class LoadedModel: @unchecked Sendable {
         template = try ChatTemplate.forModel(file)
     }
 
+    /// A model from parts already open (a model in memory, such as a ``SyntheticModel``'s, or one whose transformer
+    /// a test built); the chat template is read from the transformer's file.
+    public init(transformer: Transformer, tokenizer: Tokenizer) throws {
+        file = transformer.file
+        self.transformer = transformer
+        self.tokenizer = tokenizer
+        template = try ChatTemplate.forModel(transformer.file)
+    }
+
     public var path: String { file.path }
 
     /// The tokens of raw text: BOS as the metadata asks; with `special`, text such as `<|im_start|>` is read as the

@@ -39,12 +39,48 @@ public struct ModelConfig: Sendable {
     /// The configuration of a GGUF model, or an error naming the unsupported architecture or the missing key.
     public static func from(_ file: GGUFFile) throws -> ModelConfig {
         let architecture = try file.string("general.architecture")
+        let config: ModelConfig
         switch architecture {
-        case "qwen2": return try Qwen2.config(file)
-        case "llama": return try Llama.config(file)
-        case "gemma3": return try Gemma3.config(file)
+        case "qwen2": config = try Qwen2.config(file)
+        case "llama": config = try Llama.config(file)
+        case "gemma3": config = try Gemma3.config(file)
         default:
             throw ModelError.unsupportedArchitecture(path: file.path, architecture: architecture)
+        }
+        try config.validate(path: file.path)
+        return config
+    }
+
+    /// The largest values a configuration may hold: each sizes an allocation (a layer array, a KV cache row, a
+    /// buffer per token), so a file's metadata is checked against them before anything is allocated from it.
+    public static let limits = (
+        width: 1 << 16, layers: 1 << 10, feedForward: 1 << 20, heads: 1 << 10, headDimension: 1 << 12,
+        context: 1 << 24
+    )
+
+    /// Checks every count and size against ``limits`` and against each other; an error names the key.
+    func validate(path: String) throws {
+        func check(_ key: String, _ value: Int, _ range: ClosedRange<Int>) throws {
+            if !range.contains(value) {
+                throw ModelError.invalid(
+                    path: path, reason: "metadata \(architecture).\(key) = \(value) is outside \(range)")
+            }
+        }
+        let limits = Self.limits
+        try check("embedding_length", embeddingLength, 1...limits.width)
+        try check("block_count", layerCount, 1...limits.layers)
+        try check("feed_forward_length", feedForwardLength, 1...limits.feedForward)
+        try check("attention.head_count", headCount, 1...limits.heads)
+        try check("attention.head_count_kv", kvHeadCount, 1...headCount)
+        try check("attention.key_length", headDimension, 2...limits.headDimension)
+        try check("context_length", contextLength, 1...limits.context)
+        if let slidingWindow { try check("attention.sliding_window", slidingWindow, 1...limits.context) }
+        if !(normEpsilon.isFinite && normEpsilon > 0) {
+            throw ModelError.invalid(path: path, reason: "metadata layer_norm_rms_epsilon = \(normEpsilon) is not > 0")
+        }
+        for (name, base) in [("rope.freq_base", ropeBase), ("sliding rope base", slidingRopeBase ?? 1)]
+        where !(base.isFinite && base > 0) {
+            throw ModelError.invalid(path: path, reason: "metadata \(name) = \(base) is not a positive number")
         }
     }
 
@@ -57,11 +93,16 @@ public struct ModelConfig: Sendable {
         let heads = try file.integer("\(arch).attention.head_count")
         let kvHeads = (try? file.integer("\(arch).attention.head_count_kv")) ?? heads
         let headDimension = (try? file.integer("\(arch).attention.key_length")) ?? embedding / max(heads, 1)
+        // The counts are checked before a configuration is built from them (they size arrays and ranges).
+        let blocks = try file.integer("\(arch).block_count")
+        if !(1...Self.limits.layers).contains(blocks) {
+            throw ModelError.invalid(path: file.path, reason: "metadata \(arch).block_count = \(blocks) is outside 1...\(Self.limits.layers)")
+        }
         guard heads > 0, kvHeads > 0, heads % kvHeads == 0, headDimension % 2 == 0 else {
             throw ModelError.invalid(path: file.path, reason: "head counts \(heads)/\(kvHeads) do not fit")
         }
         return ModelConfig(
-            architecture: arch, embeddingLength: embedding, layerCount: try file.integer("\(arch).block_count"),
+            architecture: arch, embeddingLength: embedding, layerCount: blocks,
             feedForwardLength: try file.integer("\(arch).feed_forward_length"), headCount: heads, kvHeadCount: kvHeads,
             headDimension: headDimension, contextLength: try file.integer("\(arch).context_length"),
             normEpsilon: Float(try file.double("\(arch).attention.layer_norm_rms_epsilon")),

@@ -22,17 +22,15 @@ enum EngineModels {
         return (try Transformer(file: file), try Tokenizer(gguf: file))
     }
 
-    /// Plain greedy decoding of `count` tokens after `prompt`.
+    /// Plain greedy decoding of `count` tokens after `prompt`: the library's plain plan (end-of-generation tokens
+    /// decoded like any other), the same code `specula generate` runs.
     static func plainGreedy(_ model: Transformer, prompt: [Int], count: Int) throws -> [Int] {
-        let cache = model.makeCache(capacity: prompt.count + count + 1)
-        var logits = try model.forward(tokens: prompt, cache: cache)[0]
-        var output: [Int] = []
-        while output.count < count {
-            let token = Probability.argmax(logits.map(Double.init))
-            output.append(token)
-            logits = try model.forward(tokens: [token], cache: cache)[0]
-        }
-        return output
+        let loaded = try LoadedModel(transformer: model, tokenizer: Tokenizer(gguf: model.file))
+        let plan = DecodingPlan.plain(stop: StopConditions(maxTokens: count, atEndOfGeneration: false))
+        let session = try GenerationSession(target: loaded, plan: plan)
+        try session.start(prompt: prompt)
+        try session.run()
+        return session.generated
     }
 }
 
