@@ -96,7 +96,9 @@ public struct ModelConfig: Sendable {
         // The counts are checked before a configuration is built from them (they size arrays and ranges).
         let blocks = try file.integer("\(arch).block_count")
         if !(1...Self.limits.layers).contains(blocks) {
-            throw ModelError.invalid(path: file.path, reason: "metadata \(arch).block_count = \(blocks) is outside 1...\(Self.limits.layers)")
+            throw ModelError.invalid(
+                path: file.path, reason: "metadata \(arch).block_count = \(blocks) is outside 1...\(Self.limits.layers)"
+            )
         }
         guard heads > 0, kvHeads > 0, heads % kvHeads == 0, headDimension % 2 == 0 else {
             throw ModelError.invalid(path: file.path, reason: "head counts \(heads)/\(kvHeads) do not fit")

@@ -84,7 +84,8 @@ struct GenerationSessionTests {
             let expected = String(full.text[..<firstAt.lowerBound])
             for (plan, model) in [(DecodingPlan.plain(), nil as LoadedModel?), (DecodingPlan(drafter: .model), draft)] {
                 var plan = plan
-                plan.stop = StopConditions(maxTokens: 60, sequences: ["\u{1}never", stopText], atEndOfGeneration: false)
+                plan.stop = StopConditions(
+                    maxTokens: 60, sequences: ["\u{1}never", stopText], atEndOfGeneration: false)
                 let session = try GenerationSession(target: target, draft: model, plan: plan)
                 try session.start(prompt: prompt)
                 var pieces: [String] = []
@@ -145,7 +146,8 @@ struct GenerationSessionTests {
             try plain.start(prompt: [])
         }
         #expect(throws: EngineError.self) { try plain.start(prompt: [5, 100_000]) }
-        let small = try GenerationSession(target: target, plan: .plain(stop: StopConditions(maxTokens: 10)), context: 12)
+        let small = try GenerationSession(
+            target: target, plan: .plain(stop: StopConditions(maxTokens: 10)), context: 12)
         #expect(throws: EngineError.contextLengthExceeded(promptTokens: 5, maxTokens: 10, context: 12)) {
             try small.start(prompt: [1, 2, 3, 4, 5])
         }
@@ -246,11 +248,14 @@ struct DecodingPlanTests {
         try Data("[[0],[0,0]]".utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         #expect(try DraftShape(spelling: file.path) == .chain(2))
-        #expect(try DecodingPlan(method: "chain:5+lookahead+lookup:3/token").spelling == "chain:5+lookahead:2+lookup:3/token")
+        #expect(
+            try DecodingPlan(method: "chain:5+lookahead+lookup:3/token").spelling
+                == "chain:5+lookahead:2+lookup:3/token")
     }
 
     @Test(arguments: [
-        "chain:100000", "chain:-1", "chain:", "chain:4:5", "drafts:9223372036854775807:2", "drafts:2:9223372036854775807",
+        "chain:100000", "chain:-1", "chain:", "chain:4:5", "drafts:9223372036854775807:2",
+        "drafts:2:9223372036854775807",
         "nary:3037000500:3037000500", "nary:2:100", "binary:100", "binary:1", "sequoia:9223372036854775807",
         "sequoia:8:x,y", "sequoia:0", "eagle:3", "nonsense", "missing.json",
     ])
