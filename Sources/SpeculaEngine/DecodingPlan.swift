@@ -290,14 +290,16 @@ public struct DecodingPlan: Sendable, Equatable {
     }
 
     /// The method's spelling: `plain`, `ngram`, `SHAPE[+lookahead:N][+lookup:N][+stop:P]/VERIFIER`.
-    public var spelling: String {
+    public var spelling: String { drafter == .model ? variant + "/" + verifier.rawValue : variant }
+
+    /// The spelling without the verifier: `plain`, `ngram`, `SHAPE[+lookahead:N][+lookup:N][+stop:P]`.
+    public var variant: String {
         switch drafter {
         case .none: return "plain"
         case .ngram: return "ngram"
         case .model:
             return shape.spelling + (lookahead > 0 ? "+lookahead:\(lookahead)" : "")
                 + (lookup > 0 ? "+lookup:\(lookup)" : "") + (draftStop > 0 ? "+stop:\(draftStop)" : "")
-                + "/" + verifier.rawValue
         }
     }
 
@@ -357,6 +359,7 @@ public struct DecodingPlan: Sendable, Equatable {
 
     /// The plan the flags of `specula generate` and `specula audit` describe: a draft model (`hasDraftModel`), or
     /// `drafter: "ngram"`; a shape from `tree` (or `drafts` chains of `depth`, or a chain of `depth`); a verifier.
+    /// Validated (``validate(hasDraftModel:)``).
     public init(
         hasDraftModel: Bool, drafter drafterName: String?, ngram: Int, depth: Int, drafts: Int, tree: String?,
         verifier verifierName: String, base: DecodingPlan
@@ -392,6 +395,7 @@ public struct DecodingPlan: Sendable, Equatable {
         } else {
             shape = .chain(depth)
         }
+        try validate(hasDraftModel: hasDraftModel)
     }
 }
 

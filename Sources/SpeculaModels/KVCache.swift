@@ -17,6 +17,8 @@ public final class KVCache: @unchecked Sendable {
     /// over this cache compute only its tokens' logits. Per cache, so one conversation's reduced head never
     /// changes another's output. Nil: the model's own head.
     public var outputHead: OutputHead?
+    /// Where the passes over this cache spend their time, part by part (nil: not measured).
+    public var profile: ForwardProfile?
 
     public init(config: ModelConfig, capacity: Int) {
         self.capacity = capacity

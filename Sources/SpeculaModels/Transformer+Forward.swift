@@ -7,28 +7,6 @@ import SpeculaKernels
     import Darwin
 #endif
 
-/// Wall time of each part of the forward pass, summed over passes, for `specula bench model --phases`: where a
-/// pass's time goes (matrix products, attention, quantizing activations, …) per batch size. Off by default; when on,
-/// `forward` reads the clock between parts. Not synchronized: enable it only while one thread runs forward passes.
-public enum ForwardProfile {
-    nonisolated(unsafe) public static var isEnabled = false
-    /// Seconds per part since the last ``reset()``.
-    nonisolated(unsafe) public private(set) static var seconds: [String: Double] = [:]
-    nonisolated(unsafe) static var last: UInt64 = 0
-
-    public static func reset() { seconds = [:] }
-
-    /// Ends the part named `part` (started at the previous mark) and starts the next; an empty name only starts.
-    @inline(__always) static func mark(_ part: String) {
-        guard isEnabled else { return }
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        let now = UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
-        if !part.isEmpty { seconds[part, default: 0] += Double(now &- last) / 1e9 }
-        last = now
-    }
-}
-
 extension Transformer {
     /// Runs a batch of `tokens` through the model, appending their keys and values to `cache`.
     ///
@@ -51,6 +29,7 @@ extension Transformer {
             throw ModelError.tokenOutOfRange(token: token, vocabularySize: vocabularySize)
         }
         let prefix = cache.length
+        let profile = cache.profile
         let positions = positions ?? (0..<n).map { prefix + $0 }
         let visibility = visibility ?? (0..<n).map { Array(0...$0) }
         precondition(positions.count == n && visibility.count == n, "one position and one visibility list per token")
@@ -80,15 +59,15 @@ extension Transformer {
         var up = [Float](repeating: 0, count: n * c.feedForwardLength)
         var ropeByBase: [Double: [Float]] = [:]
         for (index, layer) in layers.enumerated() {
-            ForwardProfile.mark("")
+            profile?.mark("")
             normRows(x, layer.attentionNorm, n, d, into: &normed)
-            ForwardProfile.mark("norms")
+            profile?.mark("norms")
             let input = quantize(normed, n, d, for: layer.query, layer.key, layer.value)
-            ForwardProfile.mark("quantize activations")
+            profile?.mark("quantize activations")
             linear(layer.query, input, layer.queryBias, into: &q)
             linear(layer.key, input, layer.keyBias, into: &k)
             linear(layer.value, input, layer.valueBias, into: &v)
-            ForwardProfile.mark("q, k, v products")
+            profile?.mark("q, k, v products")
             let sliding = c.slidingLayers.contains(index)
             let base = sliding ? (c.slidingRopeBase ?? c.ropeBase) : c.ropeBase
             if ropeByBase[base] == nil { ropeByBase[base] = ropeTables(positions: positions, base: base) }
@@ -102,7 +81,7 @@ extension Transformer {
             cache.values[index].withUnsafeMutableBufferPointer { values in
                 for i in 0..<(n * c.kvWidth) { values[start * c.kvWidth + i] = v[i] }
             }
-            ForwardProfile.mark("rope, cache store")
+            profile?.mark("rope, cache store")
             let window = sliding ? c.slidingWindow : nil
             if window == nil && n > 1 && c.kvHeadCount >= pool.threadCount {
                 attendShared(
@@ -114,33 +93,33 @@ extension Transformer {
                     cache: cache, window: window, treeBase: treeBase, cacheVisibility: cacheVisibility,
                     into: &attention)
             }
-            ForwardProfile.mark("attention")
+            profile?.mark("attention")
             let attentionInput = quantize(attention, n, c.queryWidth, for: layer.attentionOutput)
-            ForwardProfile.mark("quantize activations")
+            profile?.mark("quantize activations")
             linear(layer.attentionOutput, attentionInput, nil, into: &projected)
             if let post = layer.postAttentionNorm { normRows(projected, post, n, d, into: &projected) }
-            ForwardProfile.mark("output projection")
+            profile?.mark("output projection")
             for i in 0..<(n * d) { x[i] += projected[i] }
 
             normRows(x, layer.feedForwardNorm, n, d, into: &normed)
-            ForwardProfile.mark("norms")
+            profile?.mark("norms")
             let ffnInput = quantize(normed, n, d, for: layer.gate, layer.up)
-            ForwardProfile.mark("quantize activations")
+            profile?.mark("quantize activations")
             linear(layer.gate, ffnInput, nil, into: &gate)
             linear(layer.up, ffnInput, nil, into: &up)
-            ForwardProfile.mark("gate, up products")
+            profile?.mark("gate, up products")
             gatedActivation(&gate, up)
-            ForwardProfile.mark("gated activation")
+            profile?.mark("gated activation")
             let downInput = quantize(gate, n, c.feedForwardLength, for: layer.down)
-            ForwardProfile.mark("quantize activations")
+            profile?.mark("quantize activations")
             linear(layer.down, downInput, nil, into: &projected)
-            ForwardProfile.mark("down product")
+            profile?.mark("down product")
             if let post = layer.postFeedForwardNorm { normRows(projected, post, n, d, into: &projected) }
             for i in 0..<(n * d) { x[i] += projected[i] }
-            ForwardProfile.mark("residual adds")
+            profile?.mark("residual adds")
         }
-        ForwardProfile.mark("")
-        defer { ForwardProfile.mark("output") }
+        profile?.mark("")
+        defer { profile?.mark("output") }
         let rows = logitRows ?? [n - 1]
         var final = [Float](repeating: 0, count: rows.count * d)
         for (slot, row) in rows.enumerated() {

@@ -60,7 +60,6 @@ struct Audit: ParsableCommand {
                 verifier: verifier, base: base)
             if plan.isPlain { throw EngineError.badInput(field: "draft", reason: "give --draft or --drafter ngram") }
             if plan.shape == .auto { throw EngineError.badInput(field: "verifier", reason: "audit takes a fixed tree") }
-            try plan.validate(hasDraftModel: hasDraftModel)
             return plan
         } catch let error as EngineError {
             throw ValidationError(error.description)

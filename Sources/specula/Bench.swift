@@ -203,8 +203,9 @@ struct BenchModel: ParsableCommand {
     }
 
     /// The parts of the forward passes since the last reset, in milliseconds per pass, largest first.
-    func printPhases(_ label: String, passes: Int) {
-        let parts = ForwardProfile.seconds.sorted { $0.value > $1.value }
+    func printPhases(_ label: String, _ profile: ForwardProfile?, passes: Int) {
+        guard let profile else { return }
+        let parts = profile.seconds.sorted { $0.value > $1.value }
         let total = parts.reduce(0) { $0 + $1.value }
         let list = parts.map { "\($0.key) \(String(format: "%.2f", $0.value * 1000 / Double(passes)))" }
         print(
@@ -215,7 +216,6 @@ struct BenchModel: ParsableCommand {
     func run() throws {
         let file = try GGUFFile(path: model)
         let transformer = try Transformer(file: file)
-        ForwardProfile.isEnabled = phases
         let capacity = max((contexts.max() ?? 0) + 64, prefillTokens + 1, 256 + (verify.max() ?? 1) + 1)
         if capacity > transformer.config.contextLength {
             throw CommandError(
@@ -223,6 +223,7 @@ struct BenchModel: ParsableCommand {
             )
         }
         let cache = transformer.makeCache(capacity: capacity)
+        cache.profile = phases ? ForwardProfile() : nil
         #if DEBUG
             FileHandle.standardError.write(Data("warning: debug build; time with `swift build -c release`\n".utf8))
         #endif
@@ -242,12 +243,12 @@ struct BenchModel: ParsableCommand {
         // Decode: one step at each context (placeholder rows fill the cache), median of runs.
         for context in contexts {
             var times: [Double] = []
-            defer { if phases { printPhases("decode at \(context)", passes: runs) } }
+            defer { if phases { printPhases("decode at \(context)", cache.profile, passes: runs) } }
             for run in 0..<(runs + 1) {
                 let time = try ModelTiming.pass(
                     transformer, cache: cache, context: context, tokens: [run + 1], allLogits: false)
                 // The first run warms caches and pages.
-                if run > 0 { times.append(time) } else { ForwardProfile.reset() }
+                if run > 0 { times.append(time) } else { cache.profile?.reset() }
             }
             let rate = 1 / median(times)
             print(
@@ -269,11 +270,11 @@ struct BenchModel: ParsableCommand {
         var single: [Double] = []
         var ratios: [(String, JSONValue)] = []
         for n in [1] + verify {
-            defer { if phases { printPhases("verify \(n)", passes: runs) } }
+            defer { if phases { printPhases("verify \(n)", cache.profile, passes: runs) } }
             var times: [Double] = []
             for run in 0..<(runs + 1) {
                 let time = try ModelTiming.pass(transformer, cache: cache, context: 256, tokens: tokens(n, run))
-                if run > 0 { times.append(time) } else { ForwardProfile.reset() }
+                if run > 0 { times.append(time) } else { cache.profile?.reset() }
             }
             if n == 1 {
                 single = times

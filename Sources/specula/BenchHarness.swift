@@ -140,17 +140,6 @@ final class BenchRun {
 }
 
 extension DecodingPlan {
-    /// The shape with its drafting modifiers (`chain:6+lookahead:2`; `plain`, `ngram`), as the benchmarks label it.
-    var variant: String {
-        switch drafter {
-        case .none: return "plain"
-        case .ngram: return "ngram"
-        case .model:
-            return shape.spelling + (lookahead > 0 ? "+lookahead:\(lookahead)" : "")
-                + (lookup > 0 ? "+lookup:\(lookup)" : "") + (draftStop > 0 ? "+stop:\(draftStop)" : "")
-        }
-    }
-
     /// `plain`, or the variant and the verifier (`chain:5 token`), as the records key their metrics.
     var label: String { isPlain ? "plain" : variant + " " + verifier.rawValue }
 

@@ -108,7 +108,6 @@ struct Generate: ParsableCommand {
             let plan = try DecodingPlan(
                 hasDraftModel: hasDraftModel, drafter: drafter, ngram: ngram, depth: depth, drafts: drafts, tree: tree,
                 verifier: verifier, base: base)
-            try plan.validate(hasDraftModel: hasDraftModel)
             return plan
         } catch let error as EngineError {
             throw ValidationError(error.description)

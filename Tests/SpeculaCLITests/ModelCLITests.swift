@@ -107,28 +107,28 @@ struct ModelCLITests {
                 "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--verifier", "bogus", "--draft",
                 CLIModels.smollm,
             ],
-            "unknown --verifier"
+            "unknown verifier 'bogus'"
         ),
         (
             [
-                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--verifier", "rrs", "--draft",
-                CLIModels.smollm,
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--verifier", "token", "--tree", "binary:3",
+                "--draft", CLIModels.smollm,
             ],
-            "give --tree"
+            "token does not verify every node"
         ),
         (
             [
                 "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--verifier", "spechub", "--tree",
                 "nary:3:2",
                 "--draft", CLIModels.smollm,
-            ], "spechub does not verify 3 drafts"
+            ], "spechub does not verify every node of tree 'nary:3:2'"
         ),
         (
             [
                 "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--tree", "wide:9", "--draft",
                 CLIModels.smollm,
             ],
-            "bad --tree"
+            "bad tree 'wide:9'"
         ),
         (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--temperature", "-1"], "temperature"),
         (["logits", "--model", CLIModels.smollm, "--tokens", "1,999999", "--top", "2"], "not a token id"),
@@ -138,7 +138,7 @@ struct ModelCLITests {
                 "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft", CLIModels.smollm, "--draft-stop",
                 "2",
             ],
-            "--draft-stop must be in [0, 1]"
+            "draft-stop: must be in [0, 1]"
         ),
         (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft-vocabulary", "100"], "needs --draft"),
         (
@@ -146,13 +146,13 @@ struct ModelCLITests {
                 "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "ngram", "--draft",
                 CLIModels.smollm,
             ],
-            "--drafter ngram takes no --draft"
+            "--drafter ngram takes no draft"
         ),
-        (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "magic"], "unknown --drafter"),
+        (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "magic"], "unknown drafter 'magic'"),
         (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--lookahead", "2"], "--lookahead needs --draft"),
         (
             ["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft", CLIModels.smollm, "--lookup=-1"],
-            "--lookup must be ≥ 0"
+            "lookup: must be in 0…64"
         ),
         (
             [
