@@ -1,0 +1,102 @@
+import SpeculaKernels
+import SpeculaModels
+import SpeculaTheory
+import SpeculaVerify
+
+extension SpeculativeDecoder {
+    /// A chain round of at most `length` drafts (the decoder's depth, or a chain-shaped tree's).
+    func chainRound(draft: Transformer, draftCache: KVCache, length: Int) throws -> [Int] {
+        let roundStart = ContinuousClock.now
+        defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
+        let prefix = targetCache.length
+        // The root and at least one draft must fit.
+        let room = targetCache.capacity - prefix - 1
+        if room < 1 { throw ModelError.contextOverflow(needed: prefix + 2, capacity: targetCache.capacity) }
+        let gamma = min(length, room)
+        // 1. Draft a chain: feed the backlog and the root, then each draft but the last. With a lookahead, a pass also
+        // feeds the n-gram proposal for the next positions: each draft is still sampled from the draft's own
+        // distribution, and while it equals the proposed token the next distribution is already computed.
+        var drafts: [Int] = []
+        var draftVectors: [[Double]] = []
+        var feed = draftBacklog + [root]
+        draftBacklog = []
+        var ready: [[Float]] = []  // logits already computed for the next positions
+        var assumed: [Int] = []  // the proposed tokens they assume, fed to the draft cache
+        let draftStart = ContinuousClock.now
+        for position in 0..<gamma {
+            let logits: [Float]
+            if ready.isEmpty {
+                let look =
+                    lookahead > 0 && position < gamma - 1
+                    ? NGramDrafter.propose(
+                        history: history + drafts, longest: ngramLongest, count: min(lookahead, gamma - position - 1))
+                    : []
+                let rows = try draft.forward(
+                    tokens: feed + look, cache: draftCache,
+                    logitRows: Array((feed.count - 1)..<(feed.count + look.count)))
+                telemetry.draftPasses += 1
+                logits = rows[0]
+                ready = Array(rows.dropFirst())
+                assumed = look
+            } else {
+                logits = ready.removeFirst()
+                telemetry.lookaheadDrafts += 1
+            }
+            // A draft unsure of its next token (after the first) ends the chain: that token would rarely be kept.
+            if position > 0 && draftStop > 0 && verifier != .block
+                && Double(Ops.maximumProbability(logits)) < draftStop
+            {
+                telemetry.stoppedEarly += 1
+                // The last draft was fed: its row stays in the draft cache like an unfed one would not.
+                break
+            }
+            let q = try process(logits, path: drafts)
+            let token =
+                settings.isGreedy
+                ? Probability.argmax(q) : (random.categorical(q) ?? 0)
+            drafts.append(token)
+            draftVectors.append(q)
+            if let proposed = assumed.first, proposed == token {
+                assumed.removeFirst()  // its row is in the cache, and the next logits are ready
+                feed = []
+            } else {
+                _ = draftCache.trim(to: draftCache.length - assumed.count)
+                assumed = []
+                ready = []
+                feed = [token]
+            }
+            if position == gamma - 1 { break }
+        }
+        // Rows of proposed tokens past the last draft are dropped; the cache holds the root and the drafts fed.
+        _ = draftCache.trim(to: draftCache.length - assumed.count)
+        telemetry.draftSeconds += Self.seconds(since: draftStart)
+        let fed = draftCache.length - prefix - 1
+        let drafted = drafts.count
+        // 2. One target pass over the root and the drafts.
+        let nodes = [root] + drafts
+        let verifyStart = ContinuousClock.now
+        let logits = try target.forward(tokens: nodes, cache: targetCache, logitRows: Array(nodes.indices))
+        telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
+        let targetVectors = try logits.indices.map { try process(logits[$0], path: Array(drafts.prefix($0))) }
+        if pairedBlock && !settings.isGreedy && !drafts.isEmpty {
+            try comparePaired(targetVectors, draftVectors, drafts)
+        }
+        // 3. Verify.
+        var tree = DraftTree(rootToken: root)
+        for (index, token) in drafts.enumerated() {
+            tree.expand(index, draft: draftVectors[index], law: .withoutReplacement, childTokens: [token])
+        }
+        let result = try walkChain(tree, targetVectors, verifier: verifier)
+        if verifier == .token || settings.isGreedy {
+            recordOptimal(targetVectors, draftVectors, accepted: result.acceptedNodes.count)
+        }
+        telemetry.countRanks(tree: tree, accepted: result.acceptedNodes)
+        // 4. Commit the accepted path in both caches; the last emitted token is the next root. The draft holds rows
+        // for the root and the drafts it was fed (all but the last of a full chain, unless a lookahead fed it; all of
+        // a chain cut short: the stopping step fed the last one), at the target's positions.
+        let accepted = result.acceptedNodes.count
+        draftCache.commit(prefix: prefix, kept: Array(0...min(accepted, fed)))
+        if accepted > fed { draftBacklog = [drafts[drafted - 1]] }
+        return finishRound(prefix: prefix, path: Array(0...accepted), result: result, drafted: drafted, depths: drafted)
+    }
+}

@@ -1,0 +1,99 @@
+import SpeculaKernels
+import SpeculaModels
+import SpeculaTheory
+import SpeculaVerify
+
+extension SpeculativeDecoder {
+    /// A tree round: draft level by level (one draft pass per level over the nodes to expand, each seeing the
+    /// committed text and its own ancestors), one target pass over the whole tree, the walk, and the commit of the
+    /// accepted path in both caches.
+    func treeRound(draft: Transformer, draftCache: KVCache) throws -> [Int] {
+        guard let topology = tree else { return try chainRound(draft: draft, draftCache: draftCache, length: depth) }
+        // A chain-shaped tree (as the auto planner picks at temperature 0) is drafted as a chain: the same draft law
+        // and walk (token verification at one-child nodes), and the chain's lookahead applies.
+        if topology.nodeCount > 1 && topology.children.allSatisfy({ $0.count <= 1 }) {
+            return try chainRound(draft: draft, draftCache: draftCache, length: topology.depth)
+        }
+        let prefix = targetCache.length
+        if prefix + topology.nodeCount > targetCache.capacity {
+            throw ModelError.contextOverflow(needed: prefix + topology.nodeCount, capacity: targetCache.capacity)
+        }
+        let roundStart = ContinuousClock.now
+        defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
+        if topology.nodeCount == 1 { return try plainRound() }
+        let draftStart = ContinuousClock.now
+        var draftTree = DraftTree(rootToken: root)
+        var draftRow: [Int: Int] = [:]  // drafted node → its row in the draft cache
+        var paths: [[Int]] = [[]]  // tokens after the root, per drafted node
+        var ancestors: [[Int]] = [[]]  // drafted nodes above each node
+        // The root (and a missing row from the previous round) first.
+        let rootLogits = try draft.forward(tokens: draftBacklog + [root], cache: draftCache)[0]
+        telemetry.draftPasses += 1
+        draftBacklog = []
+        draftRow[0] = prefix
+        var vectors: [Int: [Double]] = [0: try process(rootLogits)]
+        var level: [(shape: Int, node: Int)] = [(0, 0)]
+        while !level.isEmpty {
+            var next: [(shape: Int, node: Int)] = []
+            for (shape, node) in level {
+                let wanted = topology.children[shape]
+                guard !wanted.isEmpty, let q = vectors[node] else { continue }
+                let law = wanted.count == 1 ? DraftLaw.withoutReplacement : (nodeVerifier?.draftLaw ?? .independent)
+                let tokens = try law.sample(draft: q, count: wanted.count, using: &random)
+                let added = draftTree.expand(node, draft: q, law: law, childTokens: tokens)
+                for (rank, child) in added.enumerated() {
+                    paths.append(paths[node] + [tokens[rank]])
+                    ancestors.append(ancestors[node] + [node])
+                    next.append((wanted[rank], child))
+                }
+            }
+            // One draft pass over the next level's nodes that will be expanded.
+            let feed = next.filter { !topology.children[$0.shape].isEmpty }
+            if !feed.isEmpty {
+                let base = draftCache.length
+                let logits = try draft.forward(
+                    tokens: feed.map { draftTree.tokens[$0.node] },
+                    positions: feed.map { prefix + draftTree.depths[$0.node] },
+                    visibility: feed.indices.map { [$0] }, cache: draftCache, logitRows: Array(feed.indices),
+                    treeBase: prefix,
+                    cacheVisibility: feed.map { item in ancestors[item.node].compactMap { draftRow[$0] } })
+                telemetry.draftPasses += 1
+                for (index, item) in feed.enumerated() {
+                    draftRow[item.node] = base + index
+                    vectors[item.node] = try process(logits[index], path: paths[item.node])
+                }
+            }
+            level = next
+        }
+        telemetry.draftSeconds += Self.seconds(since: draftStart)
+        // One target pass over the tree.
+        let count = draftTree.nodeCount
+        let verifyStart = ContinuousClock.now
+        let logits = try target.forward(
+            tokens: draftTree.tokens, positions: draftTree.depths.map { prefix + $0 },
+            visibility: (0..<count).map { ancestors[$0] + [$0] }, cache: targetCache, logitRows: Array(0..<count))
+        telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
+        let targetVectors = try (0..<count).map { try process(logits[$0], path: paths[$0]) }
+        let result: TreeWalkResult
+        if settings.isGreedy {
+            result = try TreeWalk.greedyWalk(tree: draftTree, target: targetVectors)
+        } else {
+            var uniforms = random.roundStream(step: step)
+            var decision = NodeDecision()
+            let rule: any NodeVerifier = nodeVerifier ?? TokenVerifier()
+            result = try TreeWalk.walk(
+                tree: draftTree, target: targetVectors, verifier: { _ in rule }, decision: &decision, using: &uniforms)
+        }
+        step += 1
+        telemetry.countRanks(tree: draftTree, accepted: result.acceptedNodes)
+        if treeOptimum && !settings.isGreedy {
+            recordTreeOptimum(draftTree, targetVectors, accepted: result.acceptedNodes)
+        }
+        // Commit: the root and the accepted nodes, in both caches.
+        let path = [0] + result.acceptedNodes
+        draftCache.commit(prefix: prefix, kept: path.compactMap { draftRow[$0].map { $0 - prefix } })
+        if let last = path.last, draftRow[last] == nil { draftBacklog = [draftTree.tokens[last]] }
+        return finishRound(
+            prefix: prefix, path: path, result: result, drafted: count - 1, depths: draftTree.depths.max() ?? 0)
+    }
+}
