@@ -51,8 +51,10 @@ let package = Package(
         // The speculative engine: drafting, the round, commit and rollback, telemetry.
         .target(
             name: "SpeculaEngine", dependencies: ["SpeculaVerify", "SpeculaTheory", "SpeculaModels", "SpeculaKernels"]),
-        // Benchmark harness: prompt sets, resumable JSON-lines results, clustered means, Markdown tables, SVG charts.
-        .target(name: "SpeculaBench", dependencies: ["SpeculaTheory"]),
+        // Benchmark harness: prompt sets, resumable JSON-lines results, clustered means, Markdown tables, SVG charts,
+        // and the run of a benchmark over models (BenchRun: datasets, models, decodings through the engine, records).
+        .target(
+            name: "SpeculaBench", dependencies: ["SpeculaTheory", "SpeculaEngine", "SpeculaModels", "SpeculaVerify"]),
         // The command-line tool: parse, validate, call the libraries, print.
         .executableTarget(
             name: "specula",

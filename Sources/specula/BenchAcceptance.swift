@@ -42,7 +42,7 @@ struct BenchAcceptance: ParsableCommand {
     /// Runs (or resumes) the benchmark and returns its Markdown.
     func measure() throws -> String {
         let run = try BenchRun(
-            "acceptance", options: options, needsDraft: true,
+            "acceptance", options: options.runOptions, needsDraft: true,
             datasets: ["translation", "summarization", "mt-bench", "humaneval", "math"], prompts: 3, maxTokens: 128,
             temperatures: [0.3, 0.7, 1.0])
         guard let drafter = run.draft else { throw CommandError("bench acceptance needs --draft") }

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import SpeculaEngine
+import SpeculaKernels
+import SpeculaModels
+import SpeculaTheory
+import SpeculaVerify
+
+/// `specula bench kernels`: matrix products of a model's weight matrices alone, in the packed layout and in the stored
+/// one, timed alternately in the same run: read bandwidth for one token and the cost of N tokens relative to one.
+struct BenchKernels: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "Time of one weight-matrix product per batch size, packed and stored layouts side by side.")
+
+    @Option(name: .long, help: "The GGUF model file.") var model: String
+    @Option(name: .long, help: "Timed repetitions (medians are reported).") var runs: Int = 9
+    @Option(name: .long, parsing: .upToNextOption, help: "Batch sizes N.") var batch: [Int] = [1, 2, 4, 8, 16]
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: "Tensors to time (default: layer 0's q, gate and down projections and the output matrix).")
+    var tensors: [String] = []
+
+    func validate() throws {
+        if runs < 1 { throw ValidationError("--runs must be ≥ 1") }
+        if batch.isEmpty || batch.contains(where: { $0 < 1 }) { throw ValidationError("--batch sizes must be ≥ 1") }
+    }
+
+    func run() throws {
+        let file = try GGUFFile(path: model)
+        let names =
+            tensors.isEmpty
+            ? ["blk.0.attn_q.weight", "blk.0.ffn_gate.weight", "blk.0.ffn_down.weight", "output.weight"].filter {
+                file.tensor(named: $0) != nil
+            } : tensors
+        print("\(file.path): \(WorkerPool.shared.threadCount) threads; median of \(runs) runs, layouts alternated")
+        for name in names {
+            let (info, bytes) = try file.data(ofTensorNamed: name)
+            guard info.dimensions.count == 2, let base = bytes.baseAddress else {
+                throw CommandError("\(name): not a matrix")
+            }
+            let plain = QuantizedMatrix(
+                type: info.type, rowCount: info.dimensions[1], columnCount: info.dimensions[0], data: base)
+            let packed = plain.packed()
+            print(
+                "\(name) \(info.type) [\(plain.rowCount) × \(plain.columnCount)], \(bytes.count / 1024) KiB\(packed.packed == nil ? " (no packed layout)" : "")"
+            )
+            var singles: [String: Double] = [:]
+            for n in batch {
+                let input = (0..<(n * plain.columnCount)).map { Float(sin(Double($0) * 0.37)) }
+                let x = input.withUnsafeBufferPointer {
+                    QuantizedActivations($0, rowCount: n, columnCount: plain.columnCount)
+                }
+                var output = [Float](repeating: 0, count: n * plain.rowCount)
+                var times: [String: [Double]] = ["packed": [], "stored": []]
+                for run in 0..<(runs + 1) {
+                    for (label, matrix) in [("packed", packed), ("stored", plain)]
+                    where label == "stored" || packed.packed != nil {
+                        let start = DispatchTime.now().uptimeNanoseconds
+                        output.withUnsafeMutableBufferPointer { out in
+                            if let base = out.baseAddress { Linear.multiply(matrix, x, into: base) }
+                        }
+                        let time = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                        if run > 0 { times[label, default: []].append(time) }
+                    }
+                }
+                var line = "  N=\(n):"
+                for label in ["packed", "stored"] {
+                    guard let values = times[label], !values.isEmpty else { continue }
+                    let median = values.sorted()[values.count / 2]
+                    let fastest = values.min() ?? median
+                    if n == batch.first { singles[label] = median }
+                    let bandwidth = Double(bytes.count) / median / 1e9
+                    line +=
+                        " \(label) \(String(format: "%.2f", median * 1000)) ms (min \(String(format: "%.2f", fastest * 1000)), \(String(format: "%.1f", bandwidth)) GB/s"
+                    if let single = singles[label], n != batch.first {
+                        line += ", ×\(String(format: "%.2f", median / single))"
+                    }
+                    line += ")"
+                }
+                print(line)
+            }
+        }
+    }
+}
