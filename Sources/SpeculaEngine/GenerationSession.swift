@@ -411,15 +411,7 @@ public final class GenerationSession: @unchecked Sendable {
         }
         let probabilities = try plan.sampling.process(
             logits: plainLogits.map(Double.init), history: promptTokens + generated)
-        let token: Int
-        if plan.sampling.isGreedy {
-            token = Probability.argmax(probabilities)
-        } else {
-            guard let drawn = plainRandom.categorical(probabilities) else {
-                throw VerifyError.zeroMass(what: "target distribution")
-            }
-            token = drawn
-        }
+        let token = try plan.sampling.choose(from: probabilities, using: &plainRandom)
         plainFeed = token
         plainRounds += 1
         if plan.recordDistributions { lastDistribution = probabilities }

@@ -51,9 +51,7 @@ extension SpeculativeDecoder {
                 break
             }
             let q = try process(logits, path: drafts)
-            let token =
-                settings.isGreedy
-                ? Probability.argmax(q) : (random.categorical(q) ?? 0)
+            let token = try settings.choose(from: q, using: &random)
             drafts.append(token)
             draftVectors.append(q)
             if let proposed = assumed.first, proposed == token {

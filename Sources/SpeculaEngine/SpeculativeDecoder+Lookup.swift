@@ -65,14 +65,9 @@ extension SpeculativeDecoder {
         telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
         let p = try process(logits)
         defer { step += 1 }
-        let token: Int
-        if settings.isGreedy {
-            token = Probability.argmax(p)
-        } else {
-            var uniforms = random.roundStream(step: step)
-            guard let drawn = uniforms.categorical(p) else { throw VerifyError.zeroMass(what: "target distribution") }
-            token = drawn
-        }
+        // At temperature 0 no round stream is made (an enumeration sees no choice there).
+        var uniforms = settings.isGreedy ? random : random.roundStream(step: step)
+        let token = try settings.choose(from: p, using: &uniforms)
         draftBacklog.append(root)
         root = token
         history.append(token)

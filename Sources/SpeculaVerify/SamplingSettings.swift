@@ -186,3 +186,13 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
         }
     }
 }
+
+extension SamplingSettings {
+    /// The token these settings choose from a processed distribution: the most likely one at temperature 0 (no
+    /// random number is used), else one draw from `random`.
+    public func choose<R: RandomSource>(from probabilities: [Double], using random: inout R) throws -> Int {
+        if isGreedy { return Probability.argmax(probabilities) }
+        guard let token = random.categorical(probabilities) else { throw VerifyError.zeroMass(what: "distribution") }
+        return token
+    }
+}
