@@ -78,59 +78,39 @@ struct Bound: ParsableCommand {
 
 /// The numbers `specula bound` prints, computed by the theory layer.
 struct BoundReport {
-    var vocabularySize: Int
-    var drafts: Int
-    var acceptance: [(String, Double)] = []
-    var optimal: [(String, Double)] = []
-    var methods: [(String, JSONValue)] = []
+    var bounds: NodeBounds
 
     init(target p: [Double], draft q: [Double], drafts n: Int, samples: Int, seed: UInt64) throws {
-        vocabularySize = p.count
-        drafts = n
-        acceptance.append(("token", try AcceptanceRate.token(target: p, draft: q)))
-        acceptance.append(("rrs", try AcceptanceRate.rrs(target: p, draft: q, count: n)))
-        let support = q.filter { $0 > 0 }.count
-        var enumerationSize = 1.0
-        for _ in 0..<min(n, support) { enumerationSize *= Double(support) }
-        if n == 1 {
-            acceptance.append(("rrsw", try AcceptanceRate.token(target: p, draft: q)))
-            methods.append(("rrsw", .string("closedForm")))
-        } else if n == 2 && p.count <= 4096 {
-            acceptance.append(("rrsw", try AcceptanceRate.rrswTwoDrafts(target: p, draft: q)))
-            methods.append(("rrsw", .string("closedForm")))
-        } else if p.count <= Bound.enumerationLimit && enumerationSize <= Double(ExactNode.tupleLimit) {
-            let value = try AcceptanceRate.exact(
-                verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: n)
-            acceptance.append(("rrsw", value))
-            methods.append(("rrsw", .string("enumeration")))
-        } else {
-            let estimate = try AcceptanceRate.monteCarlo(
-                verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: n, samples: samples, seed: seed)
-            acceptance.append(("rrsw", estimate.mean))
-            methods.append(
-                (
-                    "rrsw",
-                    .object([
-                        ("method", .string("monteCarlo")), ("samples", .integer(samples)),
-                        ("standardError", .number(estimate.standardError)),
-                    ])
-                ))
+        bounds = try NodeBounds(target: p, draft: q, drafts: n, samples: samples, seed: seed)
+    }
+
+    var vocabularySize: Int { bounds.vocabularySize }
+    var drafts: Int { bounds.drafts }
+    var acceptance: [(String, Double)] { bounds.acceptance.map { ($0.name, $0.value) } }
+    var optimal: [(String, Double)] { bounds.optimal.map { ($0.name, $0.value) } }
+
+    /// How each number was obtained: RRSw's method (closed form, enumeration, or Monte Carlo with its standard
+    /// error), K-SEQ's ρ* (a closed form at ρ*), and α* without replacement's exact method.
+    var methods: [(String, JSONValue)] {
+        var methods: [(String, JSONValue)] = []
+        if let rrsw = bounds.acceptance.first(where: { $0.name == "rrsw" }) {
+            switch rrsw.method {
+            case .closedForm: methods.append(("rrsw", .string("closedForm")))
+            case .enumeration: methods.append(("rrsw", .string("enumeration")))
+            case .monteCarlo(let samples, let standardError):
+                methods.append(
+                    (
+                        "rrsw",
+                        .object([
+                            ("method", .string("monteCarlo")), ("samples", .integer(samples)),
+                            ("standardError", .number(standardError)),
+                        ])
+                    ))
+            }
         }
-        let kseq = try AcceptanceRate.kseq(target: p, draft: q, count: n)
-        acceptance.append(("kseq", kseq.acceptance))
-        methods.append(("kseqRho", .number(kseq.rho)))
-        if n == 2 && p.count >= 2 { acceptance.append(("spechub", try AcceptanceRate.specHub(target: p, draft: q))) }
-        let greedyDefined = n >= 2 && n <= p.count
-        if greedyDefined { acceptance.append(("greedy", try AcceptanceRate.greedy(target: p, draft: q, count: n))) }
-        optimal.append(("withReplacement", try OptimalAcceptance.withReplacement(target: p, draft: q, count: n)))
-        do {
-            let without = try OptimalAcceptance.withoutReplacement(target: p, draft: q, count: n)
-            optimal.append(("withoutReplacement", without.value))
-            methods.append(("withoutReplacement", .string(without.method.rawValue)))
-        } catch VerifyError.tooLarge(let what, _, _) {
-            methods.append(("withoutReplacement", .string("undefined: no exact method for n = \(n) (\(what))")))
-        }
-        if greedyDefined { optimal.append(("greedy", try OptimalAcceptance.greedy(target: p, draft: q, count: n))) }
+        methods.append(("kseqRho", .number(bounds.kseqRho)))
+        methods.append(("withoutReplacement", .string(bounds.withoutReplacementMethod)))
+        return methods
     }
 
     var json: JSONValue {
@@ -143,11 +123,7 @@ struct BoundReport {
         ])
     }
 
-    /// The law each verifier's drafts follow, and so the α* it is measured against.
-    static let lawOfVerifier = [
-        "token": "withReplacement", "rrs": "withReplacement", "kseq": "withReplacement",
-        "rrsw": "withoutReplacement", "greedy": "greedy", "spechub": "greedy",
-    ]
+    static let lawOfVerifier = NodeBounds.lawOfVerifier
 
     var table: String {
         var lines = ["vocabulary \(vocabularySize), \(drafts) draft\(drafts == 1 ? "" : "s") per node", ""]

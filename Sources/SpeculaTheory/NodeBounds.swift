@@ -1,0 +1,118 @@
+import SpeculaVerify
+
+/// Every verifier's expected acceptance and the optimal acceptance α* of each draft law at one node (one target
+/// distribution, one draft distribution, `n` drafts), each value labelled with how it was obtained; and the check
+/// that no verifier exceeds the α* of its own draft law beyond the precision of its value.
+public struct NodeBounds: Sendable {
+    /// How a value was obtained.
+    public enum Method: Sendable, Equatable {
+        case closedForm
+        /// By enumerating every draft tuple (small vocabularies).
+        case enumeration
+        /// A seeded Monte-Carlo mean with its standard error.
+        case monteCarlo(samples: Int, standardError: Double)
+
+        public var isExact: Bool {
+            if case .monteCarlo = self { return false }
+            return true
+        }
+    }
+
+    public struct Value: Sendable, Equatable {
+        public var name: String
+        public var value: Double
+        public var method: Method
+    }
+
+    public var vocabularySize: Int
+    public var drafts: Int
+    /// Verifiers in a fixed order: token, rrs, rrsw, kseq, spechub (n = 2), greedy (n ≥ 2).
+    public var acceptance: [Value] = []
+    /// α* of the draft laws: `withReplacement`, `withoutReplacement` (when an exact method exists), `greedy`.
+    public var optimal: [(name: String, value: Double)] = []
+    /// K-SEQ's ρ*, and the exact method of α* without replacement (or why it is undefined).
+    public var kseqRho = 0.0
+    public var withoutReplacementMethod = ""
+
+    /// The largest vocabulary RRSw's acceptance is enumerated over (beyond two drafts).
+    public static let enumerationLimit = 12
+
+    public init(target p: [Double], draft q: [Double], drafts n: Int, samples: Int, seed: UInt64) throws {
+        vocabularySize = p.count
+        drafts = n
+        acceptance.append(
+            Value(name: "token", value: try AcceptanceRate.token(target: p, draft: q), method: .closedForm))
+        acceptance.append(
+            Value(name: "rrs", value: try AcceptanceRate.rrs(target: p, draft: q, count: n), method: .closedForm))
+        let support = q.filter { $0 > 0 }.count
+        var enumerationSize = 1.0
+        for _ in 0..<min(n, support) { enumerationSize *= Double(support) }
+        if n == 1 {
+            acceptance.append(
+                Value(name: "rrsw", value: try AcceptanceRate.token(target: p, draft: q), method: .closedForm))
+        } else if n == 2 {
+            acceptance.append(
+                Value(name: "rrsw", value: try AcceptanceRate.rrswTwoDrafts(target: p, draft: q), method: .closedForm))
+        } else if p.count <= Self.enumerationLimit && enumerationSize <= Double(ExactNode.tupleLimit) {
+            let value = try AcceptanceRate.exact(
+                verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: n)
+            acceptance.append(Value(name: "rrsw", value: value, method: .enumeration))
+        } else {
+            let estimate = try AcceptanceRate.monteCarlo(
+                verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: n, samples: samples, seed: seed)
+            acceptance.append(
+                Value(
+                    name: "rrsw", value: estimate.mean,
+                    method: .monteCarlo(samples: samples, standardError: estimate.standardError)))
+        }
+        let kseq = try AcceptanceRate.kseq(target: p, draft: q, count: n)
+        acceptance.append(Value(name: "kseq", value: kseq.acceptance, method: .closedForm))
+        kseqRho = kseq.rho
+        if n == 2 && p.count >= 2 {
+            acceptance.append(
+                Value(name: "spechub", value: try AcceptanceRate.specHub(target: p, draft: q), method: .closedForm))
+        }
+        let greedyDefined = n >= 2 && n <= p.count
+        if greedyDefined {
+            acceptance.append(
+                Value(
+                    name: "greedy", value: try AcceptanceRate.greedy(target: p, draft: q, count: n),
+                    method: .closedForm))
+        }
+        optimal.append(("withReplacement", try OptimalAcceptance.withReplacement(target: p, draft: q, count: n)))
+        do {
+            let without = try OptimalAcceptance.withoutReplacement(target: p, draft: q, count: n)
+            optimal.append(("withoutReplacement", without.value))
+            withoutReplacementMethod = without.method.rawValue
+        } catch VerifyError.tooLarge(let what, _, _) {
+            withoutReplacementMethod = "undefined: no exact method for n = \(n) (\(what))"
+        }
+        if greedyDefined { optimal.append(("greedy", try OptimalAcceptance.greedy(target: p, draft: q, count: n))) }
+    }
+
+    /// The draft law each verifier's drafts follow, and so the α* it is bounded by: RRS and K-SEQ draw
+    /// independently (L1), RRSw without replacement (L2), SpecHub's hub pair is the greedy law at two drafts (L3 =
+    /// L4 for n = 2), the greedy verifier the greedy law. Token verification uses one draft, whose α* is at most
+    /// the independent law's with n drafts.
+    public static let lawOfVerifier = [
+        "token": "withReplacement", "rrs": "withReplacement", "kseq": "withReplacement",
+        "rrsw": "withoutReplacement", "greedy": "greedy", "spechub": "greedy",
+    ]
+
+    /// The slack a value is allowed above its α*: rounding (1e-9) for exact values, four of its own standard errors
+    /// for a Monte-Carlo estimate.
+    public static func slack(_ method: Method) -> Double {
+        if case .monteCarlo(_, let standardError) = method { return 1e-9 + 4 * standardError }
+        return 1e-9
+    }
+
+    /// Every verifier whose acceptance exceeds the α* of its own draft law by more than its precision allows, as
+    /// `(verifier, acceptance, α*)`. Not empty only if a verifier or an α* is wrong.
+    public var violations: [(verifier: String, acceptance: Double, optimum: Double)] {
+        let bounds = Dictionary(optimal.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+        return acceptance.compactMap { entry in
+            guard let law = Self.lawOfVerifier[entry.name], let limit = bounds[law] else { return nil }
+            return entry.value > limit + Self.slack(entry.method) ? (entry.name, entry.value, limit) : nil
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import SpeculaTheory
+import SpeculaVerify
+import Testing
+
+/// RRS without replacement at two drafts in O(|V| log |V|) against its O(|V|²) form and enumeration, and the
+/// α ≤ α* check at each value's own precision, shown to fail on deliberate mutations.
+@Suite("Node bounds: exact RRSw and the α ≤ α* check")
+struct NodeBoundsTests {
+    /// Random pairs with zeros and ties (both make the sort and the binary search meet equal ratios).
+    static func pairs(size: Int, seed: UInt64) -> (target: [Double], draft: [Double]) {
+        var random = SplitMix64(seed: seed)
+        func vector() -> [Double] {
+            let raw = (0..<size).map { _ -> Double in
+                let u = random.nextUniform()
+                return u < 0.2 ? 0 : (u < 0.35 ? 0.05 : u)
+            }
+            let total = raw.reduce(0, +)
+            return total > 0 ? raw.map { $0 / total } : [Double](repeating: 1 / Double(size), count: size)
+        }
+        return (vector(), vector())
+    }
+
+    @Test func fastRRSwEqualsTheQuadraticFormAndEnumeration() throws {
+        for size in [2, 3, 5, 6, 17, 64, 300] {
+            for seed in UInt64(0)..<20 {
+                let (p, q) = Self.pairs(size: size, seed: seed &* 7919 &+ UInt64(size))
+                let fast = try AcceptanceRate.rrswTwoDrafts(target: p, draft: q)
+                let quadratic = try AcceptanceRate.rrswTwoDraftsQuadratic(target: p, draft: q)
+                #expect(abs(fast - quadratic) < 1e-12, "size \(size), seed \(seed): \(fast) vs \(quadratic)")
+                if size <= 6 {
+                    let enumerated = try AcceptanceRate.exact(
+                        verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: 2)
+                    #expect(abs(fast - enumerated) < 1e-12, "size \(size), seed \(seed)")
+                }
+            }
+        }
+        // At the full vocabulary it stays exact where the quadratic form would take minutes: LLM-like pairs.
+        let (p, q) = try SyntheticPair.make(vocabularySize: 151_936, seed: 4)
+        let bounds = try NodeBounds(target: p, draft: q, drafts: 2, samples: 10, seed: 1)
+        let rrsw = try #require(bounds.acceptance.first { $0.name == "rrsw" })
+        #expect(rrsw.method == .closedForm)
+        #expect(bounds.violations.isEmpty)
+    }
+
+    @Test func noViolationOnRealisticPairs() throws {
+        for size in [4, 8, 12, 40] {
+            for n in 1...3 {
+                for seed in UInt64(0)..<10 {
+                    let (p, q) = try SyntheticPair.make(vocabularySize: size, seed: seed &+ 100 &* UInt64(size))
+                    let bounds = try NodeBounds(target: p, draft: q, drafts: n, samples: 400, seed: seed)
+                    #expect(bounds.violations.isEmpty, "size \(size), n \(n), seed \(seed): \(bounds.violations)")
+                }
+            }
+        }
+    }
+
+    @Test func theCheckCatchesMutations() throws {
+        let (p, q) = try SyntheticPair.make(vocabularySize: 40, seed: 9)
+        let bounds = try NodeBounds(target: p, draft: q, drafts: 2, samples: 400, seed: 1)
+        try #require(bounds.violations.isEmpty)
+        // The greedy verifier attains the greedy law's α* exactly: a value 1e-7 too high is caught…
+        var mutated = bounds
+        let greedy = try #require(mutated.acceptance.firstIndex { $0.name == "greedy" })
+        mutated.acceptance[greedy].value += 1e-7
+        #expect(mutated.violations.map(\.verifier) == ["greedy"])
+        // … as is an exact (closed-form) RRSw value above α* without replacement, as a formula bug would give.
+        mutated = bounds
+        let rrsw = try #require(mutated.acceptance.firstIndex { $0.name == "rrsw" })
+        let optimum = try #require(bounds.optimal.first { $0.name == "withoutReplacement" }).value
+        mutated.acceptance[rrsw].value = optimum + 1e-6
+        #expect(mutated.violations.map(\.verifier) == ["rrsw"])
+        // A Monte-Carlo value is held to four of its own standard errors: 3 SE above α* passes, 5 SE fails.
+        mutated = bounds
+        mutated.acceptance[rrsw].method = .monteCarlo(samples: 100, standardError: 1e-3)
+        mutated.acceptance[rrsw].value = optimum + 3e-3
+        #expect(mutated.violations.isEmpty)
+        mutated.acceptance[rrsw].value = optimum + 5e-3
+        #expect(mutated.violations.map(\.verifier) == ["rrsw"])
+        // SpecHub is bounded by the greedy law's α* (the same law at two drafts), K-SEQ by the independent law's.
+        mutated = bounds
+        let specHub = try #require(mutated.acceptance.firstIndex { $0.name == "spechub" })
+        let greedyOptimum = try #require(bounds.optimal.first { $0.name == "greedy" }).value
+        mutated.acceptance[specHub].value = greedyOptimum + 1e-6
+        #expect(mutated.violations.map(\.verifier) == ["spechub"])
+        mutated = bounds
+        let kseq = try #require(mutated.acceptance.firstIndex { $0.name == "kseq" })
+        let independent = try #require(bounds.optimal.first { $0.name == "withReplacement" }).value
+        mutated.acceptance[kseq].value = independent + 1e-6
+        #expect(mutated.violations.map(\.verifier) == ["kseq"])
+    }
+}
