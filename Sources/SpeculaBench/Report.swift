@@ -31,12 +31,14 @@ public enum Summary {
         }
     }
 
-    /// "0.812 ± 0.020" (mean over prompts, 95 % half-width), "0.812" with one prompt, "—" without values.
+    /// "0.812 ± 0.020 (3 × 384)" (mean over prompts, Student-t 95 % half-width, prompts × values), "0.812 (1 × 96)"
+    /// with one prompt, "—" without values.
     public static func cell(_ mean: ClusteredMean?, digits: Int = 3) -> String {
         guard let mean, mean.count > 0 else { return "—" }
         let value = String(format: "%.\(digits)f", mean.meanOfGroups)
-        guard let half = mean.halfWidth else { return value }
-        return value + " ± " + String(format: "%.\(digits)f", half)
+        let sizes = " (\(mean.groups) × \(mean.count))"
+        guard let half = mean.halfWidth else { return value + sizes }
+        return value + " ± " + String(format: "%.\(digits)f", half) + sizes
     }
 }
 

@@ -303,7 +303,8 @@ public struct DecodingPlan: Sendable, Equatable {
         }
     }
 
-    /// Parses a method as the benchmarks spell it — `plain`, `ngram[:N]`,
+    /// Parses a method as the benchmarks spell it — `plain`, `ngram[:N]` (prompt lookup of n-grams up to N = 3
+    /// tokens long, chains of at most 5),
     /// `SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P][/VERIFIER]` (`chain:4/block`, `chain:5+lookahead+lookup/token`,
     /// `binary:3/spechub`) — on top of `base` (sampling, stop conditions, seed).
     public init(method text: String, base: DecodingPlan = DecodingPlan()) throws {
@@ -349,8 +350,8 @@ public struct DecodingPlan: Sendable, Equatable {
                 throw EngineError.badInput(
                     field: "method", reason: "method '\(text)': +lookahead, +lookup and +stop need the draft model")
             }
-            if case .chain = shape {} else { shape = .chain(5) }
-            if case .auto = base.shape { shape = .chain(5) }
+            // The benchmarks' n-gram method: chains of at most 5 proposed tokens.
+            shape = .chain(5)
             return
         }
         drafter = .model

@@ -117,10 +117,11 @@ struct HarnessTests {
         let mean = summary[0].metrics[0].1
         #expect(abs(mean.mean - 2.75) < 1e-12)  // (1 + 2 + 3 + 5) / 4
         #expect(abs(mean.meanOfGroups - 3.5) < 1e-12)  // (2 + 5) / 2
-        // Prompt means 2 and 5: sample standard deviation 3/√2, standard error 1.5, half-width 1.96 · 1.5.
-        #expect(abs((mean.halfWidth ?? 0) - 2.94) < 1e-12)
-        #expect(Summary.cell(mean) == "3.500 ± 2.940")
-        #expect(Summary.cell(ClusteredMean(groups: [[0.25]]), digits: 2) == "0.25")
+        // Prompt means 2 and 5: sample standard deviation 3/√2, standard error 1.5, half-width t(0.975, 1) · 1.5
+        // (scipy.stats.t.ppf(0.975, 1) = 12.706204736174694).
+        #expect(abs((mean.halfWidth ?? 0) - 1.5 * 12.706204736174694) < 1e-9)
+        #expect(Summary.cell(mean) == "3.500 ± 19.059 (2 × 4)")
+        #expect(Summary.cell(ClusteredMean(groups: [[0.25]]), digits: 2) == "0.25 (1 × 1)")
         #expect(Summary.cell(nil) == "—")
     }
 

@@ -55,8 +55,8 @@ struct ClusteredMeanTests {
         #expect(summary.groups == 2)
         #expect(abs(summary.mean - 4.0 / 6) < 1e-15)
         #expect(summary.meanOfGroups == 0.5)
-        // Group means 1 and 0: sample sd √0.5, standard error 0.5, half-width 1.96 × 0.5.
-        #expect(abs((summary.halfWidth ?? 0) - 0.98) < 1e-12)
+        // Group means 1 and 0: sample sd √0.5, standard error 0.5, half-width t(0.975, 1) × 0.5 (scipy's quantile).
+        #expect(abs((summary.halfWidth ?? 0) - 0.5 * 12.706204736174694) < 1e-9)
         #expect(ClusteredMean(groups: [[0.3, 0.5]]).halfWidth == nil)
     }
 }
