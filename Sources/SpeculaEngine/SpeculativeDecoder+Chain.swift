@@ -9,9 +9,10 @@ extension SpeculativeDecoder {
         let roundStart = ContinuousClock.now
         defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
         let prefix = targetCache.length
-        // The root and at least one draft must fit.
+        // The root and at least one draft must fit; with room for the root alone the round is a plain step (the
+        // choice depends on the position only, so the round keeps the target's law).
         let room = targetCache.capacity - prefix - 1
-        if room < 1 { throw ModelError.contextOverflow(needed: prefix + 2, capacity: targetCache.capacity) }
+        if room < 1 { return try plainRound() }
         let gamma = min(length, room)
         // 1. Draft a chain: feed the backlog and the root, then each draft but the last. With a lookahead, a pass also
         // feeds the n-gram proposal for the next positions: each draft is still sampled from the draft's own

@@ -15,8 +15,10 @@ extension SpeculativeDecoder {
             return try chainRound(draft: draft, draftCache: draftCache, length: topology.depth)
         }
         let prefix = targetCache.length
+        // Near the end of the cache a tree that no longer fits gives way to a chain of the room left (one draft per
+        // node, token verification; the choice depends on the position only, so the law is kept).
         if prefix + topology.nodeCount > targetCache.capacity {
-            throw ModelError.contextOverflow(needed: prefix + topology.nodeCount, capacity: targetCache.capacity)
+            return try chainRound(draft: draft, draftCache: draftCache, length: topology.depth)
         }
         let roundStart = ContinuousClock.now
         defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }

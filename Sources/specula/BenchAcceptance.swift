@@ -8,11 +8,11 @@ import SpeculaVerify
 
 /// `specula bench acceptance`: the acceptance table of Hu et al. on real models at the full vocabulary. For each
 /// prompt the target samples a continuation; at every generated position the processed target and draft
-/// distributions give each verifier's exact acceptance (closed forms, or Monte Carlo with a stated sample count
-/// where none exists at this vocabulary) and α* of each draft law, for n = 1, 2, 3 drafts (4 on request: α* of the
-/// with-replacement and greedy laws stay exact, without replacement has no exact method there). Means over positions,
-/// 95 % intervals from the spread of the per-prompt means. Any acceptance above its α* (beyond Monte-Carlo error)
-/// stops the run: it would be a bug.
+/// distributions give each verifier's exact acceptance (closed forms; RRSw at n ≥ 3 Monte Carlo with a stated sample
+/// count where no exact method fits this vocabulary) and α* of each draft law, for n = 1, 2, 3 drafts (4 on request:
+/// α* of the with-replacement and greedy laws stay exact, without replacement has no exact method there). Means over
+/// positions, Student-t 95 % intervals from the spread of the per-prompt means. Any acceptance above the α* of its
+/// law beyond its own precision stops the run: it would be a bug.
 struct BenchAcceptance: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "acceptance",
@@ -109,9 +109,9 @@ struct BenchAcceptance: ParsableCommand {
     func report(_ run: BenchRun, configurations: [String]) throws -> String {
         let summaries = run.summaries(configurations: configurations)
         var markdown = "## Acceptance (Hu et al.'s protocol)\n\n\(run.header).\n\n"
-        markdown += "Mean acceptance over positions (mean of prompt means ± 95 % interval over prompts). "
-        markdown += "rrsw at n ≥ 3 and kseq use \(samples) Monte-Carlo draft tuples per position where no closed form "
-        markdown += "exists at this vocabulary; every other value is exact"
+        markdown += "Mean acceptance over positions (mean of prompt means ± Student-t 95 % interval over prompts; "
+        markdown += "prompts × positions in parentheses). rrsw at n ≥ 3 uses \(samples) Monte-Carlo draft tuples per "
+        markdown += "position where no exact method fits this vocabulary; every other value is exact"
         markdown +=
             drafts.contains(4) ? " (α* without replacement at n = 4 has no exact method: left out).\n\n" : ".\n\n"
         let ns = drafts.sorted()
@@ -144,9 +144,6 @@ struct BenchAcceptance: ParsableCommand {
         return markdown
     }
 
-    /// Every verifier's acceptance is at most α* of its draft law (RRS: with replacement; RRSw, K-SEQ: without —
-    /// K-SEQ draws i.i.d. but is compared with the larger of the two; greedy: the greedy law), up to rounding or
-    /// four Monte-Carlo standard errors.
     /// No verifier may accept more often than the α* of its own draft law, beyond the precision of its value (1e-9
     /// for exact values, four standard errors for a Monte-Carlo estimate): a violation stops the run as a bug.
     func check(_ report: BoundReport, n: Int, prompt: String, position: Int) throws {

@@ -54,7 +54,7 @@ struct BenchBlock: ParsableCommand {
         let summaries = run.summaries(configurations: configurations)
         var markdown = "## Block vs token verification\n\n\(run.header).\n\n"
         markdown += "Tokens per step (target call) and wall-clock tokens/s (prefill included), mean over prompts "
-        markdown += "± 95 % interval; gain = block / token − 1 of the means.\n\n"
+        markdown += "± Student-t 95 % interval (prompts × values); gain = block / token − 1 of the means.\n\n"
         var groups: [String] = []
         var values: [[Double?]] = []
         var halves: [[Double?]] = []
@@ -115,7 +115,8 @@ struct BenchBlock: ParsableCommand {
                 }
             }
             markdown += "Paired (the same drafts verified both ways: at every round of both runs, the exact expected "
-            markdown += "tokens per step of each verifier for that round's drafts; mean over runs ± 95 % interval):\n\n"
+            markdown +=
+                "tokens per step of each verifier for that round's drafts; mean over prompts ± Student-t 95 % interval):\n\n"
             markdown +=
                 MarkdownTable(
                     header: ["dataset", "T", "γ", "token: E[tokens/step]", "block: E[tokens/step]", "block gain"],

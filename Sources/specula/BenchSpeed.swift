@@ -103,7 +103,7 @@ struct BenchSpeed: ParsableCommand {
         markdown += "End to end: times include the prompt passes. After prefill: the target's prompt pass (the same "
         markdown += "work for every method) is left out of both times, a draft model's prompt pass stays in. Median "
         markdown += "over prompts of tokens/s and of the per-prompt ratios to plain; tokens per call is the mean "
-        markdown += "± 95 % interval.\n\n"
+        markdown += "± Student-t 95 % interval (prompts × values).\n\n"
         var groups: [String] = []
         var values: [[Double?]] = []
         var series: [String] = []

@@ -82,7 +82,8 @@ struct BenchTrees: ParsableCommand {
     func report(_ run: BenchRun, configurations: [String]) throws -> String {
         let summaries = run.summaries(configurations: configurations)
         var markdown = "## Trees: tokens per target call\n\n\(run.header).\n\n"
-        markdown += "Tokens per target call (accepted drafts + 1), mean over prompts ± 95 % interval; "
+        markdown +=
+            "Tokens per target call (accepted drafts + 1), mean over prompts ± Student-t 95 % interval (prompts × values); "
         markdown += "— where the verifier does not serve the shape (SpecHub: two drafts per node).\n\n"
         var groups: [String] = []
         var values: [[Double?]] = []

@@ -246,7 +246,7 @@ struct ModelCLITests {
             "--temperature", "0.7", "--out", folder.path,
         ])
         #expect(result.status == 0, "\(result.standardError)")
-        #expect(result.standardOutput.contains("| rrsw | 1.000 | 1.000 |"))
+        #expect(result.standardOutput.contains("| rrsw | 1.000 (1 × 3) | 1.000 (1 × 3) |"))
         let line = try String(contentsOf: folder.appendingPathComponent("acceptance.jsonl"), encoding: .utf8)
         let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         let metrics = try #require(record["metrics"] as? [String: [Double]])

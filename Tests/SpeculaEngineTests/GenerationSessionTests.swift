@@ -45,6 +45,28 @@ struct GenerationSessionTests {
         }
     }
 
+    @Test(arguments: ["chain:6/token", "binary:4/rrsw", "eagle/rrs", "ngram"])
+    func aFullContextShortensTheLastRounds(method: String) throws {
+        // A context of exactly the prompt and the token limit: trees give way to chains, chains shorten, and the
+        // last rounds are plain steps — the output is still plain decoding's, at T = 0 and (by law) at T > 0.
+        let (target, draft) = try Self.models()
+        let prompt = Self.prompts[0]
+        let stop = StopConditions(maxTokens: 30, atEndOfGeneration: false)
+        let plain = try Self.generate(target, nil, .plain(stop: stop), prompt: prompt)
+        let plan = try DecodingPlan(method: method, base: DecodingPlan(stop: stop))
+        let session = try GenerationSession(target: target, draft: draft, plan: plan, context: prompt.count + 30)
+        try session.start(prompt: prompt)
+        try session.run()
+        #expect(session.generated == plain.tokens)
+        #expect(session.finishReason == .length)
+        var sampled = plan
+        sampled.sampling = SamplingSettings(temperature: 0.9)
+        let hot = try GenerationSession(target: target, draft: draft, plan: sampled, context: prompt.count + 30)
+        try hot.start(prompt: prompt)
+        try hot.run()
+        #expect(hot.generated.count == 30)
+    }
+
     @Test func reducedDraftHeadStaysExactAndStaysInItsSession() throws {
         let (target, draft) = try Self.models()
         let stop = StopConditions(maxTokens: 32, atEndOfGeneration: false)

@@ -70,3 +70,70 @@ struct HostileModelInputTests {
         #expect((try? Self.render("{{ ((1 + 2) * (3 - 4)) }}")) == "-3")
     }
 }
+
+/// Random mutations of a whole model file (the synthetic llama model: metadata, tokenizer, template, tensors), each
+/// taken through parsing, loading the model, its tokenizer and template, and one forward pass: every step either
+/// succeeds or throws; none crashes.
+@Suite("Mutated model files load or fail cleanly")
+struct MutatedModelTests {
+    @Test func randomMutationsLoadOrFail() throws {
+        let valid = SyntheticModel(seed: 5).fileBytes()
+        var state: UInt64 = 0x5EED_CAFE
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        // Where the metadata and tensor table end (everything before the first tensor's data).
+        let header = try GGUFFile(file: MappedFile(copying: valid, name: "valid")).dataOffset
+        var stages = [0, 0, 0]  // rejected by the parser, rejected by the loader, loaded (and ran a pass)
+        var textRejected = 0  // loaded, but the tokenizer or the template was refused
+        let rounds = 5000
+        for _ in 0..<rounds {
+            var bytes = valid
+            for _ in 0..<(1 + Int(next() % 3)) {
+                // Mostly in the metadata and the tensor table, where a bad value sizes things.
+                let span = next() % 4 == 0 ? bytes.count : header
+                let position = Int(next() % UInt64(span))
+                switch next() % 4 {
+                case 0: bytes[position] = UInt8(truncatingIfNeeded: next())
+                case 1: bytes[position] ^= UInt8(1 << (next() % 8))
+                case 2: bytes[position] = [0x00, 0xFF, 0x7F, 0x80][Int(next() % 4)]
+                default:
+                    // A whole 4-byte field set to an extreme (a count, a length, a type, a dimension).
+                    let value: UInt32 = [0, 1, 0x7FFF_FFFF, 0xFFFF_FFFF, 0x8000_0000, 65536][Int(next() % 6)]
+                    for k in 0..<4 where position + k < bytes.count {
+                        bytes[position + k] = UInt8((value >> (8 * UInt32(k))) & 0xFF)
+                    }
+                }
+            }
+            let file: GGUFFile
+            do { file = try GGUFFile(file: MappedFile(copying: bytes, name: "mutated")) } catch {
+                stages[0] += 1
+                continue
+            }
+            let model: Transformer
+            do { model = try Transformer(file: file, pool: SyntheticModel.serialPool) } catch {
+                stages[1] += 1
+                continue
+            }
+            do {
+                let tokenizer = try Tokenizer(gguf: file)
+                _ = tokenizer.encode("hello <|im_start|> world", parseSpecial: true)
+                _ = tokenizer.decode([0, 1, 2, 255, 256])
+                _ = try ChatTemplate.forModel(file)?.render(
+                    messages: [ChatMessage(role: "user", content: "hi")], addGenerationPrompt: true)
+            } catch {
+                textRejected += 1
+            }
+            let cache = model.makeCache(capacity: 8)
+            _ = try? model.forward(tokens: [1, 2], cache: cache, logitRows: [0, 1])
+            stages[2] += 1
+        }
+        #expect(stages.reduce(0, +) == rounds)
+        // Every stage is reached by some mutations.
+        #expect(stages.allSatisfy { $0 > 0 } && textRejected > 0, "\(stages), \(textRejected)")
+    }
+}
