@@ -67,6 +67,20 @@ public final class ResultLog {
             if foreign > 0 {
                 warnings.append("\(path): \(foreign) records of other settings ignored (not resumed, not reported)")
             }
+            // A run stopped in the middle of a write leaves a last line without its newline: end it, so that the
+            // next record starts a line of its own instead of joining the broken one (and being lost with it).
+            if let last = data.last, last != 0x0A {
+                guard let handle = FileHandle(forWritingAtPath: path) else {
+                    throw DatasetError("cannot write '\(path)'")
+                }
+                do {
+                    try handle.seekToEnd()
+                    try handle.write(contentsOf: Data([0x0A]))
+                    try handle.close()
+                } catch {
+                    throw DatasetError("cannot write '\(path)': \(error.localizedDescription)")
+                }
+            }
         }
         // Fail now, not after the first hour: the file must be writable.
         if !FileManager.default.fileExists(atPath: path) {

@@ -75,6 +75,26 @@ struct HarnessTests {
             metrics: ["m": values])
     }
 
+    @Test func aHalfWrittenLastLineLosesNothingAfterIt() throws {
+        let directory = try temporaryDirectory("half")
+        let first = try ResultLog(directory: directory, benchmark: "b", signature: "s")
+        try first.append(record("A", "1", [1]))
+        // The process was stopped in the middle of writing the second record: no newline at the end.
+        let path = directory + "/b.jsonl"
+        let whole = try JSONEncoder().encode(record("A", "2", [2]))
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: whole.prefix(whole.count / 2))
+        try handle.close()
+        let resumed = try ResultLog(directory: directory, benchmark: "b", signature: "s")
+        #expect(resumed.records.map(\.prompt) == ["1"])
+        #expect(resumed.warnings.contains { $0.hasPrefix(path + ":2:") })
+        try resumed.append(record("A", "3", [3]))
+        // The record written after the broken line is read back on the next resume.
+        let again = try ResultLog(directory: directory, benchmark: "b", signature: "s")
+        #expect(again.records.map(\.prompt) == ["1", "3"])
+    }
+
     @Test func resumesFromWhatIsWrittenAndIgnoresOtherSettings() throws {
         let directory = try temporaryDirectory("log")
         let first = try ResultLog(directory: directory, benchmark: "b", signature: "s")

@@ -70,10 +70,12 @@ struct TokenizerTests {
         #expect(tokenizer.decode(ids) == text)
     }
 
-    /// The streaming detokenizer never emits half a character: feed an emoji's byte tokens one at a time.
-    @Test func streamingNeverBreaksCharacters() throws {
-        let tokenizer = try Self.tokenizer("qwen2")
-        let text = "🤖👩‍👩‍👧‍👦 héllo 东京"
+    /// The streaming detokenizer never emits half a character: feed an emoji's byte tokens one at a time. For
+    /// Gemma's SentencePiece the rare characters come as byte-fallback pieces (`<0xF0>` …), checked to occur.
+    @Test(arguments: ["qwen2", "smollm2", "gemma3"])
+    func streamingNeverBreaksCharacters(model: String) throws {
+        let tokenizer = try Self.tokenizer(model)
+        let text = "🤖👩‍👩‍👧‍👦 héllo 东京 𓀀𓂀 \u{E000}\u{10FFFD}"
         let ids = tokenizer.encode(text, addSpecial: false)
         var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
         var output = ""
@@ -84,6 +86,9 @@ struct TokenizerTests {
         }
         output += detokenizer.finish()
         #expect(output == text)
+        if model == "gemma3" {
+            #expect(ids.contains { tokenizer.tokens[$0].hasPrefix("<0x") }, "no byte-fallback piece was exercised")
+        }
     }
 
     @Test func specialTokens() throws {
