@@ -7,16 +7,16 @@ import SpeculaVerify
 public enum Scoring {
     /// The logits after each of `rows` (indices into `tokens`).
     public static func logits(_ model: Transformer, tokens: [Int], rows: [Int]) throws -> [[Float]] {
-        if tokens.isEmpty { throw EngineError.badInput(field: "tokens", reason: "no token to score") }
+        if tokens.isEmpty { throw EngineError.badInput(field: "tokens", reason: "the text has no tokens to score") }
         if let bad = rows.first(where: { $0 < 0 || $0 >= tokens.count }) {
             throw EngineError.badInput(field: "rows", reason: "row \(bad) outside 0..<\(tokens.count)")
         }
-        let capacity = tokens.count
-        if capacity > model.config.contextLength {
-            throw EngineError.contextLengthExceeded(
-                promptTokens: tokens.count, maxTokens: 0, context: model.config.contextLength)
+        let context = model.config.contextLength
+        if tokens.count > context {
+            throw EngineError.badInput(
+                field: "tokens", reason: "\(tokens.count) tokens exceed the model's context of \(context)")
         }
-        return try model.forward(tokens: tokens, cache: model.makeCache(capacity: capacity), logitRows: rows)
+        return try model.forward(tokens: tokens, cache: model.makeCache(capacity: tokens.count), logitRows: rows)
     }
 
     /// The distributions (`settings` applied, penalties seeing the text before each position) after

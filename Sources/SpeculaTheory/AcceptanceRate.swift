@@ -76,18 +76,39 @@ public enum AcceptanceRate {
         return min(total, 1)
     }
 
+    /// The frame of RRS without replacement at two drafts (§4.4): `β_1 = Σ min(p, q)`, the normalised residual
+    /// `p_1`, and for each rejected first draft `x_1` its rejected mass `q(x_1) − min(p, q)(x_1)` and
+    /// `Σ_{y≠x_1} q(y)` (summed from the other entries, not subtracted from 1). Nil when the residual has no mass
+    /// (acceptance 1).
+    static func rrswTwoDraftsFrame(target: [Double], draft: [Double]) throws -> (
+        first: Double, residual: [Double], rejected: [(token: Int, mass: Double, others: Double)]
+    )? {
+        try Probability.validatePair(target: target, draft: draft)
+        let first = Probability.overlap(target, draft)
+        var scratch: [Double] = []
+        let mass = Probability.positivePart(target, minus: draft, into: &scratch)
+        if mass <= Probability.negligibleMass { return nil }
+        var prefix = [Double](repeating: 0, count: draft.count + 1)
+        for index in draft.indices { prefix[index + 1] = prefix[index] + draft[index] }
+        var suffix = [Double](repeating: 0, count: draft.count + 1)
+        for index in draft.indices.reversed() { suffix[index] = suffix[index + 1] + draft[index] }
+        var rejected: [(token: Int, mass: Double, others: Double)] = []
+        for x1 in draft.indices {
+            let mass = draft[x1] - min(target[x1], draft[x1])
+            let others = prefix[x1] + suffix[x1 + 1]
+            if mass > 0 && others > 0 { rejected.append((x1, mass, others)) }
+        }
+        return (first, scratch.map { $0 / mass }, rejected)
+    }
+
     /// RRS without replacement, two drafts, exactly (§4.4), in O(|V| log |V|). For a rejected first draft `x_1`
     /// (`q(x_1) > p(x_1)`, so `p_1(x_1) = 0` and its own term vanishes) the inner sum is
     /// `g(c) = Σ_x min(p_1(x), c·q(x))` at `c = 1/(1 − q(x_1))`; `g` is concave and piecewise linear in `c`: with the
     /// tokens sorted by `p_1(x)/q(x)`, the ones at or below `c` give `p_1(x)`, the rest `c·q(x)`, so each `g(c)` is a
     /// binary search and two prefix sums. Equal to ``rrswTwoDraftsQuadratic(target:draft:)`` up to rounding (tested).
     public static func rrswTwoDrafts(target: [Double], draft: [Double]) throws -> Double {
-        try Probability.validatePair(target: target, draft: draft)
-        let first = Probability.overlap(target, draft)
-        var scratch: [Double] = []
-        let mass = Probability.positivePart(target, minus: draft, into: &scratch)
-        if mass <= Probability.negligibleMass { return 1 }
-        let residual = scratch.map { $0 / mass }
+        guard let frame = try rrswTwoDraftsFrame(target: target, draft: draft) else { return 1 }
+        let residual = frame.residual
         // Tokens with q > 0 by the ratio p_1/q (q = 0 adds min(p_1, 0) = 0 at every c).
         let order = draft.indices.filter { draft[$0] > 0 }.sorted {
             residual[$0] * draft[$1] < residual[$1] * draft[$0]
@@ -98,16 +119,8 @@ public enum AcceptanceRate {
         for (k, token) in order.enumerated() { below[k + 1] = below[k] + residual[token] }
         var above = [Double](repeating: 0, count: order.count + 1)
         for k in order.indices.reversed() { above[k] = above[k + 1] + draft[order[k]] }
-        var prefix = [Double](repeating: 0, count: draft.count + 1)
-        for index in draft.indices { prefix[index + 1] = prefix[index] + draft[index] }
-        var suffix = [Double](repeating: 0, count: draft.count + 1)
-        for index in draft.indices.reversed() { suffix[index] = suffix[index + 1] + draft[index] }
-        var total = first
-        for x1 in draft.indices {
-            let rejected = draft[x1] - min(target[x1], draft[x1])
-            if rejected <= 0 { continue }
-            let others = prefix[x1] + suffix[x1 + 1]
-            if others <= 0 { continue }
+        var total = frame.first
+        for (_, mass, others) in frame.rejected {
             let c = 1 / others
             // k: the number of ratios ≤ c.
             var low = 0
@@ -116,34 +129,20 @@ public enum AcceptanceRate {
                 let middle = (low + high) / 2
                 if ratios[middle] <= c { low = middle + 1 } else { high = middle }
             }
-            total += rejected * (below[low] + c * above[low])
+            total += mass * (below[low] + c * above[low])
         }
         return min(total, 1)
     }
 
-    /// The same sum term by term, `Σ_{x≠x_1} min(p_1(x), q(x)/(1 − q(x_1)))` for each rejected `x_1`, with
-    /// `1 − q(x_1)` summed from the other entries. O(|V|²): the reference the fast form is tested against.
+    /// The same sum term by term, `Σ_{x≠x_1} min(p_1(x), q(x)/(1 − q(x_1)))` for each rejected `x_1`. O(|V|²): the
+    /// reference the fast form is tested against.
     public static func rrswTwoDraftsQuadratic(target: [Double], draft: [Double]) throws -> Double {
-        try Probability.validatePair(target: target, draft: draft)
-        let first = Probability.overlap(target, draft)
-        var scratch: [Double] = []
-        let mass = Probability.positivePart(target, minus: draft, into: &scratch)
-        if mass <= Probability.negligibleMass { return 1 }
-        let residual = scratch.map { $0 / mass }
-        // Prefix sums give each Σ_{y≠x} q(y) without subtracting from 1.
-        var prefix = [Double](repeating: 0, count: draft.count + 1)
-        for index in draft.indices { prefix[index + 1] = prefix[index] + draft[index] }
-        var suffix = [Double](repeating: 0, count: draft.count + 1)
-        for index in draft.indices.reversed() { suffix[index] = suffix[index + 1] + draft[index] }
-        var total = first
-        for x1 in draft.indices {
-            let rejected = draft[x1] - min(target[x1], draft[x1])
-            if rejected <= 0 { continue }
-            let others = prefix[x1] + suffix[x1 + 1]
-            if others <= 0 { continue }
+        guard let frame = try rrswTwoDraftsFrame(target: target, draft: draft) else { return 1 }
+        var total = frame.first
+        for (x1, mass, others) in frame.rejected {
             var second = 0.0
-            for x in draft.indices where x != x1 { second += min(residual[x], draft[x] / others) }
-            total += rejected * second
+            for x in draft.indices where x != x1 { second += min(frame.residual[x], draft[x] / others) }
+            total += mass * second
         }
         return min(total, 1)
     }

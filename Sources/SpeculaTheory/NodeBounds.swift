@@ -12,10 +12,6 @@ public struct NodeBounds: Sendable {
         /// A seeded Monte-Carlo mean with its standard error.
         case monteCarlo(samples: Int, standardError: Double)
 
-        public var isExact: Bool {
-            if case .monteCarlo = self { return false }
-            return true
-        }
     }
 
     public struct Value: Sendable, Equatable {

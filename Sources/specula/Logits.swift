@@ -43,11 +43,6 @@ struct Logits: ParsableCommand {
             }
             ids = loaded.tokenizer.encode(bytes: Array(data), addSpecial: true, parseSpecial: special)
         }
-        if ids.isEmpty { throw CommandError("the prompt has no tokens") }
-        let context = loaded.transformer.config.contextLength
-        if ids.count > context {
-            throw CommandError("the prompt has \(ids.count) tokens; the model's context is \(context)")
-        }
         let logits = try Scoring.logits(loaded.transformer, tokens: ids, rows: Array(ids.indices))
         print(ids.map(String.init).joined(separator: ","))
         if let top {

@@ -218,14 +218,8 @@ struct GGUFReaderTests {
     /// every tensor a parsed file reports lies inside the file.
     @Test func randomMutationsNeverCrash() throws {
         let (valid, _) = GGUFBuilder.valid(alignment: 32)
-        var state: UInt64 = 0x1234_5678
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var random = MutationRandom(state: 0x1234_5678)
+        func next() -> UInt64 { random.next() }
         var parsed = 0
         var rejected = 0
         for round in 0..<5000 {

@@ -78,14 +78,8 @@ struct HostileModelInputTests {
 struct MutatedModelTests {
     @Test func randomMutationsLoadOrFail() throws {
         let valid = SyntheticModel(seed: 5).fileBytes()
-        var state: UInt64 = 0x5EED_CAFE
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var random = MutationRandom(state: 0x5EED_CAFE)
+        func next() -> UInt64 { random.next() }
         // Where the metadata and tensor table end (everything before the first tensor's data).
         let header = try GGUFFile(file: MappedFile(copying: valid, name: "valid")).dataOffset
         var stages = [0, 0, 0]  // rejected by the parser, rejected by the loader, loaded (and ran a pass)
