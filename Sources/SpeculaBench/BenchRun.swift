@@ -54,7 +54,7 @@ public final class BenchRun {
         // Datasets first: a bad name or file fails before any model is read.
         let directory = options.dataDirectory ?? Dataset.defaultDirectory
         var sets: [(String, [BenchmarkPrompt])] = []
-        for set in options.datasets.isEmpty ? defaultSets : options.datasets {
+        for set in Dataset.expand(options.datasets.isEmpty ? defaultSets : options.datasets) {
             let loaded = try Dataset.load(set, directory: directory, count: options.prompts ?? prompts)
             for warning in loaded.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             // A file is labelled by its name without the extension.

@@ -33,6 +33,15 @@ public enum Dataset {
     }
 
     public static let specBenchFile = "spec-bench.jsonl"
+    /// Spec-Bench's six tasks (multi-turn conversation, translation, summarization, question answering,
+    /// mathematical reasoning, retrieval-augmented generation) as the named sets ``expand(_:)`` gives for
+    /// `spec-bench-tasks`.
+    public static let taskSets = ["mt-bench", "translation", "summarization", "qa", "math", "rag"]
+
+    /// Names as a benchmark runs them: `spec-bench-tasks` is its six task sets, each with its own table.
+    public static func expand(_ names: [String]) -> [String] {
+        names.flatMap { $0 == "spec-bench-tasks" ? taskSets : [$0] }
+    }
     public static let humanEvalFile = "HumanEval.jsonl"
 
     public static let named: [(name: String, set: Named)] = [
@@ -50,6 +59,13 @@ public enum Dataset {
         ("math", Named(file: specBenchFile, categories: ["math_reasoning"], about: "GSM8K (Spec-Bench)")),
         ("rag", Named(file: specBenchFile, categories: ["rag"], about: "retrieval-augmented QA (Spec-Bench)")),
         ("humaneval", Named(file: humanEvalFile, categories: [], about: "HumanEval, 164 code prompts")),
+        (
+            "spec-bench-tasks",
+            Named(
+                file: specBenchFile, categories: [],
+                about: "Spec-Bench's six tasks, each a set: "
+                    + taskSets.joined(separator: ", "))
+        ),
         ("code", Named(file: humanEvalFile, categories: [], about: "HumanEval, 164 code prompts")),
     ]
 

@@ -58,6 +58,12 @@ public enum DraftShape: Sendable, Equatable {
     /// `auto`: the fastest tree for this machine's measured costs and the acceptance seen so far, re-planned as it
     /// decodes (``AutoPlanner``).
     case auto
+    /// `adaptive`, the default: every round chooses a plain step, a prompt-lookup round or a draft-model chain of
+    /// some length, whichever the costs and acceptance of the rounds before make fastest (``AdaptivePolicy``).
+    case adaptive
+
+    /// The longest chain (and lookup proposal) the adaptive mode drafts.
+    public static let adaptiveLongest = 8
 
     /// The largest chain or tree a plan may ask for: every draft is a row of the target's pass and of both caches.
     public static let maxNodes = TreeTopology.nodeLimit
@@ -67,6 +73,10 @@ public enum DraftShape: Sendable, Equatable {
     public init(spelling: String) throws {
         if spelling == "auto" {
             self = .auto
+            return
+        }
+        if spelling == "adaptive" {
+            self = .adaptive
             return
         }
         let topology = try DraftShape.topology(spelling)
@@ -83,6 +93,7 @@ public enum DraftShape: Sendable, Equatable {
         case .chain(let length): return "chain:\(length)"
         case .tree(_, let spelling): return spelling
         case .auto: return "auto"
+        case .adaptive: return "adaptive"
         }
     }
 
@@ -92,6 +103,7 @@ public enum DraftShape: Sendable, Equatable {
         case .chain(let length): return length + 1
         case .tree(let topology, _): return topology.nodeCount
         case .auto: return AutoPlanner.defaultMaxNodes
+        case .adaptive: return Self.adaptiveLongest + 1
         }
     }
 
@@ -270,7 +282,10 @@ public struct DecodingPlan: Sendable, Equatable {
             if lookahead > 0 || lookup > 0 || draftVocabulary > 0 || draftStop > 0 {
                 throw bad("drafter", "lookahead, lookup, draft-stop and draft-vocabulary need a draft model")
             }
-            guard case .chain = shape else { throw bad("tree", "the n-gram drafter drafts chains") }
+            switch shape {
+            case .chain, .adaptive: break
+            default: throw bad("tree", "the n-gram drafter drafts chains")
+            }
         case .model:
             if !hasDraftModel { throw bad("draft", "the plan drafts with a model: give a draft model") }
         }
@@ -286,6 +301,10 @@ public struct DecodingPlan: Sendable, Equatable {
             }
         case .auto:
             if drafter != .model { throw bad("tree", "auto plans draft-model trees: it needs a draft model") }
+        case .adaptive:
+            if !sampling.isGreedy && ![.token, .block].contains(verifier) {
+                throw bad("verifier", "the adaptive mode drafts chains: token or block verification")
+            }
         }
     }
 
@@ -296,7 +315,7 @@ public struct DecodingPlan: Sendable, Equatable {
     public var variant: String {
         switch drafter {
         case .none: return "plain"
-        case .ngram: return "ngram"
+        case .ngram: return shape == .adaptive ? "ngram-adaptive" : "ngram"
         case .model:
             return shape.spelling + (lookahead > 0 ? "+lookahead:\(lookahead)" : "")
                 + (lookup > 0 ? "+lookup:\(lookup)" : "") + (draftStop > 0 ? "+stop:\(draftStop)" : "")
@@ -304,7 +323,8 @@ public struct DecodingPlan: Sendable, Equatable {
     }
 
     /// Parses a method as the benchmarks spell it — `plain`, `ngram[:N]` (prompt lookup of n-grams up to N = 3
-    /// tokens long, chains of at most 5),
+    /// tokens long, chains of at most 5), `ngram-adaptive` (lookup rounds or plain steps, whichever is faster),
+    /// `adaptive[+lookahead[:N]]` (the default mode),
     /// `SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P][/VERIFIER]` (`chain:4/block`, `chain:5+lookahead+lookup/token`,
     /// `binary:3/spechub`) — on top of `base` (sampling, stop conditions, seed).
     public init(method text: String, base: DecodingPlan = DecodingPlan()) throws {
@@ -340,6 +360,15 @@ public struct DecodingPlan: Sendable, Equatable {
             }
             return
         }
+        if head == "ngram-adaptive" {
+            if pieces.count > 1 || parts.count > 1 {
+                throw EngineError.badInput(
+                    field: "method", reason: "method '\(text)': ngram-adaptive takes no modifier")
+            }
+            drafter = .ngram(longest: 3)
+            shape = .adaptive
+            return
+        }
         if head == "ngram" || head.hasPrefix("ngram:") {
             let longest = head == "ngram" ? 3 : Int(head.dropFirst("ngram:".count))
             guard let longest else {
@@ -359,12 +388,13 @@ public struct DecodingPlan: Sendable, Equatable {
     }
 
     /// The plan the flags of `specula generate` and `specula audit` describe: a draft model (`hasDraftModel`), or
-    /// `drafter: "ngram"`; a shape from `tree` (or `drafts` chains of `depth`, or a chain of `depth`); a verifier.
-    /// Validated (``validate(hasDraftModel:)``).
+    /// `drafter: "ngram"`; a shape from `tree` (or `drafts` chains of `depth`, or a chain of `depth`; with none of
+    /// them, the adaptive mode); a verifier. Validated (``validate(hasDraftModel:)``).
     public init(
-        hasDraftModel: Bool, drafter drafterName: String?, ngram: Int, depth: Int, drafts: Int, tree: String?,
-        verifier verifierName: String, base: DecodingPlan
+        hasDraftModel: Bool, drafter drafterName: String?, ngram: Int, depth givenDepth: Int?, drafts: Int,
+        tree: String?, verifier verifierName: String, base: DecodingPlan
     ) throws {
+        let depth = givenDepth ?? 4
         self = base
         verifier = verifierName == "auto" ? .greedy : try VerifierKind(spelling: verifierName)
         switch drafterName {
@@ -393,8 +423,10 @@ public struct DecodingPlan: Sendable, Equatable {
             shape = try DraftShape(spelling: tree)
         } else if drafts > 1 {
             shape = try DraftShape(spelling: "drafts:\(drafts):\(depth)")
-        } else {
+        } else if givenDepth != nil || base.lookahead > 0 || base.lookup > 0 || base.draftStop > 0 {
             shape = .chain(depth)
+        } else {
+            shape = .adaptive
         }
         try validate(hasDraftModel: hasDraftModel)
     }

@@ -55,6 +55,21 @@ public struct GenerationStats: Sendable, Codable, Equatable {
     public var telemetry: SpeculativeDecoder.Telemetry?
     /// `auto`: the measured costs, the trees it planned in order, and the acceptance vector at the end.
     public var auto: AutoStats?
+    /// The adaptive mode: the rounds of each kind it chose, its cost estimates and acceptance at the end.
+    public var adaptive: AdaptiveStats?
+
+    public struct AdaptiveStats: Sendable, Codable, Equatable {
+        /// Rounds by kind: `plain`, `lookup`, `chain`.
+        public var rounds: [String: Int] = [:]
+        /// t(1), the target's cost per extra row, a draft's cost per drafted token and per row caught up on.
+        public var targetStepSeconds: Double?
+        public var targetRowSeconds: Double?
+        public var draftTokenSeconds: Double?
+        public var draftRowSeconds: Double?
+        /// Per-position acceptance: the draft model's, and lookup's after matches of 1, 2 and ≥ 3 tokens.
+        public var modelAcceptance = 0.0
+        public var lookupAcceptance: [Double] = []
+    }
 
     public struct AutoStats: Sendable, Codable, Equatable {
         public var measureSeconds = 0.0
@@ -284,6 +299,13 @@ public final class GenerationSession: @unchecked Sendable {
                 stats.efficiency = t.efficiency
             }
         }
+        if let policy = decoder?.adaptive {
+            stats.adaptive = GenerationStats.AdaptiveStats(
+                rounds: policy.choices, targetStepSeconds: policy.targetStep,
+                targetRowSeconds: policy.targetPerRow ?? policy.prefillPerToken,
+                draftTokenSeconds: policy.draftPerToken, draftRowSeconds: policy.draftPerRow,
+                modelAcceptance: policy.model.value, lookupAcceptance: policy.lookup.map(\.value))
+        }
         if var auto = autoStats, let planner, let t = decoder?.telemetry {
             auto.acceptance = planner.acceptance(reached: t.rankReached, accepted: t.rankAccepted)
             stats.auto = auto
@@ -324,10 +346,16 @@ public final class GenerationSession: @unchecked Sendable {
             plainLogits = logits
             plainFeed = nil
         case .ngram(let longest):
-            guard case .chain(let length) = plan.shape else { throw EngineError.fault("n-gram plan with a tree") }
+            let length: Int
+            switch plan.shape {
+            case .chain(let chain): length = chain
+            case .adaptive: length = DraftShape.adaptiveLongest
+            default: throw EngineError.fault("n-gram plan with a tree")
+            }
             decoder = try SpeculativeDecoder(
                 target: model, settings: plan.sampling, depth: length, ngram: longest,
                 verifier: plan.verifier.chainRule, capacity: capacity, seed: plan.seed)
+            if plan.shape == .adaptive { decoder?.adaptive = AdaptivePolicy(hasDraftModel: false) }
             try configureAndStart(prompt)
         case .model:
             guard let draft else { throw EngineError.badInput(field: "draft", reason: "the plan needs a draft model") }
@@ -341,6 +369,28 @@ public final class GenerationSession: @unchecked Sendable {
                 decoder = try SpeculativeDecoder(
                     target: model, draft: draft.transformer, settings: plan.sampling, depth: topology.depth,
                     tree: topology, nodeVerifier: plan.verifier.nodeVerifier, capacity: capacity, seed: plan.seed)
+            case .adaptive:
+                // No measurement: the policy learns the costs from the rounds; the draft catches up on the prompt
+                // when it first drafts.
+                decoder = try SpeculativeDecoder(
+                    target: model, draft: draft.transformer, settings: plan.sampling,
+                    depth: DraftShape.adaptiveLongest, verifier: plan.verifier.chainRule, capacity: capacity,
+                    seed: plan.seed)
+                decoder.adaptive = AdaptivePolicy(
+                    hasDraftModel: true,
+                    draftCostRatio: Double(draft.stepBytes) / Double(max(1, target.stepBytes)),
+                    maxChain: DraftShape.adaptiveLongest, maxLookup: DraftShape.adaptiveLongest)
+                decoder.deferDraftPrefill = true
+                // A reduced draft head where the output matrix is a large share of what a draft step reads (a
+                // third for the pinned draft): built when the draft first drafts.
+                let share = Double(draft.outputBytes) / Double(max(1, draft.stepBytes))
+                let vocabulary = draft.transformer.vocabularySize
+                if plan.draftVocabulary == 0 && share > AdaptivePolicy.reducedHeadShare
+                    && vocabulary > 2 * AdaptivePolicy.reducedHeadTokens
+                {
+                    decoder.lazyDraftVocabulary = draft.draftVocabulary(
+                        first: AdaptivePolicy.reducedHeadTokens, keeping: prompt)
+                }
             case .auto:
                 // Measure this machine's costs, plan the fastest tree from a prior acceptance vector, and re-plan
                 // every few rounds from the acceptance observed (chains at temperature 0, where the greedy walk
@@ -373,6 +423,7 @@ public final class GenerationSession: @unchecked Sendable {
 
     private func configureAndStart(_ prompt: [Int]) throws {
         guard let decoder else { return }
+        decoder.tokensLeft = plan.stop.maxTokens
         decoder.draftStop = plan.draftStop
         decoder.lookahead = plan.lookahead
         decoder.lookupMatch = plan.lookup
@@ -384,6 +435,7 @@ public final class GenerationSession: @unchecked Sendable {
     /// One round's tokens: a plain step, or a speculative round (then, with `auto`, a re-plan every 8 rounds).
     private func round() throws -> [Int] {
         guard let decoder else { return [try plainStep()] }
+        decoder.tokensLeft = plan.stop.maxTokens - generated.count
         let tokens = try decoder.round()
         if let planner, decoder.telemetry.rounds % 8 == 0 {
             let t = decoder.telemetry
@@ -409,11 +461,16 @@ public final class GenerationSession: @unchecked Sendable {
             plainTargetSeconds += Self.seconds(since: passStart)
             plainLogits = logits
         }
+        plainRounds += 1
+        if plan.sampling.isPlainGreedy && !plan.recordDistributions {
+            let token = try SamplingSettings.greedyToken(plainLogits)
+            plainFeed = token
+            return token
+        }
         let probabilities = try plan.sampling.process(
             logits: plainLogits.map(Double.init), history: promptTokens + generated)
         let token = try plan.sampling.choose(from: probabilities, using: &plainRandom)
         plainFeed = token
-        plainRounds += 1
         if plan.recordDistributions { lastDistribution = probabilities }
         return token
     }

@@ -5,7 +5,14 @@ public enum NGramDrafter {
     /// when no such suffix occurs earlier.
     /// - Complexity: O(`history.count` · `longest`).
     public static func propose(history: [Int], longest: Int, shortest: Int = 1, count: Int) -> [Int] {
-        guard count > 0, history.count >= 2 else { return [] }
+        match(history: history, longest: longest, shortest: shortest, count: count).proposal
+    }
+
+    /// ``propose(history:longest:shortest:count:)`` with the length of the n-gram that matched (0: none).
+    public static func match(history: [Int], longest: Int, shortest: Int = 1, count: Int) -> (
+        proposal: [Int], length: Int
+    ) {
+        guard count > 0, history.count >= 2 else { return ([], 0) }
         for n in stride(from: min(longest, history.count - 1), through: max(shortest, 1), by: -1) {
             let suffixStart = history.count - n
             // Earlier occurrences start at most one before the suffix (they may overlap it).
@@ -18,11 +25,11 @@ public enum NGramDrafter {
                 }
                 if matches {
                     let from = start + n
-                    return Array(history[from..<min(from + count, history.count)])
+                    return (Array(history[from..<min(from + count, history.count)]), n)
                 }
                 start -= 1
             }
         }
-        return []
+        return ([], 0)
     }
 }

@@ -51,8 +51,10 @@ extension SpeculativeDecoder {
                 // The last draft was fed: its row stays in the draft cache like an unfed one would not.
                 break
             }
-            let q = try process(logits, path: drafts)
-            let token = try settings.choose(from: q, using: &random)
+            // Temperature 0 with no penalty: the argmax, with no distribution built (the walk needs none).
+            let q = fastGreedy ? [] : try process(logits, path: drafts)
+            let token =
+                fastGreedy ? try SamplingSettings.greedyToken(logits) : try settings.choose(from: q, using: &random)
             drafts.append(token)
             draftVectors.append(q)
             if let proposed = assumed.first, proposed == token {
@@ -76,18 +78,23 @@ extension SpeculativeDecoder {
         let verifyStart = ContinuousClock.now
         let logits = try target.forward(tokens: nodes, cache: targetCache, logitRows: Array(nodes.indices))
         telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
-        let targetVectors = try logits.indices.map { try process(logits[$0], path: Array(drafts.prefix($0))) }
-        if pairedBlock && !settings.isGreedy && !drafts.isEmpty {
-            try comparePaired(targetVectors, draftVectors, drafts)
-        }
         // 3. Verify.
         var tree = DraftTree(rootToken: root)
         for (index, token) in drafts.enumerated() {
             tree.expand(index, draft: draftVectors[index], law: .withoutReplacement, childTokens: [token])
         }
-        let result = try walkChain(tree, targetVectors, verifier: verifier)
-        if verifier == .token || settings.isGreedy {
-            recordOptimal(targetVectors, draftVectors, accepted: result.acceptedNodes.count)
+        let result: TreeWalkResult
+        if fastGreedy {
+            result = try greedyChainWalk(drafts: drafts, logits: logits)
+        } else {
+            let targetVectors = try logits.indices.map { try process(logits[$0], path: Array(drafts.prefix($0))) }
+            if pairedBlock && !settings.isGreedy && !drafts.isEmpty {
+                try comparePaired(targetVectors, draftVectors, drafts)
+            }
+            result = try walkChain(tree, targetVectors, verifier: verifier)
+            if verifier == .token || settings.isGreedy {
+                recordOptimal(targetVectors, draftVectors, accepted: result.acceptedNodes.count)
+            }
         }
         telemetry.countRanks(tree: tree, accepted: result.acceptedNodes)
         // 4. Commit the accepted path in both caches; the last emitted token is the next root. The draft holds rows
@@ -97,5 +104,29 @@ extension SpeculativeDecoder {
         draftCache.commit(prefix: prefix, kept: Array(0...min(accepted, fed)))
         if accepted > fed { draftBacklog = [drafts[drafted - 1]] }
         return finishRound(prefix: prefix, path: Array(0...accepted), result: result, drafted: drafted, depths: drafted)
+    }
+
+    /// Temperature 0 with no penalty: the greedy walk of a chain from the target's logits directly — each row's
+    /// argmax (``SamplingSettings/greedyToken(_:)``, what processing the row and walking would give), drafts kept
+    /// while they equal it, then the first argmax that differs (or the bonus). α* at a reached node is 1 when the
+    /// draft's choice is the target's, else 0 (both laws are point masses). Advances the round counter.
+    func greedyChainWalk(drafts: [Int], logits: [[Float]]) throws -> TreeWalkResult {
+        defer { step += 1 }
+        var accepted = 0
+        var emitted: [Int] = []
+        while true {
+            let best = try SamplingSettings.greedyToken(logits[accepted])
+            emitted.append(best)
+            if accepted < drafts.count && drafts[accepted] == best {
+                accepted += 1
+                continue
+            }
+            break
+        }
+        let reached = min(accepted + 1, drafts.count)
+        telemetry.countOptimal((0..<reached).map { $0 < accepted ? 1 : 0 }, accepted: accepted)
+        return TreeWalkResult(
+            acceptedNodes: Array(0..<accepted).map { $0 + 1 }, emittedTokens: emitted,
+            endedWithBonus: accepted == drafts.count)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import SpeculaKernels
 import SpeculaModels
 import SpeculaTheory
@@ -27,6 +28,11 @@ extension SpeculativeDecoder {
         let verifyStart = ContinuousClock.now
         let logits = try target.forward(tokens: nodes, cache: targetCache, logitRows: Array(nodes.indices))
         telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
+        if adaptive != nil { adaptive?.observeConfidence(Double(Ops.maximumProbability(logits[0]))) }
+        if fastGreedy {
+            let result = try greedyChainWalk(drafts: proposal, logits: logits)
+            return finishLookup(prefix: prefix, proposal: proposal, result: result)
+        }
         let targetVectors = try logits.indices.map { try process(logits[$0], path: Array(proposal.prefix($0))) }
         var tree = DraftTree(rootToken: root)
         for (index, token) in proposal.enumerated() {
@@ -43,6 +49,11 @@ extension SpeculativeDecoder {
             telemetry.countOptimal(
                 (0..<reached).map { targetVectors[$0][proposal[$0]] }, accepted: result.acceptedNodes.count)
         }
+        return finishLookup(prefix: prefix, proposal: proposal, result: result)
+    }
+
+    /// The end of an n-gram round: the draft model (if any) is owed the root and the accepted tokens.
+    private func finishLookup(prefix: Int, proposal: [Int], result: TreeWalkResult) -> [Int] {
         let accepted = result.acceptedNodes.count
         if draft != nil {
             draftBacklog += [root] + proposal.prefix(accepted)
@@ -63,15 +74,75 @@ extension SpeculativeDecoder {
         let verifyStart = ContinuousClock.now
         let logits = try target.forward(tokens: [root], cache: targetCache)[0]
         telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
-        let p = try process(logits)
+        if adaptive != nil { adaptive?.observeConfidence(Double(Ops.maximumProbability(logits))) }
         defer { step += 1 }
-        // At temperature 0 no round stream is made (an enumeration sees no choice there).
-        var uniforms = settings.isGreedy ? random : random.roundStream(step: step)
-        let token = try settings.choose(from: p, using: &uniforms)
-        draftBacklog.append(root)
+        let token: Int
+        if fastGreedy {
+            token = try SamplingSettings.greedyToken(logits)
+        } else {
+            let p = try process(logits)
+            // At temperature 0 no round stream is made (an enumeration sees no choice there).
+            var uniforms = settings.isGreedy ? random : random.roundStream(step: step)
+            token = try settings.choose(from: p, using: &uniforms)
+        }
+        if draft != nil { draftBacklog.append(root) }
         root = token
         history.append(token)
         telemetry.countRound(drafted: 0, accepted: 0, emitted: 1, depths: 0, acceptedDepths: 0)
+        telemetry.plainRounds += 1
         return [token]
     }
+
+    /// A round of the default mode: ``adaptive`` chooses a plain step, a lookup round (the proposal cut to the
+    /// length it picks) or a draft-model chain from what earlier rounds cost and accepted, and learns from this one.
+    func adaptiveRound() throws -> [Int] {
+        guard let policy = adaptive else { throw ModelError.invalid(path: "adaptive", reason: "no policy") }
+        let room = targetCache.capacity - targetCache.length - 1
+        let match = NGramDrafter.match(
+            history: history, longest: ngramLongest, count: min(policy.maxLookup, max(0, room)))
+        let backlog = draftBacklog.count
+        let choice = policy.choose(
+            proposal: match.proposal.count, matchLength: match.length, backlog: backlog,
+            generated: history.count - promptLength, remaining: tokensLeft, room: room)
+        let before = telemetry
+        let emitted: [Int]
+        switch choice {
+        case .plain:
+            let start = ContinuousClock.now
+            emitted = try plainRound()
+            telemetry.roundSeconds += Self.seconds(since: start)
+        case .lookup(let k):
+            emitted = try ngramRound(proposal: Array(match.proposal.prefix(k)))
+        case .chain(let gamma):
+            guard let draft, let draftCache else {
+                throw ModelError.invalid(path: "adaptive", reason: "a chain was chosen without a draft model")
+            }
+            if let tokens = lazyDraftVocabulary {
+                let start = ContinuousClock.now
+                draftOutputHead = try draft.makeOutputHead(tokens: tokens)
+                lazyDraftVocabulary = nil
+                telemetry.draftSeconds += Self.seconds(since: start)
+                if debugTrace { print("TRACE head \(Self.seconds(since: start))", to: &standardError) }
+            }
+            emitted = try chainRound(draft: draft, draftCache: draftCache, length: gamma)
+        }
+        let drafted = telemetry.draftedTokens - before.draftedTokens
+        // The round may have updated the policy (the target's confidence): learn on top of that.
+        adaptive?.observe(
+            choice, rows: drafted + 1, targetSeconds: telemetry.targetPassSeconds - before.targetPassSeconds,
+            draftSeconds: telemetry.draftSeconds - before.draftSeconds, backlog: backlog, drafted: drafted,
+            accepted: telemetry.acceptedTokens - before.acceptedTokens, matchLength: match.length)
+        if debugTrace, let policy = adaptive {
+            print(
+                "TRACE \(choice) t=\(telemetry.targetPassSeconds - before.targetPassSeconds) d=\(telemetry.draftSeconds - before.draftSeconds) backlog=\(backlog) drafted=\(drafted) acc=\(telemetry.acceptedTokens - before.acceptedTokens) conf=\(policy.targetConfidence ?? 0) t1=\(policy.targetStep ?? 0) s=\(policy.targetPerRow ?? 0) a=\(policy.model.value)",
+                to: &standardError)
+        }
+        return emitted
+    }
 }
+
+let debugTrace = ProcessInfo.processInfo.environment["SPECULA_TRACE"] != nil
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
+}
+nonisolated(unsafe) var standardError = StandardError()

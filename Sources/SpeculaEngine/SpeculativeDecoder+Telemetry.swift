@@ -26,6 +26,8 @@ extension SpeculativeDecoder {
         /// proposed tokens they accepted.
         public var lookupRounds = 0
         public var lookupAccepted = 0
+        /// Rounds that were one plain target step (no drafts: the adaptive mode's choice, or no room left).
+        public var plainRounds = 0
         /// With ``SpeculativeDecoder/pairedBlock``: rounds compared, and the sums over them of the expected tokens
         /// per step (accepted drafts + 1) under token verification, `1 + Σ_k Π_{j≤k} min(1, p_j(x_j)/q_j(x_j))`, and
         /// under block verification, `1 + Σ_t t·P(τ = t)` (ALGORITHMS.md §2, §3).

@@ -41,6 +41,8 @@ public final class SpeculativeDecoder {
     var step: UInt64 = 0
     /// Tokens emitted so far (prompt included), for the penalties.
     public internal(set) var history: [Int] = []
+    /// The prompt's length (`history` beyond it was generated).
+    var promptLength = 0
     /// The last emitted token: the root of the next round (no KV entry yet in either cache).
     var root: Int = 0
     /// Draft-cache rows missing before the root (a fully accepted chain's last draft was never fed).
@@ -65,6 +67,16 @@ public final class SpeculativeDecoder {
     /// running the draft (which catches up on the accepted tokens in its next pass). 0: never. Whether a round
     /// looks up depends on the emitted text alone, and each round keeps the target's law, so the output does too.
     public var lookupMatch = 0
+    /// The default mode: each round's kind — a plain step, a lookup round, a draft-model chain and its length — is
+    /// chosen by this policy from the costs and acceptance of the rounds before (nil: the fixed shape).
+    public var adaptive: AdaptivePolicy?
+    /// Tokens the generation may still emit (the adaptive policy spreads the draft's catch-up over them).
+    public var tokensLeft = Int.max
+    /// ``start(prompt:)`` leaves the prompt for the draft to catch up on when it first drafts (a generation that never
+    /// drafts never runs the draft model).
+    public var deferDraftPrefill = false
+    /// The token ids of a reduced draft head to build when the adaptive mode first drafts (nil: none pending).
+    public var lazyDraftVocabulary: [Int]?
     /// Chains at temperature > 0: also compute, each round, the exact expected tokens per step of token and of block
     /// verification of the round's own drafts (a paired comparison: the same drafts verified both ways, whatever
     /// verifier runs), summed in the telemetry. O(γ·|V|) a round.
@@ -180,13 +192,21 @@ public final class SpeculativeDecoder {
             let start = ContinuousClock.now
             _ = try target.forward(tokens: body, cache: targetCache, logitRows: [])
             telemetry.targetPrefillSeconds = Self.seconds(since: start)
-            let draftStart = ContinuousClock.now
-            if let draft, let draftCache { _ = try draft.forward(tokens: body, cache: draftCache, logitRows: []) }
-            telemetry.draftPrefillSeconds = Self.seconds(since: draftStart)
+            adaptive?.observePrompt(tokens: body.count, seconds: telemetry.targetPrefillSeconds)
         }
         history = prompt
+        promptLength = prompt.count
         root = last
         draftBacklog = []
+        if !body.isEmpty, let draft, let draftCache {
+            if deferDraftPrefill {
+                draftBacklog = body
+            } else {
+                let draftStart = ContinuousClock.now
+                _ = try draft.forward(tokens: body, cache: draftCache, logitRows: [])
+                telemetry.draftPrefillSeconds = Self.seconds(since: draftStart)
+            }
+        }
     }
 
     /// Back to the state right after ``start(prompt:)`` with the same prompt, without feeding it again: both caches
@@ -196,10 +216,17 @@ public final class SpeculativeDecoder {
             throw ModelError.invalid(path: "prompt", reason: "restart needs the prompt given to start")
         }
         _ = targetCache.trim(to: prompt.count - 1)
-        _ = draftCache?.trim(to: prompt.count - 1)
         history = prompt
         root = last
         draftBacklog = []
+        promptLength = prompt.count
+        if let draftCache {
+            // With a deferred prompt pass the state after start has an empty draft cache (the whole body owed);
+            // otherwise the draft keeps the prompt's rows.
+            let kept = deferDraftPrefill ? 0 : min(draftCache.length, prompt.count - 1)
+            _ = draftCache.trim(to: kept)
+            draftBacklog = Array(prompt[kept..<(prompt.count - 1)])
+        }
     }
 
     /// The target's logits after the emitted text (feeds the root to a scratch copy of the state: for tests and
@@ -220,6 +247,9 @@ public final class SpeculativeDecoder {
         return rows.last
     }
 
+    /// Temperature 0 with no penalty: tokens are argmaxes of the logits, no distribution is built.
+    var fastGreedy: Bool { settings.isPlainGreedy }
+
     /// The processed distribution after `path` (tokens after the root) — penalties see the whole text so far.
     func process(_ logits: [Float], path: [Int] = []) throws -> [Double] {
         try settings.process(logits: logits.map(Double.init), history: path.isEmpty ? history : history + path)
@@ -227,6 +257,7 @@ public final class SpeculativeDecoder {
 
     /// One round: returns the emitted tokens (at least one).
     public func round() throws -> [Int] {
+        if adaptive != nil { return try adaptiveRound() }
         guard let draft, let draftCache else { return try ngramRound() }
         if lookupMatch > 0 {
             let proposal = NGramDrafter.propose(

@@ -56,6 +56,8 @@ public final class PackedMatrix: @unchecked Sendable {
     let blocksPerRow: Int
     let blockGroupBytes: Int
     let storage: UnsafeMutableRawPointer
+    /// A view's parent (``prefix(rows:)``), which owns the storage; nil when this matrix owns it.
+    private let owner: PackedMatrix?
 
     /// The types with a packed layout (when the vector kernels are compiled in).
     public static func supports(_ type: TensorType) -> Bool {
@@ -79,6 +81,7 @@ public final class PackedMatrix: @unchecked Sendable {
         let total = blocksPerRow * blockGroupBytes * (rowCount / Self.groupRows)
         guard let raw = specula_allocate_weights(total) else { return nil }
         storage = raw
+        owner = nil
         let source = matrix
         let destination = raw
         let blocks = blocksPerRow
@@ -97,7 +100,24 @@ public final class PackedMatrix: @unchecked Sendable {
         }
     }
 
-    deinit { free(storage) }
+    private init(prefixOf parent: PackedMatrix, rows: Int) {
+        type = parent.type
+        rowCount = rows
+        columnCount = parent.columnCount
+        blocksPerRow = parent.blocksPerRow
+        blockGroupBytes = parent.blockGroupBytes
+        storage = parent.storage
+        owner = parent
+    }
+
+    /// The first `rows` rows (a multiple of 16), sharing this matrix's storage: groups are stored one after
+    /// another, so a prefix of rows is a prefix of the bytes. Each row's products are the same as in the whole.
+    public func prefix(rows: Int) -> PackedMatrix? {
+        guard rows > 0, rows % Self.groupRows == 0, rows <= rowCount else { return nil }
+        return PackedMatrix(prefixOf: self, rows: rows)
+    }
+
+    deinit { if owner == nil { free(storage) } }
 
     /// Bytes of one block of 16 rows: the stored bytes, except Q4_K's, whose scales and minimums are unpacked
     /// from 12 bytes to 16 per row (2,368 instead of 2,304), and Q6_K's, padded to whole cache lines (3,392 instead

@@ -28,6 +28,15 @@ public struct QuantizedMatrix: @unchecked Sendable {
         return copy
     }
 
+    /// The first `rows` rows, sharing the storage (and the packed copy's: nil when there is none or `rows` is not a
+    /// multiple of 16).
+    public func prefix(rows: Int) -> QuantizedMatrix? {
+        guard rows > 0, rows <= rowCount, let packed, let view = packed.prefix(rows: rows) else { return nil }
+        var copy = QuantizedMatrix(type: type, rowCount: rows, columnCount: columnCount, data: data)
+        copy.packed = view
+        return copy
+    }
+
     /// The quantized activation forms a product with this matrix reads (none for float weights, which use the
     /// float rows).
     public var activationFormats: QuantizedActivations.Formats {

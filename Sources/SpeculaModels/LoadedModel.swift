@@ -24,6 +24,22 @@ public final class LoadedModel: @unchecked Sendable {
 
     public var path: String { file.path }
 
+    /// The weight bytes a one-token decoding step reads: every tensor but the token embedding table (one row of it
+    /// is read), which counts when the output head shares it.
+    public var stepBytes: Int {
+        let tied = !file.tensors.contains { $0.name == "output.weight" }
+        return file.tensors.reduce(0) { sum, tensor in
+            sum + (tensor.name == "token_embd.weight" && !tied ? 0 : tensor.byteCount)
+        }
+    }
+
+    /// The bytes of the output matrix (the token embedding table when the head shares it).
+    public var outputBytes: Int {
+        let output =
+            file.tensors.first { $0.name == "output.weight" } ?? file.tensors.first { $0.name == "token_embd.weight" }
+        return output?.byteCount ?? 0
+    }
+
     /// The tokens of raw text: BOS as the metadata asks; with `special`, text such as `<|im_start|>` is read as the
     /// special token it spells (as `specula tokenize --special` and llama.cpp do).
     public func promptTokens(text: String, special: Bool = false) -> [Int] {

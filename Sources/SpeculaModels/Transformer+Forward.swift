@@ -134,13 +134,27 @@ extension Transformer {
             linear(output, quantize(final, rows.count, d, for: output), nil, into: &logits)
             return (0..<rows.count).map { Array(logits[($0 * vocabularySize)..<(($0 + 1) * vocabularySize)]) }
         }
-        // A restricted output: the kept tokens' logits, the rest −∞.
-        let width = restricted.matrix.rowCount
-        var logits = [Float](repeating: 0, count: rows.count * width)
-        linear(restricted.matrix, quantize(final, rows.count, d, for: restricted.matrix), nil, into: &logits)
+        // A restricted output: the kept tokens' logits, the rest −∞ — a prefix of the ids straight from a view of
+        // the output matrix, the others from the gathered rows.
         var result = [[Float]](repeating: [Float](repeating: -.infinity, count: vocabularySize), count: rows.count)
-        for slot in 0..<rows.count {
-            for (k, token) in restricted.tokens.enumerated() { result[slot][token] = logits[slot * width + k] }
+        if let prefix = restricted.prefix {
+            let width = prefix.rowCount
+            var logits = [Float](repeating: 0, count: rows.count * width)
+            linear(prefix, quantize(final, rows.count, d, for: prefix), nil, into: &logits)
+            for slot in 0..<rows.count {
+                result[slot].replaceSubrange(0..<width, with: logits[(slot * width)..<((slot + 1) * width)])
+            }
+        }
+        if let matrix = restricted.matrix {
+            let width = matrix.rowCount
+            let skip = restricted.prefixCount
+            var logits = [Float](repeating: 0, count: rows.count * width)
+            linear(matrix, quantize(final, rows.count, d, for: matrix), nil, into: &logits)
+            for slot in 0..<rows.count {
+                for k in 0..<(restricted.tokens.count - skip) {
+                    result[slot][restricted.tokens[skip + k]] = logits[slot * width + k]
+                }
+            }
         }
         return result
     }

@@ -183,13 +183,33 @@ public final class Transformer: @unchecked Sendable {
                 path: file.path, reason: "output token \(first < 0 ? first : last) outside 0..<\(vocabularySize)")
         }
         if ids.count == vocabularySize { return nil }
-        // Padded to whole groups of 16 rows (repeats of the last row, whose logits are not read) so that the packed
-        // kernels serve it: the kept logits are then exactly the full head's.
+        // A prefix of the ids (all ids below some multiple of 16) is a view of the output matrix, no copy; the rest
+        // are gathered.
+        var leading = 0
+        while leading < ids.count && ids[leading] == leading { leading += 1 }
+        leading -= leading % PackedMatrix.groupRows
+        if leading > 0, let prefix = output.prefix(rows: leading) {
+            let rest = Array(ids[leading...])
+            let gathered = rest.isEmpty ? nil : gather(rest)
+            return OutputHead(
+                model: ObjectIdentifier(self), tokens: ids, prefix: prefix, matrix: gathered?.matrix,
+                rows: gathered?.rows)
+        }
+        let gathered = gather(ids)
+        return OutputHead(
+            model: ObjectIdentifier(self), tokens: ids, prefix: nil, matrix: gathered.matrix, rows: gathered.rows)
+    }
+
+    /// The rows of `ids` (ascending) copied into one packed matrix, padded to whole groups of 16 rows (repeats of
+    /// the last row, whose logits are not read) so that the packed kernels serve it: the kept logits are then
+    /// exactly the full head's.
+    private func gather(_ ids: [Int]) -> (matrix: QuantizedMatrix, rows: GatheredRows) {
+        let last = ids[ids.count - 1]
         let padded = (ids.count + 15) / 16 * 16
         let rows = GatheredRows(output, ids + [Int](repeating: last, count: padded - ids.count))
         let matrix = QuantizedMatrix(
             type: output.type, rowCount: padded, columnCount: output.columnCount, data: rows.base)
-        return OutputHead(model: ObjectIdentifier(self), tokens: ids, matrix: matrix.packed(pool: pool), rows: rows)
+        return (matrix.packed(pool: pool), rows)
     }
 
     /// A cache for this model holding `capacity` positions (at most the trained context).
@@ -203,15 +223,24 @@ public final class Transformer: @unchecked Sendable {
 public final class OutputHead: @unchecked Sendable {
     let model: ObjectIdentifier
     public let tokens: [Int]
-    let matrix: QuantizedMatrix
-    let rows: GatheredRows
+    /// Ids `0..<prefix.rowCount`: a view of the model's output matrix.
+    let prefix: QuantizedMatrix?
+    /// The other ids (`tokens` after the prefix), gathered.
+    let matrix: QuantizedMatrix?
+    let rows: GatheredRows?
 
-    init(model: ObjectIdentifier, tokens: [Int], matrix: QuantizedMatrix, rows: GatheredRows) {
+    init(
+        model: ObjectIdentifier, tokens: [Int], prefix: QuantizedMatrix?, matrix: QuantizedMatrix?, rows: GatheredRows?
+    ) {
         self.model = model
         self.tokens = tokens
+        self.prefix = prefix
         self.matrix = matrix
         self.rows = rows
     }
+
+    /// Ids served by the prefix view.
+    var prefixCount: Int { prefix?.rowCount ?? 0 }
 }
 
 /// Rows copied out of a quantized matrix into memory this object owns (a restricted output head).

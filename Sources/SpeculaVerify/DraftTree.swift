@@ -109,6 +109,12 @@ public struct TreeWalkResult: Sendable, Equatable {
     /// True when the last token is a bonus (a leaf was reached), false for a correction.
     public var endedWithBonus: Bool
 
+    public init(acceptedNodes: [Int], emittedTokens: [Int], endedWithBonus: Bool) {
+        self.acceptedNodes = acceptedNodes
+        self.emittedTokens = emittedTokens
+        self.endedWithBonus = endedWithBonus
+    }
+
     /// `accepted + 1`.
     public var tokensPerStep: Int { emittedTokens.count }
 }

@@ -196,3 +196,36 @@ extension SamplingSettings {
         return token
     }
 }
+
+extension SamplingSettings {
+    /// Temperature 0 with no penalty: the token is the logits' argmax, which ``greedyToken(_:)`` finds without
+    /// building a distribution.
+    public var isPlainGreedy: Bool {
+        isGreedy && repetitionPenalty == 1 && presencePenalty == 0 && frequencyPenalty == 0
+    }
+
+    /// What ``process(logits:history:what:)`` then ``choose(from:using:)`` give at temperature 0 with no penalty —
+    /// the first index of the largest logit (the conversion to `Double` keeps the order) — in one pass over the
+    /// logits; throws on an empty vector or a NaN as ``process(logits:history:what:)`` does.
+    public static func greedyToken(_ logits: [Float], what: String = "logits") throws -> Int {
+        try logits.withUnsafeBufferPointer { v in
+            guard !v.isEmpty else { throw VerifyError.emptyVocabulary(what: what) }
+            var best = 0
+            var bestValue = v[0]
+            var sawNaN = bestValue.isNaN
+            for index in 1..<v.count {
+                let value = v[index]
+                if value > bestValue {
+                    bestValue = value
+                    best = index
+                } else if value != value {
+                    sawNaN = true
+                }
+            }
+            if sawNaN, let index = v.firstIndex(where: \.isNaN) {
+                throw VerifyError.notFinite(what: what, index: index, value: Double(v[index]))
+            }
+            return best
+        }
+    }
+}

@@ -69,7 +69,7 @@ func serves(_ verifier: String, _ shape: String) -> Bool {
     switch parsed {
     case .tree(let topology, _): return kind != .token && kind != .block && kind.serves(topology)
     case .chain: return kind != .block
-    case .auto: return false
+    case .auto, .adaptive: return false
     }
 }
 

@@ -15,17 +15,20 @@ struct BenchSpeed: ParsableCommand {
         abstract: "Wall-clock speed of plain decoding and each speculative method, side by side (release build).",
         discussion: """
             Defaults: datasets humaneval summarization mt-bench, 3 prompts each, 128 tokens, temperatures 0 and \
-            0.7; methods chain:5/token, chain:5+lookahead+lookup/token, chain:4/block, binary:3/spechub, \
-            drafts:2:3/rrsw, ngram (SHAPE/VERIFIER as in `specula generate`, +lookahead/+lookup/+stop:P its \
-            --lookahead 2, --lookup 2, --draft-stop P; at temperature 0 every verifier is the greedy walk).
+            0.7; methods adaptive (the default mode of `specula generate --draft D`), chain:5/token, \
+            chain:5+lookahead+lookup/token, chain:4/block, binary:3/spechub, drafts:2:3/rrsw, ngram \
+            (SHAPE/VERIFIER as in `specula generate`, +lookahead/+lookup/+stop:P its --lookahead 2, --lookup 2, \
+            --draft-stop P; ngram-adaptive: lookup rounds or plain steps, no draft model; at temperature 0 every \
+            verifier is the greedy walk). --dataset spec-bench-tasks runs Spec-Bench's six tasks, a table each.
             """)
 
     @OptionGroup var options: BenchOptions
     @Option(
         name: .long, parsing: .upToNextOption,
-        help: "Methods: SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P]/VERIFIER, ngram.")
+        help: "Methods: adaptive, SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P]/VERIFIER, ngram, ngram-adaptive.")
     var methods: [String] = [
-        "chain:5/token", "chain:5+lookahead+lookup/token", "chain:4/block", "binary:3/spechub", "drafts:2:3/rrsw",
+        "adaptive", "chain:5/token", "chain:5+lookahead+lookup/token", "chain:4/block", "binary:3/spechub",
+        "drafts:2:3/rrsw",
         "ngram",
     ]
 

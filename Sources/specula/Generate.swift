@@ -24,7 +24,12 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "Context capacity of the cache (default: prompt + max tokens).") var context: Int?
     @Flag(name: .long, help: "Print statistics as JSON to standard error.") var stats = false
     @Option(name: .long, help: "Draft model for speculative decoding (same tokenizer as --model).") var draft: String?
-    @Option(name: .long, help: "Draft tokens per round (a chain), or per draft with --drafts.") var depth: Int = 4
+    @Option(
+        name: .long,
+        help:
+            "Draft tokens per round (a fixed chain), or per draft with --drafts (default 4). With no --depth, --tree, --drafts, --lookahead, --lookup or --draft-stop the mode is adaptive: each round is a plain step, a prompt-lookup round or a draft chain, whichever is fastest now."
+    )
+    var depth: Int?
     @Option(name: .long, help: "Drafts sharing the root, each a chain of --depth tokens (drafts:N:D).")
     var drafts: Int = 1
     @Option(
@@ -205,6 +210,25 @@ struct Generate: ParsableCommand {
                         ),
                         ("trees", .array(auto.trees.map { .string($0) })),
                         ("acceptance", .array(auto.acceptance.map { .number($0) })),
+                    ])
+                ))
+        }
+        if let adaptive = s.adaptive {
+            func optional(_ value: Double?) -> JSONValue { .number(value ?? 0) }
+            fields.append(
+                (
+                    "adaptive",
+                    .object([
+                        (
+                            "rounds",
+                            .object(adaptive.rounds.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) })
+                        ),
+                        ("targetStepSeconds", optional(adaptive.targetStepSeconds)),
+                        ("targetRowSeconds", optional(adaptive.targetRowSeconds)),
+                        ("draftTokenSeconds", optional(adaptive.draftTokenSeconds)),
+                        ("draftRowSeconds", optional(adaptive.draftRowSeconds)),
+                        ("modelAcceptance", .number(adaptive.modelAcceptance)),
+                        ("lookupAcceptance", .array(adaptive.lookupAcceptance.map { .number($0) })),
                     ])
                 ))
         }

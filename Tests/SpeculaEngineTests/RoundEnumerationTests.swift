@@ -31,6 +31,11 @@ struct RoundEnumerationTests {
         var lookup = 0
         /// The caches' capacity: small, rounds shorten (a tree gives way to a chain, a chain to a plain step).
         var capacity = 64
+        /// The default mode: each round's kind chosen by an ``AdaptivePolicy`` with fixed costs from the acceptance
+        /// of the rounds before (the draft's prompt pass deferred; `vocabulary`: a reduced draft head built when
+        /// it first drafts).
+        var adaptive = false
+        var vocabulary: [Int]? = nil
         var description: String { name }
     }
 
@@ -66,7 +71,25 @@ struct RoundEnumerationTests {
             settings: .init(temperature: 0.9, topK: 4), length: 1, capacity: 11),
         // Capacity 9: a chain of one draft, and after a rejection a round with room for its root only: a plain step.
         Case(name: "full cache: a chain gives way to a plain step", depth: 2, capacity: 9),
+        Case(name: "adaptive: chains, lookups and plain steps, token", depth: 3, length: 3, adaptive: true),
+        Case(
+            name: "adaptive: reduced draft head, block", chain: .block, depth: 3, length: 3, adaptive: true,
+            vocabulary: [0, 1, 2, 4]),
+        Case(
+            name: "adaptive: lookups and plain steps, no draft model", drafter: "ngram", depth: 3, length: 3,
+            adaptive: true),
     ]
+
+    /// The policy of the adaptive cases: t(n) = 1 + 0.1·(n − 1), a draft 0.3, a row of catch-up 0.01; priors that
+    /// make the first round a chain (a lookup without a draft model) and a rejection turn the next to another kind.
+    static func policy(hasDraftModel: Bool) -> AdaptivePolicy {
+        var policy = AdaptivePolicy(hasDraftModel: hasDraftModel, maxChain: 3, maxLookup: 3)
+        policy.setCosts(targetStep: 1, targetPerRow: 0.1, draftPerToken: 0.3, draftPerRow: 0.01)
+        policy.model = .init(prior: 0.7, weight: 1)
+        let lookup = hasDraftModel ? 0.3 : 0.2
+        policy.lookup = Array(repeating: .init(prior: lookup, weight: 1), count: 3)
+        return policy
+    }
 
     static func nodeVerifier(_ name: String?) -> (any NodeVerifier)? {
         switch name {
@@ -116,6 +139,11 @@ struct RoundEnumerationTests {
         }
         decoder.lookahead = testCase.lookahead
         decoder.lookupMatch = testCase.lookup
+        let policy = Self.policy(hasDraftModel: testCase.drafter == "model")
+        if testCase.adaptive {
+            decoder.deferDraftPrefill = true
+            decoder.lazyDraftVocabulary = testCase.vocabulary
+        }
         try decoder.start(prompt: Self.prompt)
         let plainCache = target.makeCache(capacity: 64)
         let plainDraftCache = draft.makeCache(capacity: 64)
@@ -129,6 +157,8 @@ struct RoundEnumerationTests {
         let law = try Enumeration.law(maximumPaths: 400_000) { source -> [Int] in
             decoder.random = source
             try decoder.restart(prompt: Self.prompt)
+            // Every path starts from the same policy (it learns within a path only).
+            if testCase.adaptive { decoder.adaptive = policy }
             if let first, !switching.isEmpty { try decoder.setTree(first) }
             var emitted: [Int] = []
             var rounds = 0
@@ -153,7 +183,12 @@ struct RoundEnumerationTests {
                         plainDraftLogits[emitted] = try draft.forward(
                             tokens: Self.prompt + emitted, cache: plainDraftCache)[0]
                     }
-                    if try decoder.draftRootLogits() != plainDraftLogits[emitted] { cacheMismatches += 1 }
+                    // With a reduced draft head only the kept ids are computed (the rest −∞).
+                    let kept = testCase.vocabulary.map(Set.init) ?? Set(0..<Self.vocabulary)
+                    let plainRow = (plainDraftLogits[emitted] ?? []).enumerated().map {
+                        kept.contains($0.offset) ? $0.element : -Float.infinity
+                    }
+                    if try decoder.draftRootLogits() != plainRow { cacheMismatches += 1 }
                 }
                 checkedPaths += 1
             } catch ModelError.contextOverflow {
@@ -180,6 +215,16 @@ struct RoundEnumerationTests {
         }
         if testCase.lookahead > 0 {
             #expect(decoder.telemetry.lookaheadDrafts > 0, "\(testCase): no draft came from a lookahead row")
+        }
+        if testCase.adaptive {
+            // The choice did depend on the past: paths ran rounds of more than one kind.
+            let t = decoder.telemetry
+            #expect(t.plainRounds > 0, "\(testCase): no plain step")
+            if testCase.drafter == "model" {
+                #expect(t.lookupRounds > 0, "\(testCase): no lookup round")
+                #expect(t.rounds - t.plainRounds - t.lookupRounds > 0, "\(testCase): no chain")
+                #expect(decoder.draftOutputHead != nil || testCase.vocabulary == nil)
+            }
         }
     }
 

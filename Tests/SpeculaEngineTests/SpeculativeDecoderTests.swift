@@ -259,3 +259,62 @@ struct CheapDraftingTests {
         #expect(try decoder.rootLogits() == plain)
     }
 }
+
+/// The default mode on the real models at temperature 0: whatever rounds it chooses (plain steps, lookup rounds,
+/// draft chains with a reduced head and a deferred prompt pass), the output is plain decoding's, token for token —
+/// with the draft model on the pinned pair, and with lookup alone on every pinned model.
+@Suite(
+    "The adaptive mode gives plain decoding's output on the pinned models",
+    .enabled(if: EngineModels.present || EngineModels.required), .serialized)
+struct AdaptiveModeTests {
+    static let prompts = [
+        "Write a Python function that checks whether a number is prime.",
+        "Summarize: The cat sat on the mat. The cat sat on the mat because the mat was warm. The mat was warm.",
+        "Translate to German: The weather is nice today, and we are going to the park.",
+    ]
+
+    static func loaded(_ file: String) throws -> LoadedModel {
+        try LoadedModel(path: EngineModels.directory + "/" + file)
+    }
+
+    static func run(_ target: LoadedModel, _ draft: LoadedModel?, _ plan: DecodingPlan, _ prompt: [Int]) throws
+        -> (tokens: [Int], stats: GenerationStats)
+    {
+        let session = try GenerationSession(target: target, draft: draft, plan: plan)
+        try session.start(prompt: prompt)
+        try session.run()
+        return (session.generated, session.stats)
+    }
+
+    @Test func withTheDraftModel() throws {
+        let target = try Self.loaded(EngineModels.files["target"]!)
+        let draft = try Self.loaded(EngineModels.files["draft"]!)
+        let stop = StopConditions(maxTokens: 64, atEndOfGeneration: false)
+        var kinds: [String: Int] = [:]
+        for text in Self.prompts {
+            let prompt = try target.promptTokens(chat: text)
+            let plain = try Self.run(target, nil, .plain(stop: stop), prompt)
+            let plan = DecodingPlan(drafter: .model, shape: .adaptive, stop: stop)
+            let adaptive = try Self.run(target, draft, plan, prompt)
+            #expect(adaptive.tokens == plain.tokens, "\(text.prefix(20))")
+            for (kind, count) in adaptive.stats.adaptive?.rounds ?? [:] { kinds[kind, default: 0] += count }
+        }
+        // The prompts were chosen so that the mode drafts with the model and looks up.
+        #expect((kinds["chain"] ?? 0) > 0 && (kinds["lookup"] ?? 0) > 0, "\(kinds)")
+    }
+
+    @Test(arguments: [
+        "smollm2-135m-instruct-q4_1.gguf", "gemma-3-270m-q4_k_m.gguf", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    ])
+    func withLookupAlone(file: String) throws {
+        let model = try Self.loaded(file)
+        let stop = StopConditions(maxTokens: 48, atEndOfGeneration: false)
+        for text in Self.prompts.prefix(2) {
+            let prompt = try model.promptTokens(chat: text)
+            let plain = try Self.run(model, nil, .plain(stop: stop), prompt)
+            let plan = DecodingPlan(drafter: .ngram(longest: 3), shape: .adaptive, stop: stop)
+            let adaptive = try Self.run(model, nil, plan, prompt)
+            #expect(adaptive.tokens == plain.tokens, "\(file) \(text.prefix(20))")
+        }
+    }
+}

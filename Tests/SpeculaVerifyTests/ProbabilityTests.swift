@@ -115,3 +115,33 @@ struct ProbabilityTests {
         }
     }
 }
+
+/// The temperature-0 shortcut gives what processing and choosing give, ties and infinities included.
+@Suite("Greedy token from logits")
+struct GreedyTokenTests {
+    @Test func theShortcutChoosesWhatProcessingChooses() throws {
+        var random = SplitMix64(seed: 5)
+        var nothing = SplitMix64(seed: 0)
+        for trial in 0..<300 {
+            let size = 1 + Int(random.nextUniform() * 40)
+            // Few distinct values: ties are common; some −∞ and +∞.
+            var logits = (0..<size).map { _ in Float(Int(random.nextUniform() * 5)) - 2 }
+            if trial % 7 == 0 { logits[Int(random.nextUniform() * Double(size))] = -.infinity }
+            if trial % 11 == 0 { logits[Int(random.nextUniform() * Double(size))] = .infinity }
+            if logits.allSatisfy({ $0 == -.infinity }) { continue }
+            let settings = SamplingSettings.greedy
+            #expect(settings.isPlainGreedy)
+            let processed = try settings.process(logits: logits.map(Double.init))
+            let expected = try settings.choose(from: processed, using: &nothing)
+            #expect(try SamplingSettings.greedyToken(logits) == expected, "\(logits)")
+        }
+    }
+
+    @Test func aNaNOrNoLogitIsAnError() {
+        #expect(throws: VerifyError.self) { try SamplingSettings.greedyToken([1, .nan, 2]) }
+        #expect(throws: VerifyError.self) { try SamplingSettings.greedyToken([.nan, 1]) }
+        #expect(throws: VerifyError.self) { try SamplingSettings.greedyToken([]) }
+        #expect(!SamplingSettings(temperature: 0, repetitionPenalty: 1.1).isPlainGreedy)
+        #expect(!SamplingSettings(temperature: 0.5).isPlainGreedy)
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import SpeculaEngine
+import Testing
+
+/// The default mode's choice of round, on costs and acceptances given outright: what it picks follows from
+/// expected tokens per second, the draft's catch-up is paid only by generations that run long enough, a text
+/// where drafting failed is probed again, and the cost line is fitted from the passes it is shown.
+@Suite("Adaptive policy")
+struct AdaptivePolicyTests {
+    /// t(n) = 50 ms + 5 ms·(n − 1), a draft token 20 ms, a row of catch-up 2 ms.
+    static func policy(draft: Bool = true) -> AdaptivePolicy {
+        var policy = AdaptivePolicy(hasDraftModel: draft)
+        policy.setCosts(targetStep: 0.050, targetPerRow: 0.005, draftPerToken: 0.020, draftPerRow: 0.002)
+        return policy
+    }
+
+    /// Tokens per second of each choice, computed here from the definitions (not from the policy).
+    static func rate(_ choice: AdaptivePolicy.Choice, acceptance a: Double, catchUpPerToken: Double = 0) -> Double {
+        func tokens(_ k: Int) -> Double { (0...k).reduce(0) { $0 + pow(a, Double($1)) } }
+        switch choice {
+        case .plain: return 1 / 0.050
+        case .lookup(let k): return tokens(k) / (0.050 + 0.005 * Double(k))
+        case .chain(let k):
+            return tokens(k) / (0.050 + 0.005 * Double(k) + 0.020 * Double(k) + catchUpPerToken * tokens(k))
+        }
+    }
+
+    @Test func expectedTokensIsTheGeometricSum() {
+        for a in [0.0, 0.3, 0.9, 1.0] {
+            for k in 0...6 {
+                let closed = a == 1 ? Double(k + 1) : (1 - pow(a, Double(k + 1))) / (1 - a)
+                #expect(abs(AdaptivePolicy.expectedTokens(drafts: k, acceptance: a) - closed) < 1e-12)
+            }
+        }
+    }
+
+    @Test func nothingIsDraftedBeforeATargetPassWasTimed() {
+        let policy = AdaptivePolicy(hasDraftModel: true)
+        #expect(
+            policy.choose(proposal: 5, matchLength: 3, backlog: 0, generated: 0, remaining: 100, room: 10) == .plain)
+    }
+
+    @Test func theChoiceIsTheFastestRound() {
+        // Every acceptance level: the policy's choice has the highest rate among all it could pick.
+        for a in stride(from: 0.0, through: 0.95, by: 0.05) {
+            var policy = Self.policy()
+            policy.model = .init(prior: a, weight: 1)
+            policy.lookup = Array(repeating: .init(prior: a / 3, weight: 1), count: 3)
+            let choice = policy.choose(proposal: 4, matchLength: 2, backlog: 0, generated: 64, remaining: 64, room: 20)
+            let rate: (AdaptivePolicy.Choice) -> Double = {
+                if case .lookup = $0 { return Self.rate($0, acceptance: a / 3) }
+                return Self.rate($0, acceptance: a)
+            }
+            let options: [AdaptivePolicy.Choice] =
+                [.plain] + (1...4).map { .lookup($0) } + (1...policy.maxChain).map { .chain($0) }
+            let best = options.map(rate).max()!
+            #expect(abs(rate(choice) - best) < 1e-12, "a = \(a): chose \(choice)")
+            if a < 0.25, case .chain = choice { Issue.record("a = \(a): a chain at low acceptance") }
+            if a >= 0.9 {
+                guard case .chain(let gamma) = choice else {
+                    Issue.record("a = \(a): expected a chain, got \(choice)")
+                    continue
+                }
+                #expect(gamma >= 3)
+            }
+        }
+    }
+
+    @Test func withoutADraftModelOnlyLookupAndPlainSteps() {
+        var policy = Self.policy(draft: false)
+        policy.model = .init(prior: 0.99, weight: 100)
+        #expect(policy.choose(proposal: 0, matchLength: 0, backlog: 0, generated: 10, remaining: 10, room: 9) == .plain)
+        policy.lookup = Array(repeating: .init(prior: 0.9, weight: 100), count: 3)
+        let choice = policy.choose(proposal: 6, matchLength: 3, backlog: 0, generated: 10, remaining: 10, room: 9)
+        #expect(choice == .lookup(6))
+        // The caches' room bounds what is verified.
+        #expect(
+            policy.choose(proposal: 6, matchLength: 3, backlog: 0, generated: 10, remaining: 10, room: 2) == .lookup(2))
+    }
+
+    @Test func theCatchUpIsPaidOnlyByLongGenerations() {
+        // A 1,000-row backlog costs 2 s; at acceptance 0.8 a chain is worth it only once the generation has run long
+        // enough to expect as many more tokens (horizon 64), never when it is about to end.
+        var policy = Self.policy()
+        policy.model = .init(prior: 0.8, weight: 100)
+        let early = policy.choose(proposal: 0, matchLength: 0, backlog: 1000, generated: 2, remaining: 500, room: 20)
+        #expect(early == .plain)
+        let small = policy.choose(proposal: 0, matchLength: 0, backlog: 10, generated: 2, remaining: 500, room: 20)
+        guard case .chain = small else {
+            Issue.record("a 10-row catch-up should not stop a chain: \(small)")
+            return
+        }
+        let ending = policy.choose(proposal: 0, matchLength: 0, backlog: 100, generated: 400, remaining: 2, room: 20)
+        #expect(ending == .plain)
+        // The horizon as documented: a chain is chosen iff its rate with the catch-up spread over 64 tokens wins.
+        let spread = 0.002 * 100 / 64
+        let chainWins = (1...policy.maxChain).contains {
+            Self.rate(.chain($0), acceptance: 0.8, catchUpPerToken: spread) > Self.rate(.plain, acceptance: 0)
+        }
+        let long = policy.choose(proposal: 0, matchLength: 0, backlog: 100, generated: 400, remaining: 400, room: 20)
+        if chainWins {
+            guard case .chain = long else {
+                Issue.record("expected a chain, got \(long)")
+                return
+            }
+        } else {
+            #expect(long == .plain)
+        }
+    }
+
+    @Test func aFailedTextIsProbedAgainLaterTheWorseItWent() {
+        // Observed rejections make plain steps win; plain rounds let the estimate drift back to the prior until a
+        // chain is tried again — later after more rejections.
+        func roundsUntilProbe(rejections: Int) -> Int {
+            var policy = Self.policy()
+            for _ in 0..<rejections {
+                policy.observe(
+                    .chain(2), rows: 3, targetSeconds: 0, draftSeconds: 0, backlog: 0, drafted: 2, accepted: 0)
+            }
+            #expect(
+                policy.choose(proposal: 0, matchLength: 0, backlog: 0, generated: 64, remaining: 64, room: 9) == .plain)
+            for round in 1...10_000 {
+                policy.observe(.plain, rows: 1, targetSeconds: 0, draftSeconds: 0, backlog: 0, drafted: 0, accepted: 0)
+                if case .chain = policy.choose(
+                    proposal: 0, matchLength: 0, backlog: 0, generated: 64, remaining: 64, room: 9)
+                {
+                    return round
+                }
+            }
+            return .max
+        }
+        let few = roundsUntilProbe(rejections: 3)
+        let many = roundsUntilProbe(rejections: 20)
+        #expect(few < many && many < 10_000, "\(few) then \(many)")
+        // Rare enough that a text that never pays loses little: at least 40 plain rounds between probes.
+        #expect(few >= 40)
+    }
+
+    @Test func costsAreFittedFromThePassesSeen() {
+        // Passes on an exact line, the prior equal to its slope: the line is recovered.
+        var policy = AdaptivePolicy(hasDraftModel: true)
+        policy.observePrompt(tokens: 100, seconds: 100 * 0.004)
+        func line(_ n: Int) -> Double { 0.040 + 0.004 * Double(n - 1) }
+        // The first pass is a warm-up and not used.
+        policy.observe(.plain, rows: 1, targetSeconds: 1, draftSeconds: 0, backlog: 0, drafted: 0, accepted: 0)
+        #expect(policy.targetStep == nil)
+        for n in [1, 3, 5, 9, 1, 3, 5, 9] {
+            policy.observe(
+                n == 1 ? .plain : .lookup(n - 1), rows: n, targetSeconds: line(n), draftSeconds: 0, backlog: 0,
+                drafted: n - 1, accepted: 0, matchLength: 2)
+        }
+        for n in 1...9 { #expect(abs(policy.targetPass(n)! - line(n)) < 1e-12, "t(\(n))") }
+        // A prior slope of 0 is outweighed as the passes add up: after 3 wide row counts seen 8 times each, the
+        // slope is (4·0 + 24·0.004) / (4 + 24).
+        var shrunk = AdaptivePolicy(hasDraftModel: true)
+        shrunk.prefillPerToken = 0
+        shrunk.observe(.plain, rows: 1, targetSeconds: 1, draftSeconds: 0, backlog: 0, drafted: 0, accepted: 0)
+        for _ in 0..<8 {
+            for n in [1, 3, 5, 9] {
+                shrunk.observe(
+                    .lookup(max(1, n - 1)), rows: n, targetSeconds: line(n), draftSeconds: 0, backlog: 0, drafted: 0,
+                    accepted: 0, matchLength: 2)
+            }
+        }
+        let expected = 24 * 0.004 / 28
+        #expect(abs(shrunk.targetPerRow! - expected) < 1e-12)
+    }
+
+    @Test func oneDisturbedPassMovesTheMeanLittle() {
+        var policy = AdaptivePolicy(hasDraftModel: true)
+        policy.observe(.plain, rows: 1, targetSeconds: 0.05, draftSeconds: 0, backlog: 0, drafted: 0, accepted: 0)
+        for _ in 0..<6 {
+            policy.observe(.plain, rows: 1, targetSeconds: 0.05, draftSeconds: 0, backlog: 0, drafted: 0, accepted: 0)
+        }
+        policy.observe(.plain, rows: 1, targetSeconds: 5, draftSeconds: 0, backlog: 0, drafted: 0, accepted: 0)
+        // Clipped at 1.5× the mean, weighted a quarter: 0.05 + 0.25·0.025.
+        #expect(abs(policy.targetPass(1)! - 0.05625) < 1e-12)
+    }
+}
