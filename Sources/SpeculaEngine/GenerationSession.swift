@@ -38,6 +38,9 @@ public struct GenerationStats: Sendable, Codable, Equatable {
     /// the draft model's).
     public var seconds = 0.0
     public var prefillSeconds = 0.0
+    /// From ``GenerationSession/start(prompt:)`` to the end of the first round that emitted a token (time to first
+    /// token, the prompt pass included).
+    public var firstTokenSeconds = 0.0
     public var rounds = 0
     /// Tokens per target pass, bonus and correction included.
     public var tokensPerStep = 0.0
@@ -135,6 +138,7 @@ public final class GenerationSession: @unchecked Sendable {
     private var started: ContinuousClock.Instant?
     private var finished: ContinuousClock.Instant?
     private var prefillSeconds = 0.0
+    private var firstToken: Double?
     private let cancelLock = NSLock()
     private var cancelRequested = false
 
@@ -250,6 +254,7 @@ public final class GenerationSession: @unchecked Sendable {
         if isCancelled { return finish(.cancelled, tokens: []) }
         let tokens: [Int]
         do { tokens = try round() } catch { throw EngineError.classify(error) }
+        if firstToken == nil, let started, !tokens.isEmpty { firstToken = Self.seconds(since: started) }
         var event = consume(tokens)
         if plan.recordDistributions && decoder == nil { event.distributions = [lastDistribution] }
         return event
@@ -272,6 +277,7 @@ public final class GenerationSession: @unchecked Sendable {
         stats.generatedTokens = generated.count
         stats.finishReason = finishReason
         stats.prefillSeconds = prefillSeconds
+        stats.firstTokenSeconds = firstToken ?? 0
         if let started { stats.seconds = Self.seconds(between: started, and: finished ?? ContinuousClock.now) }
         stats.verifier =
             plan.sampling.isGreedy
@@ -317,6 +323,7 @@ public final class GenerationSession: @unchecked Sendable {
 
     private func reset() {
         generated = []
+        firstToken = nil
         finishReason = nil
         held = []
         detokenizer = StreamingDetokenizer(tokenizer: target.tokenizer)

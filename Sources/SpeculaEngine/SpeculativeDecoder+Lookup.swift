@@ -1,4 +1,3 @@
-import Foundation
 import SpeculaKernels
 import SpeculaModels
 import SpeculaTheory
@@ -122,7 +121,6 @@ extension SpeculativeDecoder {
                 draftOutputHead = try draft.makeOutputHead(tokens: tokens)
                 lazyDraftVocabulary = nil
                 telemetry.draftSeconds += Self.seconds(since: start)
-                if debugTrace { print("TRACE head \(Self.seconds(since: start))", to: &standardError) }
             }
             emitted = try chainRound(draft: draft, draftCache: draftCache, length: gamma)
         }
@@ -132,17 +130,31 @@ extension SpeculativeDecoder {
             choice, rows: drafted + 1, targetSeconds: telemetry.targetPassSeconds - before.targetPassSeconds,
             draftSeconds: telemetry.draftSeconds - before.draftSeconds, backlog: backlog, drafted: drafted,
             accepted: telemetry.acceptedTokens - before.acceptedTokens, matchLength: match.length)
-        if debugTrace, let policy = adaptive {
-            print(
-                "TRACE \(choice) t=\(telemetry.targetPassSeconds - before.targetPassSeconds) d=\(telemetry.draftSeconds - before.draftSeconds) backlog=\(backlog) drafted=\(drafted) acc=\(telemetry.acceptedTokens - before.acceptedTokens) conf=\(policy.targetConfidence ?? 0) t1=\(policy.targetStep ?? 0) s=\(policy.targetPerRow ?? 0) a=\(policy.model.value)",
-                to: &standardError)
+        if let observer = roundObserver, let policy = adaptive {
+            observer(
+                AdaptiveRound(
+                    choice: choice.description, targetSeconds: telemetry.targetPassSeconds - before.targetPassSeconds,
+                    draftSeconds: telemetry.draftSeconds - before.draftSeconds, backlog: backlog, drafted: drafted,
+                    accepted: telemetry.acceptedTokens - before.acceptedTokens,
+                    targetConfidence: policy.targetConfidence ?? 0, targetStep: policy.targetStep ?? 0,
+                    targetPerRow: policy.targetPerRow ?? 0, modelAcceptance: policy.model.value))
         }
         return emitted
     }
 }
 
-let debugTrace = ProcessInfo.processInfo.environment["SPECULA_TRACE"] != nil
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
+/// One round of the adaptive mode as ``SpeculativeDecoder/roundObserver`` sees it: the kind chosen, what it cost
+/// and kept, and the policy's estimates after learning from it (`specula generate --trace`).
+public struct AdaptiveRound: Sendable, Codable, Equatable {
+    public var choice: String
+    public var targetSeconds: Double
+    public var draftSeconds: Double
+    /// Rows the draft caught up on before the round (the prompt's, at the first chain).
+    public var backlog: Int
+    public var drafted: Int
+    public var accepted: Int
+    public var targetConfidence: Double
+    public var targetStep: Double
+    public var targetPerRow: Double
+    public var modelAcceptance: Double
 }
-nonisolated(unsafe) var standardError = StandardError()

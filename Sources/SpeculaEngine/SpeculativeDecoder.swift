@@ -75,6 +75,8 @@ public final class SpeculativeDecoder {
     /// ``start(prompt:)`` leaves the prompt for the draft to catch up on when it first drafts (a generation that never
     /// drafts never runs the draft model).
     public var deferDraftPrefill = false
+    /// Called after every round of the adaptive mode (for traces).
+    public var roundObserver: ((AdaptiveRound) -> Void)?
     /// The token ids of a reduced draft head to build when the adaptive mode first drafts (nil: none pending).
     public var lazyDraftVocabulary: [Int]?
     /// Chains at temperature > 0: also compute, each round, the exact expected tokens per step of token and of block

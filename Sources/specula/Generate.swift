@@ -78,6 +78,12 @@ struct Generate: ParsableCommand {
     var stop: [String] = []
     @Flag(name: .long, help: "Parse special-token text in a raw prompt (such as <|im_start|>) as special tokens.")
     var special = false
+    @Flag(
+        name: .long,
+        help:
+            "The adaptive mode: print each round as a JSON line on standard error (its kind, costs, drafts kept, the estimates after it)."
+    )
+    var trace = false
 
     func validate() throws {
         if (prompt == nil) == (promptFile == nil) {
@@ -129,15 +135,24 @@ struct Generate: ParsableCommand {
             ? try target.promptTokens(chat: text, system: system) : target.promptTokens(text: text, special: special)
         // With --compare, plain decoding first (not printed): its time, and at temperature 0 its text, which the
         // speculative run must reproduce.
-        var plain: (text: String, tokens: [Int], seconds: Double)? = nil
+        var plain: (text: String, tokens: [Int], seconds: Double, firstToken: Double)? = nil
         if compare {
             let session = try GenerationSession(target: target, plan: plan.plainCounterpart, context: context)
             try session.start(prompt: promptTokens)
             let output = try session.run()
-            plain = (output, session.generated, session.stats.seconds)
+            plain = (output, session.generated, session.stats.seconds, session.stats.firstTokenSeconds)
         }
         let session = try GenerationSession(target: target, draft: draftModel, plan: plan, context: context)
         try session.start(prompt: promptTokens)
+        if trace {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            session.decoder?.roundObserver = { round in
+                if let line = try? encoder.encode(round) {
+                    FileHandle.standardError.write(line + Data("\n".utf8))
+                }
+            }
+        }
         try session.run { event in FileHandle.standardOutput.write(Data(event.text.utf8)) }
         FileHandle.standardOutput.write(Data("\n".utf8))
         let result = session.stats
@@ -147,6 +162,7 @@ struct Generate: ParsableCommand {
                 fields.append(("plainSeconds", .number(plain.seconds)))
                 fields.append(("speculativeSeconds", .number(result.seconds)))
                 fields.append(("speedup", .number(plain.seconds / result.seconds)))
+                fields.append(("plainFirstTokenSeconds", .number(plain.firstToken)))
                 if plan.sampling.isGreedy {
                     fields.append(("sameOutput", .bool(plain.tokens == session.generated)))
                 }
@@ -167,6 +183,7 @@ struct Generate: ParsableCommand {
             ("promptTokens", .integer(s.promptTokens)), ("generatedTokens", .integer(s.generatedTokens)),
             ("finishReason", .string(s.finishReason?.rawValue ?? "none")),
             ("prefillTokensPerSecond", .number(Double(s.promptTokens) / max(s.prefillSeconds, 1e-9))),
+            ("firstTokenSeconds", .number(s.firstTokenSeconds)),
             (
                 "decodeTokensPerSecond",
                 .number(Double(max(s.generatedTokens - 1, 1)) / max(s.seconds - s.prefillSeconds, 1e-9))

@@ -63,6 +63,21 @@ struct ModelCLITests {
         let lookupStats = try #require(
             try JSONSerialization.jsonObject(with: Data(lookup.standardError.utf8)) as? [String: Any])
         #expect(lookupStats["lookupRounds"] is Int && lookupStats["lookaheadDrafts"] is Int)
+        // `--draft` alone is the adaptive mode: the same text, its rounds by kind in the stats, one trace line a
+        // round.
+        let adaptive = try runSpecula([
+            "generate", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompt",
+            "The capital of France is", "--max-tokens", "6", "--stats", "--trace",
+        ])
+        #expect(adaptive.status == 0, "\(adaptive.standardError)")
+        #expect(adaptive.standardOutput == plain.standardOutput)
+        let lines = adaptive.standardError.split(separator: "\n").map { Data($0.utf8) }
+        let rounds = try lines.dropLast().map { try #require(try JSONSerialization.jsonObject(with: $0) as? [String: Any]) }
+        #expect(!rounds.isEmpty && rounds.allSatisfy { $0["choice"] is String && $0["targetSeconds"] is Double })
+        let adaptiveStats = try #require(try JSONSerialization.jsonObject(with: lines.last ?? Data()) as? [String: Any])
+        #expect(adaptiveStats["shape"] as? String == "adaptive")
+        let kinds = try #require((adaptiveStats["adaptive"] as? [String: Any])?["rounds"] as? [String: Int])
+        #expect(kinds.values.reduce(0, +) == rounds.count)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("specula-logits-\(getpid()).npy").path
         let logits = try runSpecula(["logits", "--model", CLIModels.smollm, "--tokens", "1,2,3", "--output", path])
         #expect(logits.status == 0)
