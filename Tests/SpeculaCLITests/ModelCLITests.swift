@@ -72,7 +72,9 @@ struct ModelCLITests {
         #expect(adaptive.status == 0, "\(adaptive.standardError)")
         #expect(adaptive.standardOutput == plain.standardOutput)
         let lines = adaptive.standardError.split(separator: "\n").map { Data($0.utf8) }
-        let rounds = try lines.dropLast().map { try #require(try JSONSerialization.jsonObject(with: $0) as? [String: Any]) }
+        let rounds = try lines.dropLast().map {
+            try #require(try JSONSerialization.jsonObject(with: $0) as? [String: Any])
+        }
         #expect(!rounds.isEmpty && rounds.allSatisfy { $0["choice"] is String && $0["targetSeconds"] is Double })
         let adaptiveStats = try #require(try JSONSerialization.jsonObject(with: lines.last ?? Data()) as? [String: Any])
         #expect(adaptiveStats["shape"] as? String == "adaptive")
