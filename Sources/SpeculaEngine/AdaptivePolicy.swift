@@ -12,8 +12,9 @@
 /// Acceptance: per drafted position, geometric — a round that drafted `k` tokens and accepted `j` counts `j`
 /// acceptances and, if `j < k`, one rejection — in counts that decay by ``memory`` per observation, so the
 /// estimate follows the text. Lookup proposals are counted apart by the length of the n-gram that matched (1, 2,
-/// 3 or more tokens). While no chain runs, the model's counts drift back toward their prior by ``drift`` a round:
-/// a text where drafting did not pay is probed again now and then, less often the worse it went.
+/// 3 or more tokens). The draft model's prior follows the target's confidence (``observeConfidence(_:)``). While
+/// no chain runs, the model's counts drift back toward their prior by ``drift`` a round: a text where drafting did
+/// not pay is probed again now and then, less often the worse it went.
 ///
 /// The choice depends only on what earlier rounds did (and how long they took), never on the round's own random
 /// choices, so every round keeps the target's law whatever is chosen.
@@ -93,7 +94,8 @@ public struct AdaptivePolicy: Sendable, Equatable {
     /// Each round that runs no chain multiplies the model's counts by this (they drift back to the prior).
     public var drift = 0.99
     /// Catching the draft up on its backlog is paid once and serves the chains that follow: its cost is spread over
-    /// this many tokens (or the tokens left, if fewer).
+    /// the tokens the generation is expected to run still — as many as it has run, at least a quarter of this and
+    /// at most this, never more than the tokens left.
     public var catchUpHorizon = 64
     /// Costs stay at the values given (for tests: the choice then depends on acceptance alone).
     public var fixedCosts = false
