@@ -286,7 +286,11 @@ struct DecodingPlanTests {
         #expect(throws: EngineError.self) { try DraftShape(spelling: spelling) }
     }
 
-    @Test(arguments: ["chain:4/nope", "chain:4+turbo/token", "plain/token", "ngram+lookup", "ngram:x", "a/b/c"])
+    @Test(arguments: [
+        "chain:4/nope", "chain:4+turbo/token", "plain/token", "ngram+lookup", "ngram:x", "a/b/c",
+        "ngram-adaptive+lookup",
+        "ngram-adaptive/token",
+    ])
     func badMethodsAreErrors(method: String) {
         #expect(throws: EngineError.self) { try DecodingPlan(method: method) }
     }
