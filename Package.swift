@@ -31,10 +31,15 @@ let package = Package(
         .library(name: "SpeculaModels", targets: ["SpeculaModels"]),
         .library(name: "SpeculaEngine", targets: ["SpeculaEngine"]),
         .library(name: "SpeculaBench", targets: ["SpeculaBench"]),
+        .library(name: "SpeculaServer", targets: ["SpeculaServer"]),
         .executable(name: "specula", targets: ["specula"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Probability vectors, logit processors, draft laws, verifiers, draft trees. No tensors, no files.
@@ -55,13 +60,25 @@ let package = Package(
         // and the run of a benchmark over models (BenchRun: datasets, models, decodings through the engine, records).
         .target(
             name: "SpeculaBench", dependencies: ["SpeculaTheory", "SpeculaEngine", "SpeculaModels", "SpeculaVerify"]),
+        // The OpenAI-compatible HTTP server: request parsing and validation, the generation queue, streaming,
+        // metrics (on Hummingbird).
+        .target(
+            name: "SpeculaServer",
+            dependencies: [
+                "SpeculaEngine", "SpeculaModels", "SpeculaVerify", "SpeculaTheory",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         // The command-line tool: parse, validate, call the libraries, print.
         .executableTarget(
             name: "specula",
             dependencies: [
                 "SpeculaVerify", "SpeculaTheory", "SpeculaKernels", "SpeculaModels", "SpeculaEngine", "CSpeculaSystem",
-                "SpeculaBench",
+                "SpeculaBench", "SpeculaServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Counts heap allocations per thread (interposes malloc in the test executable only).
@@ -82,6 +99,12 @@ let package = Package(
             name: "SpeculaEngineTests",
             dependencies: ["SpeculaEngine", "SpeculaModels", "SpeculaVerify", "SpeculaTestSupport"]),
         .testTarget(name: "SpeculaBenchTests", dependencies: ["SpeculaBench", "SpeculaTheory"]),
+        .testTarget(
+            name: "SpeculaServerTests",
+            dependencies: [
+                "SpeculaServer", "SpeculaEngine", "SpeculaModels", "SpeculaTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
         .testTarget(name: "SpeculaKernelsTests", dependencies: ["SpeculaKernels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "SpeculaTheoryTests", dependencies: ["SpeculaVerify", "SpeculaTheory"], exclude: ["Fixtures"]),

@@ -23,11 +23,47 @@ public struct GenerationEvent: Sendable, Equatable {
     public var finishReason: FinishReason?
     /// With ``DecodingPlan/recordDistributions`` (plain decoding): the distribution each token was drawn from.
     public var distributions: [[Double]] = []
+    /// With ``GenerationSession/logprobs`` set: each token's log-probability under the target (and the most likely
+    /// alternatives).
+    public var logprobs: [TokenLogprob] = []
+}
+
+/// A token's natural-log probability under the target model's own distribution at that position — the softmax of
+/// its logits at temperature 1, before any sampling setting (what OpenAI's API and vLLM report) — with the `top` most
+/// likely tokens there (ties: smaller id first).
+public struct TokenLogprob: Sendable, Equatable, Codable {
+    public var token: Int
+    public var logprob: Double
+    public var top: [Alternative]
+
+    public struct Alternative: Sendable, Equatable, Codable {
+        public var token: Int
+        public var logprob: Double
+    }
+
+    public init(token: Int, logits: [Float], top count: Int) {
+        var largest = -Double.infinity
+        for value in logits { largest = max(largest, Double(value)) }
+        var sum = 0.0
+        for value in logits { sum += Foundation.exp(Double(value) - largest) }
+        let logNormalizer = largest + Foundation.log(sum)
+        self.token = token
+        logprob = Double(logits[token]) - logNormalizer
+        top = []
+        if count > 0 {
+            let values = logits.map(Double.init)
+            top = SamplingSettings.topIndices(values, count: min(count, logits.count)).map {
+                Alternative(token: $0, logprob: values[$0] - logNormalizer)
+            }
+        }
+    }
 }
 
 /// The numbers of one generation, with the names they have in `specula generate --stats` and the server.
 public struct GenerationStats: Sendable, Codable, Equatable {
     public var promptTokens = 0
+    /// Prompt tokens whose cache rows were reused from an earlier turn (``PrefixCache``).
+    public var cachedPromptTokens = 0
     public var generatedTokens = 0
     /// `plain`, `model`, `ngram`.
     public var drafter = "none"
@@ -114,6 +150,15 @@ public final class GenerationSession: @unchecked Sendable {
     /// Every token generated so far (an end-of-generation token included).
     public private(set) var generated: [Int] = []
     public private(set) var finishReason: FinishReason?
+    /// Caches from an earlier turn to reuse (taken at ``start(prompt:)``, given back when the generation ends).
+    public var prefixCache: PrefixCache?
+    /// Prompt tokens whose cache rows came from ``prefixCache`` (not fed again).
+    public private(set) var cachedPromptTokens = 0
+    /// Log-probabilities in every event: nil for none, else how many alternatives per token. Set before
+    /// ``start(prompt:)``. They come from the target rows each round computed anyway (no extra pass).
+    public var logprobs: Int?
+    /// The target's logits at each token of the round being consumed.
+    private var roundLogits: [[Float]] = []
 
     // Plain decoding: the cache, the next token's logits (or the token still to feed), the sampling stream.
     private var plainCache: KVCache?
@@ -207,6 +252,7 @@ public final class GenerationSession: @unchecked Sendable {
         let capacity = context ?? min(trained, prompt.count + maxTokens + extra)
         reset()
         promptTokens = prompt
+        cachedPromptTokens = 0
         let clock = ContinuousClock.now
         started = clock
         do {
@@ -256,6 +302,10 @@ public final class GenerationSession: @unchecked Sendable {
         do { tokens = try round() } catch { throw EngineError.classify(error) }
         if firstToken == nil, let started, !tokens.isEmpty { firstToken = Self.seconds(since: started) }
         var event = consume(tokens)
+        if let count = logprobs {
+            event.logprobs = zip(event.tokens, roundLogits).map { TokenLogprob(token: $0, logits: $1, top: count) }
+            roundLogits = []
+        }
         if plan.recordDistributions && decoder == nil { event.distributions = [lastDistribution] }
         return event
     }
@@ -274,6 +324,7 @@ public final class GenerationSession: @unchecked Sendable {
     public var stats: GenerationStats {
         var stats = GenerationStats()
         stats.promptTokens = promptTokens.count
+        stats.cachedPromptTokens = cachedPromptTokens
         stats.generatedTokens = generated.count
         stats.finishReason = finishReason
         stats.prefillSeconds = prefillSeconds
@@ -339,13 +390,21 @@ public final class GenerationSession: @unchecked Sendable {
         switch plan.drafter {
         case .none:
             decoder = nil
-            let cache = model.makeCache(capacity: capacity)
+            var cache = model.makeCache(capacity: capacity)
+            var kept = 0
+            if let (reused, tokens) = prefixCache?.takeTarget(capacity: capacity) {
+                kept = min(SpeculativeDecoder.commonPrefix(tokens, prompt), prompt.count - 1)
+                _ = reused.trim(to: kept)
+                reused.outputHead = nil
+                cache = reused
+            }
+            cachedPromptTokens = kept
             plainCache = cache
             plainRandom = SplitMix64(seed: plan.seed)
             plainRounds = 0
             plainTargetSeconds = 0
             let passStart = ContinuousClock.now
-            guard let logits = try model.forward(tokens: prompt, cache: cache).first else {
+            guard let logits = try model.forward(tokens: Array(prompt[kept...]), cache: cache).last else {
                 throw EngineError.fault("the prompt pass returned no logits")
             }
             plainTargetSeconds += Self.seconds(since: passStart)
@@ -430,13 +489,19 @@ public final class GenerationSession: @unchecked Sendable {
 
     private func configureAndStart(_ prompt: [Int]) throws {
         guard let decoder else { return }
+        if let prefixCache, let (target, tokens) = prefixCache.takeTarget(capacity: decoder.targetCache.capacity) {
+            let draft = decoder.draftCache.flatMap { prefixCache.takeDraft(capacity: $0.capacity) }
+            try decoder.adopt(target: target, holding: tokens, draft: draft?.0, holding: draft?.1 ?? [])
+        }
         decoder.tokensLeft = plan.stop.maxTokens
+        decoder.recordEmittedLogits = logprobs != nil
         decoder.draftStop = plan.draftStop
         decoder.lookahead = plan.lookahead
         decoder.lookupMatch = plan.lookup
         decoder.treeOptimum = plan.treeOptimum
         decoder.pairedBlock = plan.pairedBlock
         try decoder.start(prompt: prompt)
+        cachedPromptTokens = decoder.reusedPromptTokens
     }
 
     /// One round's tokens: a plain step, or a speculative round (then, with `auto`, a re-plan every 8 rounds).
@@ -444,6 +509,7 @@ public final class GenerationSession: @unchecked Sendable {
         guard let decoder else { return [try plainStep()] }
         decoder.tokensLeft = plan.stop.maxTokens - generated.count
         let tokens = try decoder.round()
+        if logprobs != nil { roundLogits = decoder.emittedLogits }
         if let planner, decoder.telemetry.rounds % 8 == 0 {
             let t = decoder.telemetry
             let next = try planner.next(
@@ -469,6 +535,7 @@ public final class GenerationSession: @unchecked Sendable {
             plainLogits = logits
         }
         plainRounds += 1
+        if logprobs != nil { roundLogits = [plainLogits] }
         if plan.sampling.isPlainGreedy && !plan.recordDistributions {
             let token = try SamplingSettings.greedyToken(plainLogits)
             plainFeed = token
@@ -556,7 +623,21 @@ public final class GenerationSession: @unchecked Sendable {
         }
         finishReason = reason
         finished = ContinuousClock.now
+        returnCaches()
         return GenerationEvent(tokens: tokens, text: String(decoding: text, as: UTF8.self), finishReason: reason)
+    }
+
+    /// Gives the caches to ``prefixCache`` with the tokens their rows hold.
+    private func returnCaches() {
+        guard let prefixCache else { return }
+        if let decoder {
+            prefixCache.give(target: decoder.targetCache, holding: decoder.cachedTargetTokens)
+            if let draftCache = decoder.draftCache {
+                prefixCache.give(draft: draftCache, holding: decoder.cachedDraftTokens)
+            }
+        } else if let plainCache {
+            prefixCache.give(target: plainCache, holding: Array((promptTokens + generated).prefix(plainCache.length)))
+        }
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {

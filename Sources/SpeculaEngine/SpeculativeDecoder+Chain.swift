@@ -78,6 +78,7 @@ extension SpeculativeDecoder {
         let verifyStart = ContinuousClock.now
         let logits = try target.forward(tokens: nodes, cache: targetCache, logitRows: Array(nodes.indices))
         telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
+        passLogits = logits
         // 3. Verify.
         var tree = DraftTree(rootToken: root)
         for (index, token) in drafts.enumerated() {

@@ -27,6 +27,7 @@ extension SpeculativeDecoder {
         let verifyStart = ContinuousClock.now
         let logits = try target.forward(tokens: nodes, cache: targetCache, logitRows: Array(nodes.indices))
         telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
+        passLogits = logits
         if adaptive != nil { adaptive?.observeConfidence(Double(Ops.maximumProbability(logits[0]))) }
         if fastGreedy {
             let result = try greedyChainWalk(drafts: proposal, logits: logits)
@@ -87,6 +88,7 @@ extension SpeculativeDecoder {
         if draft != nil { draftBacklog.append(root) }
         root = token
         history.append(token)
+        if recordEmittedLogits { emittedLogits = [logits] }
         telemetry.countRound(drafted: 0, accepted: 0, emitted: 1, depths: 0, acceptedDepths: 0)
         telemetry.plainRounds += 1
         return [token]

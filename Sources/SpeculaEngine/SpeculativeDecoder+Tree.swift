@@ -75,6 +75,7 @@ extension SpeculativeDecoder {
             tokens: draftTree.tokens, positions: draftTree.depths.map { prefix + $0 },
             visibility: (0..<count).map { ancestors[$0] + [$0] }, cache: targetCache, logitRows: Array(0..<count))
         telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
+        passLogits = logits
         let targetVectors = try (0..<count).map { try process(logits[$0], path: paths[$0]) }
         let result: TreeWalkResult
         if settings.isGreedy {

@@ -27,8 +27,8 @@ public final class SpeculativeDecoder {
     /// A tree shape and the rule at nodes with several children (nil: chains).
     public internal(set) var tree: TreeTopology?
     public let nodeVerifier: (any NodeVerifier)?
-    let targetCache: KVCache
-    let draftCache: KVCache?
+    public private(set) var targetCache: KVCache
+    public private(set) var draftCache: KVCache?
     /// A reduced output head for the draft, in this decoder's draft cache only (``Transformer/makeOutputHead(tokens:)``):
     /// the drafts change, the verification keeps the target's law whatever they are.
     public var draftOutputHead: OutputHead? {
@@ -47,6 +47,17 @@ public final class SpeculativeDecoder {
     var root: Int = 0
     /// Draft-cache rows missing before the root (a fully accepted chain's last draft was never fed).
     var draftBacklog: [Int] = []
+    /// What adopted caches hold (consumed by the next ``start(prompt:)``).
+    private var adoptedTarget: [Int] = []
+    private var adoptedDraft: [Int] = []
+    /// With ``recordEmittedLogits``: the target's logits at each token the last round emitted (the row it was chosen
+    /// from), for log-probabilities. The rows are the round's own target pass, so nothing is computed for them.
+    public var recordEmittedLogits = false
+    public internal(set) var emittedLogits: [[Float]] = []
+    /// The last target pass's logit rows, by batch index (kept until the round ends).
+    var passLogits: [[Float]] = []
+    /// Prompt tokens whose rows the last ``start(prompt:)`` kept from an adopted cache instead of feeding them.
+    public private(set) var reusedPromptTokens = 0
     public internal(set) var telemetry = Telemetry()
     /// Chains only: stop drafting when the draft's own most likely next token has probability below this (its
     /// softmax at temperature 1, before any sampling setting). 0 drafts `depth` tokens every round. The choice
@@ -183,12 +194,45 @@ public final class SpeculativeDecoder {
         tree = topology
     }
 
-    /// Feeds the prompt (all but its last token) to both models; the last token becomes the first root.
+    /// Takes caches that already hold rows — `targetTokens` in the target's, `draftTokens` in the draft's — for the
+    /// next ``start(prompt:)`` to keep the rows of the longest prefix it shares with them instead of feeding them
+    /// again (a conversation's next turn). The caches must have this decoder's capacity and belong to its models.
+    public func adopt(target cache: KVCache, holding targetTokens: [Int], draft: KVCache?, holding draftTokens: [Int])
+        throws
+    {
+        guard cache.capacity == targetCache.capacity, cache.length == targetTokens.count,
+            cache.layerCount == targetCache.layerCount, cache.width == targetCache.width
+        else { throw EngineError.fault("an adopted target cache does not fit the decoder") }
+        cache.outputHead = nil
+        targetCache = cache
+        adoptedTarget = targetTokens
+        if let draft, let draftCache, draft.capacity == draftCache.capacity, draft.length == draftTokens.count,
+            draft.layerCount == draftCache.layerCount, draft.width == draftCache.width
+        {
+            draft.outputHead = nil
+            self.draftCache = draft
+            adoptedDraft = draftTokens
+        }
+    }
+
+    /// The tokens whose rows the target's and the draft's caches hold now (for ``adopt(target:holding:draft:holding:)``
+    /// by the next conversation turn).
+    public var cachedTargetTokens: [Int] { Array(history.prefix(targetCache.length)) }
+    public var cachedDraftTokens: [Int] { Array(history.prefix(draftCache?.length ?? 0)) }
+
+    /// Feeds the prompt (all but its last token) to both models; the last token becomes the first root. Rows of
+    /// adopted caches that match the prompt's beginning are kept (``reusedPromptTokens``).
     public func start(prompt: [Int]) throws {
         guard let last = prompt.last else { throw ModelError.invalid(path: "prompt", reason: "the prompt is empty") }
-        _ = targetCache.trim(to: 0)
-        _ = draftCache?.trim(to: 0)
-        let body = Array(prompt.dropLast())
+        let kept = min(Self.commonPrefix(adoptedTarget, prompt), prompt.count - 1, targetCache.length)
+        let draftKept = min(Self.commonPrefix(adoptedDraft, prompt), prompt.count - 1, draftCache?.length ?? 0)
+        adoptedTarget = []
+        adoptedDraft = []
+        _ = targetCache.trim(to: kept)
+        _ = draftCache?.trim(to: draftKept)
+        reusedPromptTokens = kept
+        let body = Array(prompt[kept..<(prompt.count - 1)])
+        let draftBody = Array(prompt[draftKept..<(prompt.count - 1)])
         telemetry = Telemetry()
         if !body.isEmpty {
             let start = ContinuousClock.now
@@ -200,12 +244,12 @@ public final class SpeculativeDecoder {
         promptLength = prompt.count
         root = last
         draftBacklog = []
-        if !body.isEmpty, let draft, let draftCache {
+        if !draftBody.isEmpty, let draft, let draftCache {
             if deferDraftPrefill {
-                draftBacklog = body
+                draftBacklog = draftBody
             } else {
                 let draftStart = ContinuousClock.now
-                _ = try draft.forward(tokens: body, cache: draftCache, logitRows: [])
+                _ = try draft.forward(tokens: draftBody, cache: draftCache, logitRows: [])
                 telemetry.draftPrefillSeconds = Self.seconds(since: draftStart)
             }
         }
@@ -294,12 +338,25 @@ public final class SpeculativeDecoder {
     func finishRound(prefix: Int, path: [Int], result: TreeWalkResult, drafted: Int, depths: Int) -> [Int] {
         targetCache.commit(prefix: prefix, kept: path)
         let emitted = result.emittedTokens
+        if recordEmittedLogits {
+            // Emitted token j was chosen at path node j (the root's row gives the first).
+            emittedLogits = zip(path, emitted).map { passLogits[$0.0] }
+        }
+        passLogits = []
         root = emitted[emitted.count - 1]
         history += emitted
         let accepted = result.acceptedNodes.count
         telemetry.countRound(
             drafted: drafted, accepted: accepted, emitted: emitted.count, depths: depths, acceptedDepths: accepted)
         return emitted
+    }
+
+    /// The length of the longest common prefix of two token lists.
+    public static func commonPrefix(_ a: [Int], _ b: [Int]) -> Int {
+        var n = 0
+        let limit = min(a.count, b.count)
+        while n < limit && a[n] == b[n] { n += 1 }
+        return n
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {

@@ -9,7 +9,8 @@ struct Specula: ParsableCommand {
         commandName: "specula",
         abstract: "Exact speculative decoding: verifiers, optimal acceptance rates and benchmarks.",
         subcommands: [
-            Bound.self, Inspect.self, Tokenize.self, Generate.self, Logits.self, Audit.self, Bench.self, Synthetic.self,
+            Bound.self, Inspect.self, Tokenize.self, Generate.self, Serve.self, Logits.self, Audit.self, Bench.self,
+            Synthetic.self,
         ]
     )
 

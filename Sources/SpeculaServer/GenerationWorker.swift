@@ -1,0 +1,242 @@
+import Foundation
+import SpeculaEngine
+import SpeculaModels
+
+/// What the worker sends a waiting request, in order: `started` once, `tokens` per round, then `finished`.
+enum WorkerEvent: Sendable {
+    /// The prompt pass is done: the prompt's tokens, how many of them came from the kept cache, seconds queued.
+    case started(promptTokens: Int, cachedTokens: Int, queuedSeconds: Double)
+    case tokens(GenerationEvent)
+    /// `timedOut`: the generation was ended by the server's `--timeout`.
+    case finished(GenerationStats, timedOut: Bool)
+}
+
+/// One request's generation: its prompt and plan, the stream its events go to, and its cancellation.
+final class GenerationJob: @unchecked Sendable {
+    let prompt: [Int]
+    let plan: DecodingPlan
+    let logprobs: Int?
+    let continuation: AsyncThrowingStream<WorkerEvent, any Error>.Continuation
+    let enqueued = ContinuousClock.now
+    private let lock = NSLock()
+    private var cancelled = false
+    private var session: GenerationSession?
+
+    init(
+        prompt: [Int], plan: DecodingPlan, logprobs: Int?,
+        continuation: AsyncThrowingStream<WorkerEvent, any Error>.Continuation
+    ) {
+        self.prompt = prompt
+        self.plan = plan
+        self.logprobs = logprobs
+        self.continuation = continuation
+    }
+
+    /// Ends the generation before its next round (the client left, or the server is stopping); a job still queued
+    /// is dropped when its turn comes.
+    func cancel() {
+        lock.lock()
+        cancelled = true
+        let session = session
+        lock.unlock()
+        session?.cancel()
+    }
+
+    var isCancelled: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return cancelled
+    }
+
+    /// Attaches the running session (nil when it ends); false if the job was cancelled before.
+    func attach(_ session: GenerationSession?) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        self.session = session
+        return !cancelled
+    }
+}
+
+/// Runs generations one at a time on a thread of its own (a decoding round keeps both cores busy for tens of
+/// milliseconds: it must not run on the event loops or Swift's cooperative pool). Requests wait in a bounded FIFO
+/// queue; the caches of the last conversation are kept for the next (``PrefixCache``).
+final class GenerationWorker: @unchecked Sendable {
+    let models: ServedModels
+    let context: Int
+    let queueLimit: Int
+    let timeout: Double?
+    let metrics: ServerMetrics
+
+    private let condition = NSCondition()
+    private var waiting: [GenerationJob] = []
+    private var running: GenerationJob?
+    private var stopping = false
+    private let prefixCache = PrefixCache()
+
+    init(models: ServedModels, context: Int, queueLimit: Int, timeout: Double?, metrics: ServerMetrics) {
+        self.models = models
+        self.context = context
+        self.queueLimit = queueLimit
+        self.timeout = timeout
+        self.metrics = metrics
+    }
+
+    func start() {
+        let thread = Thread { [self] in loop() }
+        thread.name = "specula-generation"
+        thread.stackSize = 16 << 20
+        thread.start()
+    }
+
+    /// Requests waiting (not the one running).
+    var queueDepth: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return waiting.count
+    }
+
+    var isBusy: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return running != nil
+    }
+
+    /// Queues a generation; a full queue or a stopping server is a 503 with `Retry-After`.
+    func submit(prompt: [Int], plan: DecodingPlan, logprobs: Int?) throws -> (
+        GenerationJob, AsyncThrowingStream<WorkerEvent, any Error>
+    ) {
+        let (stream, continuation) = AsyncThrowingStream<WorkerEvent, any Error>.makeStream()
+        let job = GenerationJob(prompt: prompt, plan: plan, logprobs: logprobs, continuation: continuation)
+        condition.lock()
+        defer { condition.unlock() }
+        if stopping {
+            throw APIError(
+                status: .serviceUnavailable, message: "the server is shutting down", type: "unavailable_error",
+                code: "shutting_down")
+        }
+        if waiting.count + (running == nil ? 0 : 1) > queueLimit {
+            metrics.countRejected()
+            throw APIError(
+                status: .serviceUnavailable,
+                message: "the generation queue is full (\(queueLimit) waiting, --queue); retry later",
+                type: "unavailable_error", code: "queue_full", retryAfter: 1)
+        }
+        waiting.append(job)
+        metrics.setQueue(depth: waiting.count)
+        condition.signal()
+        return (job, stream)
+    }
+
+    /// Stops taking requests and cancels every generation (queued ones end with an error, the running one at its
+    /// next round, its stream ending normally).
+    func shutdown() {
+        condition.lock()
+        stopping = true
+        let jobs = waiting + (running.map { [$0] } ?? [])
+        condition.signal()
+        condition.unlock()
+        for job in jobs { job.cancel() }
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while waiting.isEmpty { condition.wait() }
+            let job = waiting.removeFirst()
+            running = job
+            metrics.setQueue(depth: waiting.count)
+            condition.unlock()
+            run(job)
+            condition.lock()
+            running = nil
+            condition.unlock()
+        }
+    }
+
+    private func run(_ job: GenerationJob) {
+        let queued = secondsSince(job.enqueued)
+        if job.isCancelled {
+            job.continuation.finish(throwing: CancellationError())
+            return
+        }
+        if let timeout, queued > timeout {
+            job.continuation.finish(
+                throwing: APIError(
+                    status: .serviceUnavailable,
+                    message:
+                        "the request waited \(Int(queued)) s in the queue, longer than --timeout \(Int(timeout)) s",
+                    type: "unavailable_error", code: "timeout", retryAfter: 1))
+            return
+        }
+        metrics.setRunning(1)
+        defer { metrics.setRunning(0) }
+        do {
+            let session = try GenerationSession(
+                target: models.target, draft: models.usableDraft, plan: job.plan, context: context)
+            session.prefixCache = prefixCache
+            session.logprobs = job.logprobs
+            guard job.attach(session) else {
+                job.continuation.finish(throwing: CancellationError())
+                return
+            }
+            defer { _ = job.attach(nil) }
+            try session.start(prompt: job.prompt)
+            job.continuation.yield(
+                .started(
+                    promptTokens: session.promptTokens.count, cachedTokens: session.cachedPromptTokens,
+                    queuedSeconds: queued))
+            var timedOut = false
+            while let event = try session.next() {
+                job.continuation.yield(.tokens(event))
+                if let timeout, !timedOut, secondsSince(job.enqueued) > timeout {
+                    timedOut = true
+                    session.cancel()
+                }
+            }
+            job.continuation.yield(.finished(session.stats, timedOut: timedOut))
+            job.continuation.finish()
+        } catch {
+            // A failed generation may leave its caches mid-round: the next one starts from empty caches.
+            prefixCache.clear()
+            job.continuation.finish(throwing: error)
+        }
+    }
+}
+
+/// The models a server serves: the target, and the draft model if one was given and can draft for the target.
+public final class ServedModels: @unchecked Sendable {
+    public let target: LoadedModel
+    public let draft: LoadedModel?
+    /// Why a loaded draft cannot be used (nil when it can, or when none was given).
+    public let draftProblem: String?
+    /// The name clients see in `/v1/models` and in responses.
+    public let id: String
+
+    public init(target: LoadedModel, draft: LoadedModel?, id: String? = nil) {
+        self.target = target
+        self.draft = draft
+        var problem: String?
+        if let draft {
+            do {
+                try target.tokenizer.requireSameVocabulary(as: draft.tokenizer)
+                if target.transformer.vocabularySize != draft.transformer.vocabularySize {
+                    problem =
+                        "output sizes differ (\(target.transformer.vocabularySize) vs "
+                        + "\(draft.transformer.vocabularySize))"
+                }
+            } catch {
+                problem = "\(error)"
+            }
+        }
+        draftProblem = problem
+        self.id = id ?? URL(fileURLWithPath: target.path).deletingPathExtension().lastPathComponent
+    }
+
+    /// The draft model when it can draft for the target.
+    public var usableDraft: LoadedModel? { draftProblem == nil ? draft : nil }
+}
+
+func secondsSince(_ start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+}
