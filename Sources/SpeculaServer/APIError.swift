@@ -12,11 +12,14 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
     public var code: String?
     /// Seconds before a retry may succeed (`Retry-After`), for a full queue.
     public var retryAfter: Int?
+    /// The method a route takes (`Allow`, with a 405).
+    public var allow: String?
 
     public init(
         status: HTTPResponse.Status, message: String, type: String, param: String? = nil, code: String? = nil,
-        retryAfter: Int? = nil
+        retryAfter: Int? = nil, allow: String? = nil
     ) {
+        self.allow = allow
         self.status = status
         self.message = message
         self.type = type
@@ -104,6 +107,7 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = "\(retryAfter)" }
+        if let allow { headers[.allow] = allow }
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
         let data = try JSONEncoder().encode(Body(error: .init(message: message, type: type, param: param, code: code)))
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -9,13 +9,22 @@ enum WorkerEvent: Sendable {
     case tokens(GenerationEvent)
     /// `timedOut`: the generation was ended by the server's `--timeout`.
     case finished(GenerationStats, timedOut: Bool)
+    /// An audit's result (``AuditReport``), its only event.
+    case audit(AuditReport)
 }
 
 /// One request's generation: its prompt and plan, the stream its events go to, and its cancellation.
 final class GenerationJob: @unchecked Sendable {
+    /// A generation, or an audit of the plan against plain decoding with `samples` samples (at T > 0).
+    enum Work: Sendable {
+        case generate
+        case audit(samples: Int)
+    }
+
     let prompt: [Int]
     let plan: DecodingPlan
     let logprobs: Int?
+    var work = Work.generate
     let continuation: AsyncThrowingStream<WorkerEvent, any Error>.Continuation
     let enqueued = ContinuousClock.now
     private let lock = NSLock()
@@ -102,11 +111,12 @@ final class GenerationWorker: @unchecked Sendable {
     }
 
     /// Queues a generation; a full queue or a stopping server is a 503 with `Retry-After`.
-    func submit(prompt: [Int], plan: DecodingPlan, logprobs: Int?) throws -> (
+    func submit(prompt: [Int], plan: DecodingPlan, logprobs: Int?, work: GenerationJob.Work = .generate) throws -> (
         GenerationJob, AsyncThrowingStream<WorkerEvent, any Error>
     ) {
         let (stream, continuation) = AsyncThrowingStream<WorkerEvent, any Error>.makeStream()
         let job = GenerationJob(prompt: prompt, plan: plan, logprobs: logprobs, continuation: continuation)
+        job.work = work
         condition.lock()
         defer { condition.unlock() }
         if stopping {
@@ -170,6 +180,15 @@ final class GenerationWorker: @unchecked Sendable {
         }
         metrics.setRunning(1)
         defer { metrics.setRunning(0) }
+        if case .audit(let samples) = job.work {
+            do {
+                job.continuation.yield(.audit(try audit(job, samples: samples)))
+                job.continuation.finish()
+            } catch {
+                job.continuation.finish(throwing: error)
+            }
+            return
+        }
         do {
             let session = try GenerationSession(
                 target: models.target, draft: models.usableDraft, plan: job.plan, context: context)
@@ -193,7 +212,11 @@ final class GenerationWorker: @unchecked Sendable {
                     session.cancel()
                 }
             }
-            job.continuation.yield(.finished(session.stats, timedOut: timedOut))
+            let stats = session.stats
+            // Counted here, not by the request's handler: a handler whose client left may be gone already.
+            metrics.observe(stats: stats, seconds: secondsSince(job.enqueued))
+            if stats.finishReason == .cancelled && !timedOut { metrics.countCancelled() }
+            job.continuation.yield(.finished(stats, timedOut: timedOut))
             job.continuation.finish()
         } catch {
             // A failed generation may leave its caches mid-round: the next one starts from empty caches.

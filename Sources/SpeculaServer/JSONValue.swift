@@ -60,8 +60,10 @@ public enum JSONValue: Sendable, Equatable, Codable {
 
     static func describe(_ error: any Error) -> String {
         if case DecodingError.dataCorrupted(let context) = error {
-            let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            return underlying ?? context.debugDescription
+            let underlying = context.underlyingError.map { error -> String in
+                (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+            }
+            return [context.debugDescription, underlying].compactMap { $0 }.joined(separator: " ")
         }
         return "\(error)"
     }

@@ -114,7 +114,9 @@ final class ServerMetrics: @unchecked Sendable {
         }
         header("specula:requests_rejected_total", "counter", "Requests refused because the queue was full.")
         out += "specula:requests_rejected_total \(rejected)\n"
-        header("specula:requests_cancelled_total", "counter", "Generations ended because the client disconnected.")
+        header(
+            "specula:requests_cancelled_total", "counter",
+            "Generations cancelled: the client left, or the server was stopping.")
         out += "specula:requests_cancelled_total \(cancelled)\n"
         header("specula:num_requests_waiting", "gauge", "Requests in the queue.")
         out += "specula:num_requests_waiting \(queueDepth)\n"

@@ -242,10 +242,12 @@ struct SpeculationResolver: Sendable {
     var hasDraft: Bool
 
     static let modes = ["auto", "off", "draft", "ngram"]
+    /// The longest chain a request may ask for (`n_max`).
+    static let longestChain: Int64 = 64
 
     func plan(_ fields: FieldReader, base: DecodingPlan) throws -> DecodingPlan {
         let spec = try fields.object("speculative")
-        let flatMax = try fields.integer("speculative.n_max", in: 0...Int64(DraftShape.maxNodes - 1))
+        let flatMax = try fields.integer("speculative.n_max", in: 0...Self.longestChain)
         let mode = try spec?.string("mode") ?? "auto"
         if !Self.modes.contains(mode) {
             throw APIError.invalidRequest(
@@ -253,7 +255,7 @@ struct SpeculationResolver: Sendable {
                 param: "speculative.mode")
         }
         let nMax =
-            try spec?.integer("n_max", in: 0...Int64(DraftShape.maxNodes - 1)).map { Int($0) }
+            try spec?.integer("n_max", in: 0...Self.longestChain).map { Int($0) }
             ?? flatMax.map {
                 Int($0)
             }

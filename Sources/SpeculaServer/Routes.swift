@@ -9,10 +9,19 @@ import SpeculaModels
 struct Routes: Sendable {
     let state: ServerState
 
-    static let paths: Set<String> = [
-        "/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/props", "/tokenize",
-        "/detokenize", "/openapi.yaml", "/chat/completions", "/completions", "/models", "/v1/health",
-    ]
+    /// Every route and the method it takes (another method on one of these paths is a 405).
+    static let methods: [String: String] = {
+        var methods: [String: String] = [
+            "/health": "GET", "/v1/health": "GET", "/metrics": "GET", "/props": "GET", "/tokenize": "POST",
+            "/detokenize": "POST", "/openapi.yaml": "GET", "/v1/specula/audit": "POST",
+        ]
+        for prefix in ["/v1", ""] {
+            methods[prefix + "/chat/completions"] = "POST"
+            methods[prefix + "/completions"] = "POST"
+            methods[prefix + "/models"] = "GET"
+        }
+        return methods
+    }()
 
     func register(on router: Router<BasicRequestContext>) {
         for prefix in ["/v1", ""] {
@@ -20,6 +29,7 @@ struct Routes: Sendable {
             router.post("\(prefix)/completions") { request, _ in try await complete(request, kind: .completion) }
             router.get("\(prefix)/models") { _, _ in try models() }
         }
+        router.post("/v1/specula/audit") { request, _ in try await audit(request) }
         router.get("/health") { _, _ in try health() }
         router.get("/v1/health") { _, _ in try health() }
         router.get("/metrics") { _, _ in metrics() }
@@ -27,9 +37,11 @@ struct Routes: Sendable {
         router.post("/tokenize") { request, _ in try await tokenize(request) }
         router.post("/detokenize") { request, _ in try await detokenize(request) }
         router.get("/openapi.yaml") { _, _ in
-            Response(
+            let (models, _, context) = try state.require()
+            let yaml = OpenAPIDocument.yaml(vocabulary: models.target.transformer.vocabularySize, context: context)
+            return Response(
                 status: .ok, headers: [.contentType: "application/yaml"],
-                body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+                body: .init(byteBuffer: ByteBuffer(string: yaml)))
         }
     }
 
@@ -76,6 +88,62 @@ struct Routes: Sendable {
         }
         let data = try await request.body.consumeWithInboundCloseHandler { _ in
             try await reply.whole(stream)
+        } onInboundClosed: {
+            job.cancel()
+        }
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Speculation off and on for the request's own prompt (``AuditReport``).
+    func audit(_ request: Request) async throws -> Response {
+        let (models, worker, context) = try state.require()
+        var request = request
+        let body = try await readObject(&request)
+        let kind: GenerationRequest.Kind = (body["messages"] ?? .null) != .null ? .chat : .completion
+        var fields = body
+        fields["stream"] = nil
+        let samplesField = fields.removeValue(forKey: "samples")
+        let parsed = try GenerationRequest(
+            kind: kind, body: fields, speculation: SpeculationResolver(hasDraft: models.usableDraft != nil))
+        if parsed.plan.isPlain {
+            throw APIError.invalidRequest(
+                "an audit compares speculation with plain decoding: switch speculation on", param: "speculative")
+        }
+        let greedy = parsed.plan.sampling.isGreedy
+        let samples: Int
+        if greedy {
+            samples = 1
+        } else {
+            let reader = FieldReader(["samples": samplesField ?? .integer(200)])
+            samples = Int(try reader.integer("samples", in: 10...5000) ?? 200)
+        }
+        let tokenLimit = greedy ? 1024 : 8
+        if let given = parsed.maxTokens, given > tokenLimit {
+            throw APIError.invalidRequest(
+                "'max_tokens' must be at most \(tokenLimit) for an audit at \(greedy ? "T = 0" : "T > 0")"
+                    + (greedy ? "" : " (sequences are compared whole)"), param: "max_tokens")
+        }
+        let prompt = try tokens(of: parsed.prompt, models: models)
+        let maxTokens = parsed.maxTokens ?? (greedy ? 64 : 2)
+        if prompt.count + maxTokens > context {
+            throw APIError.contextLengthExceeded(promptTokens: prompt.count, maxTokens: maxTokens, context: context)
+        }
+        var plan = parsed.plan
+        plan.stop.maxTokens = maxTokens
+        if plan.shape == .auto {
+            throw APIError.invalidRequest(
+                "an audit takes a fixed shape, not verifier auto", param: "speculative.verifier")
+        }
+        let (job, stream) = try worker.submit(
+            prompt: prompt, plan: plan, logprobs: nil, work: GenerationJob.Work.audit(samples: samples))
+        job.continuation.onTermination = { _ in job.cancel() }
+        let data = try await request.body.consumeWithInboundCloseHandler { _ in
+            for try await event in stream {
+                if case WorkerEvent.audit(let report) = event { return try WireJSON.data(report) }
+            }
+            throw CancellationError()
         } onInboundClosed: {
             job.cancel()
         }
@@ -283,11 +351,6 @@ struct Reply: Sendable {
         clock.last = now
     }
 
-    func finish(_ stats: GenerationStats) {
-        if stats.finishReason == .cancelled { metrics.countCancelled() }
-        metrics.observe(stats: stats, seconds: seconds(arrival, .now))
-    }
-
     /// The whole response once the generation ends.
     func whole(_ stream: AsyncThrowingStream<WorkerEvent, any Error>) async throws -> Data {
         var text = ""
@@ -303,7 +366,6 @@ struct Reply: Sendable {
                 text += generation.text
                 entries += generation.logprobs
             case .finished(let stats, let timedOut):
-                finish(stats)
                 var choice = Choice(finishReason: timedOut ? "length" : (stats.finishReason ?? .stop).openAI)
                 switch kind {
                 case .chat: choice.message = .init(content: text)
@@ -315,6 +377,8 @@ struct Reply: Sendable {
                 response.timings = Timings(stats)
                 response.specula = SpeculaReport(plan: plan, stats: stats, queued: queued, timedOut: timedOut)
                 return try WireJSON.data(response)
+            case .audit:
+                break
             }
         }
         throw CancellationError()
@@ -352,7 +416,6 @@ struct Reply: Sendable {
                     }
                     try await send(body(choices: [choice], chunk: true), &writer)
                 case .finished(let stats, let timedOut):
-                    finish(stats)
                     var choice = Choice(finishReason: timedOut ? "length" : (stats.finishReason ?? .stop).openAI)
                     switch kind {
                     case .chat: choice.delta = .init()
@@ -367,6 +430,8 @@ struct Reply: Sendable {
                         usage.usage = Usage(stats)
                         try await send(usage, &writer)
                     }
+                case .audit:
+                    break
                 }
             }
         } catch is CancellationError {

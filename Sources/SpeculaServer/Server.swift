@@ -167,7 +167,12 @@ struct ErrorMiddleware: RouterMiddleware {
             metrics.countRequest(route: Self.label(route), status: Int(response.status.code))
             return response
         } catch {
-            let apiError = APIError.from(error)
+            var apiError = APIError.from(error)
+            if apiError.status == .notFound, let allowed = Routes.methods[route] {
+                apiError = APIError(
+                    status: .methodNotAllowed, message: "\(route) takes \(allowed), not \(request.method.rawValue)",
+                    type: "invalid_request_error", allow: allowed)
+            }
             metrics.countRequest(route: Self.label(route), status: Int(apiError.status.code))
             throw apiError
         }
@@ -175,7 +180,7 @@ struct ErrorMiddleware: RouterMiddleware {
 
     /// Known routes by name; anything else as `other` (a metric label per unknown path would grow without bound).
     static func label(_ path: String) -> String {
-        Routes.paths.contains(path) ? path : "other"
+        Routes.methods[path] != nil ? path : "other"
     }
 }
 
