@@ -111,6 +111,23 @@ public struct AdaptivePolicy: Sendable, Equatable {
         lookup = [Rate(prior: 0.3, weight: 2), Rate(prior: 0.5, weight: 2), Rate(prior: 0.7, weight: 2)]
     }
 
+    /// Starts from the costs another generation measured on the same models (a server's earlier request): the
+    /// target's pass times (their counts capped at 4, so this generation's own passes soon weigh as much), the
+    /// line through them, the draft's costs if `other` drafted, and the prompt-pass prior. Acceptance is not taken:
+    /// it belongs to the other text. Costs steer only the choice of round, never the output's law.
+    public mutating func inheritCosts(from other: AdaptivePolicy) {
+        guard !fixedCosts else { return }
+        passSeconds = other.passSeconds
+        passCounts = other.passCounts.map { min($0, 4) }
+        targetStep = other.targetStep
+        targetPerRow = other.targetPerRow
+        if maxChain > 0 && other.maxChain > 0 {
+            draftPerToken = other.draftPerToken
+            draftPerRow = other.draftPerRow
+        }
+        prefillPerToken = prefillPerToken ?? other.prefillPerToken
+    }
+
     /// Costs given outright (``fixedCosts``): `t(n) = targetStep + targetPerRow·(n − 1)`, `draftPerToken` a draft,
     /// `draftPerRow` a row of backlog.
     public mutating func setCosts(targetStep: Double, targetPerRow: Double, draftPerToken: Double, draftPerRow: Double)

@@ -157,6 +157,9 @@ public final class GenerationSession: @unchecked Sendable {
     /// Log-probabilities in every event: nil for none, else how many alternatives per token. Set before
     /// ``start(prompt:)``. They come from the target rows each round computed anyway (no extra pass).
     public var logprobs: Int?
+    /// The adaptive modes: a policy from an earlier generation on the same models whose measured costs this one
+    /// starts from (``AdaptivePolicy/inheritCosts(from:)``); nil: learn them from this generation's rounds alone.
+    public var adaptiveCosts: AdaptivePolicy?
     /// The target's logits at each token of the round being consumed.
     private var roundLogits: [[Float]] = []
 
@@ -421,7 +424,11 @@ public final class GenerationSession: @unchecked Sendable {
             decoder = try SpeculativeDecoder(
                 target: model, settings: plan.sampling, depth: length, ngram: longest,
                 verifier: plan.verifier.chainRule, capacity: capacity, seed: plan.seed)
-            if plan.shape == .adaptive { decoder?.adaptive = AdaptivePolicy(hasDraftModel: false) }
+            if plan.shape == .adaptive {
+                var policy = AdaptivePolicy(hasDraftModel: false)
+                if let adaptiveCosts { policy.inheritCosts(from: adaptiveCosts) }
+                decoder?.adaptive = policy
+            }
             try configureAndStart(prompt)
         case .model:
             guard let draft else { throw EngineError.badInput(field: "draft", reason: "the plan needs a draft model") }
@@ -446,6 +453,7 @@ public final class GenerationSession: @unchecked Sendable {
                     hasDraftModel: true,
                     draftCostRatio: Double(draft.stepBytes) / Double(max(1, target.stepBytes)),
                     maxChain: DraftShape.adaptiveLongest, maxLookup: DraftShape.adaptiveLongest)
+                if let adaptiveCosts { decoder.adaptive?.inheritCosts(from: adaptiveCosts) }
                 decoder.deferDraftPrefill = true
                 // A reduced draft head where the output matrix is a large share of what a draft step reads (a
                 // third for the pinned draft): built when the draft first drafts.

@@ -81,6 +81,9 @@ final class GenerationWorker: @unchecked Sendable {
     private var running: GenerationJob?
     private var stopping = false
     private let prefixCache = PrefixCache()
+    /// The last adaptive generation's policy: the next one starts from its measured costs (``ServerOptions/rememberCosts``).
+    private var lastPolicy: AdaptivePolicy?
+    var rememberCosts = true
 
     init(models: ServedModels, context: Int, queueLimit: Int, timeout: Double?, metrics: ServerMetrics) {
         self.models = models
@@ -194,6 +197,7 @@ final class GenerationWorker: @unchecked Sendable {
                 target: models.target, draft: models.usableDraft, plan: job.plan, context: context)
             session.prefixCache = prefixCache
             session.logprobs = job.logprobs
+            if rememberCosts { session.adaptiveCosts = lastPolicy }
             guard job.attach(session) else {
                 job.continuation.finish(throwing: CancellationError())
                 return
@@ -212,6 +216,7 @@ final class GenerationWorker: @unchecked Sendable {
                     session.cancel()
                 }
             }
+            if let policy = session.decoder?.adaptive, policy.targetStep != nil { lastPolicy = policy }
             let stats = session.stats
             // Counted here, not by the request's handler: a handler whose client left may be gone already.
             metrics.observe(stats: stats, seconds: secondsSince(job.enqueued))

@@ -22,6 +22,9 @@ public struct ServerOptions: Sendable {
     public var maxBodyBytes = 8 << 20
     /// The model's name in responses (nil: the target file's name).
     public var modelID: String?
+    /// The adaptive mode starts each request from the costs the last one measured (false: every request learns
+    /// its costs from its own rounds alone). Costs steer the choice of rounds, never the output's law.
+    public var rememberCosts = true
 
     public static let defaultContext = 4096
 
@@ -53,6 +56,7 @@ final class ServerState: @unchecked Sendable {
         let worker = GenerationWorker(
             models: models, context: context, queueLimit: options.queueLimit, timeout: options.timeout,
             metrics: metrics)
+        worker.rememberCosts = options.rememberCosts
         worker.start()
         lock.withLock { _ready = (models, worker, context) }
     }

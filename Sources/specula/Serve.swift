@@ -31,6 +31,10 @@ struct Serve: ParsableCommand {
     var queue = 16
     @Option(name: .long, help: "Seconds a request may take, queue and generation (0: no limit).") var timeout = 600.0
     @Option(name: .long, help: "The model name clients see (default: the target file's name).") var alias: String?
+    @Flag(
+        name: .long,
+        help: "Each request's adaptive mode learns its costs alone (default: it starts from the last request's).")
+    var noCostMemory = false
 
     func validate() throws {
         if !(1...65535).contains(port) { throw ValidationError("--port must be in 1…65535 (got \(port))") }
@@ -52,6 +56,7 @@ struct Serve: ParsableCommand {
         options.queueLimit = queue
         options.timeout = timeout == 0 ? nil : timeout
         options.modelID = alias
+        options.rememberCosts = !noCostMemory
         let server = SpeculaHTTPServer(options: options)
         let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("specula serve: \($0)\n".utf8)) }
         var logger = Logger(label: "specula.serve")

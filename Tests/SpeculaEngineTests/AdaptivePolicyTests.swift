@@ -176,4 +176,31 @@ struct AdaptivePolicyTests {
         // Clipped at 1.5× the mean, weighted a quarter: 0.05 + 0.25·0.025.
         #expect(abs(policy.targetPass(1)! - 0.05625) < 1e-12)
     }
+
+    @Test func aNewGenerationStartsFromInheritedCostsButNotTheirAcceptance() {
+        // One generation observes passes of t(n) = 40 ms + 4 ms·(n − 1) and drafts that all fail.
+        var first = AdaptivePolicy(hasDraftModel: true)
+        for rows in [1, 1, 1, 1, 3, 3, 3, 5, 5, 5, 1] {
+            first.observe(
+                rows == 1 ? .plain : .chain(rows - 1), rows: rows, targetSeconds: 0.040 + 0.004 * Double(rows - 1),
+                draftSeconds: rows == 1 ? 0 : 0.015 * Double(rows - 1), backlog: 0, drafted: rows - 1, accepted: 0)
+        }
+        var next = AdaptivePolicy(hasDraftModel: true)
+        #expect(next.targetPass(1) == nil)
+        next.inheritCosts(from: first)
+        for rows in 1...5 {
+            let expected = 0.040 + 0.004 * Double(rows - 1)
+            let inherited = try? #require(next.targetPass(rows))
+            #expect(abs((inherited ?? 0) - expected) < 1e-9, "t(\(rows))")
+        }
+        #expect(abs((next.draftToken ?? 0) - 0.015) < 1e-9)
+        // The failed drafts stay with the first text: the new one starts from the prior.
+        #expect(first.model.value < 0.5)
+        #expect(next.model.value == AdaptivePolicy(hasDraftModel: true).model.value)
+        // A lookup-only policy takes the target's costs and no draft cost.
+        var lookupOnly = AdaptivePolicy(hasDraftModel: false)
+        lookupOnly.inheritCosts(from: first)
+        #expect(lookupOnly.targetPass(3) == next.targetPass(3))
+        #expect(lookupOnly.draftPerToken == nil)
+    }
 }

@@ -87,6 +87,35 @@ struct ServerTests {
         }
     }
 
+    @Test func whileLoadingHealthIs503AndNothingWaits() async throws {
+        // A server whose models have not loaded yet: health and every model route answer at once with 503.
+        let server = SpeculaHTTPServer(options: ServerOptions())
+        try await server.application().test(.live) { client in
+            let base = "http://127.0.0.1:\(try #require(client.port))"
+            let health = try await HTTP.get(base + "/health")
+            #expect(health.status == 503)
+            #expect(health.headers["retry-after"] == "1")
+            #expect((try health.json()["error"] as? [String: Any])?["code"] as? String == "loading")
+            #expect(try await HTTP.post(base + "/v1/completions", ["prompt": "x"]).status == 503)
+            #expect(try await HTTP.get(base + "/metrics").status == 200)
+        }
+    }
+
+    @Test func aDraftOfAnotherVocabularyIsReportedAndNotUsed() async throws {
+        guard try Self.available(Self.small, Self.draft), let small = Self.smallModel else { return }
+        let served = ServedModels(target: try LoadedModel(path: Self.draft), draft: small)
+        #expect(served.usableDraft == nil)
+        #expect(served.draftProblem != nil)
+        try await Self.withServer(served) { base in
+            let speculative = try #require(try await HTTP.get(base + "/props").json()["speculative"] as? [String: Any])
+            #expect(speculative["auto_runs"] as? String == "ngram-adaptive")
+            #expect((speculative["draft_problem"] as? String)?.isEmpty == false)
+            let refused = try await HTTP.post(
+                base + "/v1/completions", ["prompt": "def f():", "max_tokens": 2, "speculative": ["mode": "draft"]])
+            #expect(refused.status == 400)
+        }
+    }
+
     // MARK: - Generation
 
     /// The library's greedy output for a chat turn (plain decoding).
@@ -217,6 +246,26 @@ struct ServerTests {
             #expect(!values.isEmpty && values.allSatisfy { $0 <= 0 })
             let tops = try #require(logprobs["top_logprobs"] as? [[String: Double]])
             #expect(tops.allSatisfy { $0.count >= 1 && $0.count <= 2 })
+        }
+    }
+
+    @Test func theTimeoutEndsALongGeneration() async throws {
+        guard try Self.available(Self.small) else { return }
+        var options = ServerOptions()
+        options.timeout = 0.3
+        try await Self.withServer(try Self.smallServed(), options: options) { base in
+            let reply = try await HTTP.post(
+                base + "/v1/chat/completions",
+                [
+                    "messages": [["role": "user", "content": "Count from 1 to 1000, one number per line."]],
+                    "max_tokens": 1500, "temperature": 0, "speculative": ["mode": "off"],
+                ]
+            ).json()
+            let choice = try #require((reply["choices"] as? [[String: Any]])?.first)
+            #expect(choice["finish_reason"] as? String == "length")
+            #expect((reply["specula"] as? [String: Any])?["timed_out"] as? Bool == true)
+            let tokens = try #require((reply["usage"] as? [String: Any])?["completion_tokens"] as? Int)
+            #expect(tokens > 0 && tokens < 1500)
         }
     }
 
