@@ -86,33 +86,14 @@ extension GenerationWorker {
             report.tokensPerPass = speculative.stats.tokensPerStep
             report.acceptance = speculative.stats.acceptanceRate
         } else {
-            func draw(_ session: GenerationSession) throws -> [[Int]] {
-                try session.start(prompt: job.prompt)
-                var sequences: [[Int]] = []
-                for index in 0..<samples {
-                    if job.isCancelled { throw CancellationError() }
-                    if index > 0 { try session.restart() }
-                    try session.run()
-                    sequences.append(session.generated)
-                }
-                return sequences
-            }
-            let plainSequences = try draw(GenerationSession(target: models.target, plan: plainPlan, context: context))
-            let speculative = try GenerationSession(
-                target: models.target, draft: draft, plan: job.plan, context: context)
-            let speculativeSequences = try draw(speculative)
-            var index: [[Int]: Int] = [:]
-            for sequence in plainSequences + speculativeSequences where index[sequence] == nil {
-                index[sequence] = index.count
-            }
-            var plainCounts = [Int](repeating: 0, count: index.count)
-            var speculativeCounts = plainCounts
-            for sequence in plainSequences { plainCounts[index[sequence] ?? 0] += 1 }
-            for sequence in speculativeSequences { speculativeCounts[index[sequence] ?? 0] += 1 }
-            let result = TwoSampleTest.compare(speculativeCounts, plainCounts)
+            // The plain sample draws from a seed of its own (independent of the speculative one).
+            let audit = try SamplingAudit.run(
+                target: models.target, draft: draft, plan: job.plan, prompt: job.prompt, samples: samples,
+                plainSeed: job.plan.seed &+ 0x5EED, context: context, isCancelled: { job.isCancelled })
+            let result = audit.test
             report.samples = samples
             report.sequenceTokens = job.plan.stop.maxTokens
-            report.distinctSequences = index.count
+            report.distinctSequences = audit.distinct
             report.chiSquare = result.statistic
             report.degreesOfFreedom = result.degreesOfFreedom
             report.pValue = result.pValue
@@ -120,8 +101,8 @@ extension GenerationWorker {
             report.alpha = AuditReport.alpha
             // With too few samples every cell is pooled away: no verdict.
             report.passed = result.degreesOfFreedom > 0 ? result.pValue >= AuditReport.alpha : nil
-            report.tokensPerPass = speculative.stats.tokensPerStep
-            report.acceptance = speculative.stats.acceptanceRate
+            report.tokensPerPass = audit.speculative.tokensPerStep
+            report.acceptance = audit.speculative.acceptanceRate
         }
         report.seconds = secondsSince(started)
         return report

@@ -71,34 +71,11 @@ struct Audit: ParsableCommand {
         let target = try LoadedModel(path: model)
         let draftModel = try draft.map { try LoadedModel(path: $0) }
         let promptTokens = chat ? try target.promptTokens(chat: prompt) : target.promptTokens(text: prompt)
-        // Plain sampling: the prompt once, then `tokens` tokens per sample (the cache rewound each time).
-        var plainPlan = plan.plainCounterpart
-        plainPlan.seed = seed
-        func draw(_ session: GenerationSession) throws -> [[Int]] {
-            try session.start(prompt: promptTokens)
-            var sequences: [[Int]] = []
-            for index in 0..<self.samples {
-                if index > 0 { try session.restart() }
-                try session.run()
-                sequences.append(session.generated)
-            }
-            return sequences
-        }
-        let plainSequences = try draw(GenerationSession(target: target, plan: plainPlan))
-        // Speculative sampling, the same number of times, from the same prompt.
-        let session = try GenerationSession(target: target, draft: draftModel, plan: plan)
-        let speculativeSequences = try draw(session)
-        // Categories: every sequence seen by either method.
-        var index: [[Int]: Int] = [:]
-        for sequence in plainSequences + speculativeSequences where index[sequence] == nil {
-            index[sequence] = index.count
-        }
-        var speculativeCounts = [Int](repeating: 0, count: index.count)
-        var plainCounts = [Int](repeating: 0, count: index.count)
-        for sequence in speculativeSequences { speculativeCounts[index[sequence] ?? 0] += 1 }
-        for sequence in plainSequences { plainCounts[index[sequence] ?? 0] += 1 }
-        let result = TwoSampleTest.compare(speculativeCounts, plainCounts)
-        let t = session.stats
+        // Each sample: `tokens` tokens after the prompt (its pass run once per method, the caches rewound).
+        let audit = try SamplingAudit.run(
+            target: target, draft: draftModel, plan: plan, prompt: promptTokens, samples: samples, plainSeed: seed)
+        let result = audit.test
+        let t = audit.speculative
         let drafterName = draftModel == nil ? "ngram:\(ngram)" : plan.shape.spelling
         print(
             "audit: \(samples) speculative (\(drafterName), \(verifier)) and \(samples) plain samples of \(tokens) tokens, temperature \(temperature)"
@@ -107,7 +84,7 @@ struct Audit: ParsableCommand {
             String(
                 format:
                     "%d distinct sequences, %d cells; total variation %.4f; chi-square %.2f on %d df, p = %.4g (fail below %.3g); acceptance %.3f, %.2f tokens/round",
-                index.count, result.cells, result.totalVariation, result.statistic, result.degreesOfFreedom,
+                audit.distinct, result.cells, result.totalVariation, result.statistic, result.degreesOfFreedom,
                 result.pValue, alpha, t.acceptanceRate, t.tokensPerStep))
         if result.pValue < alpha {
             print("FAIL: the speculative and plain samples differ beyond chance")
