@@ -249,11 +249,27 @@ def test_load_every_request_answered_once(small_server):
             with lock:
                 results.append((index, outcome))
 
+    # The queue bound, watched from outside while the load runs: never more than 4 waiting.
+    waiting = []
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for line in httpx.get(small_server.base + "/metrics", timeout=30).text.splitlines():
+                if line.startswith("specula:num_requests_waiting "):
+                    waiting.append(int(line.split()[1]))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    done.set()
+    watcher.join()
+    assert len(waiting) > 10 and max(waiting) <= 4 and max(waiting) > 0
     assert sorted(i for i, _ in results) == list(range(200))
     for index, (kind, status, detail) in results:
         if kind == "malformed":
