@@ -166,6 +166,13 @@ final class GenerationWorker: @unchecked Sendable {
         }
     }
 
+    /// Marks `job` as no longer running (a queued request may start).
+    private func release(_ job: GenerationJob) {
+        condition.lock()
+        if running === job { running = nil }
+        condition.unlock()
+    }
+
     private func run(_ job: GenerationJob) {
         let queued = secondsSince(job.enqueued)
         if job.isCancelled {
@@ -185,7 +192,9 @@ final class GenerationWorker: @unchecked Sendable {
         defer { metrics.setRunning(0) }
         if case .audit(let samples) = job.work {
             do {
-                job.continuation.yield(.audit(try audit(job, samples: samples)))
+                let report = try audit(job, samples: samples)
+                release(job)
+                job.continuation.yield(.audit(report))
                 job.continuation.finish()
             } catch {
                 job.continuation.finish(throwing: error)
@@ -218,6 +227,8 @@ final class GenerationWorker: @unchecked Sendable {
             }
             if let policy = session.decoder?.adaptive, policy.targetStep != nil { lastPolicy = policy }
             let stats = session.stats
+            // The slot is free before the client hears the end: its next request must not find it busy.
+            release(job)
             // Counted here, not by the request's handler: a handler whose client left may be gone already.
             metrics.observe(stats: stats, seconds: secondsSince(job.enqueued))
             if stats.finishReason == .cancelled && !timedOut { metrics.countCancelled() }
