@@ -196,27 +196,30 @@ public final class GenerationSession: @unchecked Sendable {
         if let context, context < 1 {
             throw EngineError.badInput(field: "context", reason: "must be ≥ 1 (got \(context))")
         }
-        if let draft, plan.drafter == .model {
-            do {
-                try target.tokenizer.requireSameVocabulary(as: draft.tokenizer)
-            } catch {
-                throw EngineError.badInput(
-                    field: "draft", reason: "\(draft.path) cannot draft for \(target.path): \(error)")
-            }
-            if target.transformer.vocabularySize != draft.transformer.vocabularySize {
-                throw EngineError.badInput(
-                    field: "draft",
-                    reason:
-                        "output sizes differ (\(target.transformer.vocabularySize) vs \(draft.transformer.vocabularySize))"
-                )
-            }
-        }
+        if let draft, plan.drafter == .model { try Self.requireDraft(draft, for: target) }
         self.target = target
         self.draft = plan.drafter == .model ? draft : nil
         self.plan = plan
         self.context = context
         detokenizer = StreamingDetokenizer(tokenizer: target.tokenizer)
         stopBytes = plan.stop.sequences.map { Array($0.utf8) }
+    }
+
+    /// Checks that `draft` can draft for `target`: the same vocabulary and the same output size.
+    public static func requireDraft(_ draft: LoadedModel, for target: LoadedModel) throws {
+        do {
+            try target.tokenizer.requireSameVocabulary(as: draft.tokenizer)
+        } catch {
+            throw EngineError.badInput(
+                field: "draft", reason: "\(draft.path) cannot draft for \(target.path): \(error)")
+        }
+        if target.transformer.vocabularySize != draft.transformer.vocabularySize {
+            throw EngineError.badInput(
+                field: "draft",
+                reason:
+                    "output sizes differ (\(target.transformer.vocabularySize) vs \(draft.transformer.vocabularySize))"
+            )
+        }
     }
 
     /// Starts a conversation rendered by the target's chat template.

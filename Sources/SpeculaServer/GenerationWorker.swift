@@ -256,16 +256,7 @@ public final class ServedModels: @unchecked Sendable {
         self.draft = draft
         var problem: String?
         if let draft {
-            do {
-                try target.tokenizer.requireSameVocabulary(as: draft.tokenizer)
-                if target.transformer.vocabularySize != draft.transformer.vocabularySize {
-                    problem =
-                        "output sizes differ (\(target.transformer.vocabularySize) vs "
-                        + "\(draft.transformer.vocabularySize))"
-                }
-            } catch {
-                problem = "\(error)"
-            }
+            do { try GenerationSession.requireDraft(draft, for: target) } catch { problem = "\(error)" }
         }
         draftProblem = problem
         self.id = id ?? URL(fileURLWithPath: target.path).deletingPathExtension().lastPathComponent
@@ -275,7 +266,9 @@ public final class ServedModels: @unchecked Sendable {
     public var usableDraft: LoadedModel? { draftProblem == nil ? draft : nil }
 }
 
-func secondsSince(_ start: ContinuousClock.Instant) -> Double {
-    let elapsed = ContinuousClock.now - start
+func secondsSince(_ start: ContinuousClock.Instant) -> Double { seconds(from: start, to: .now) }
+
+func seconds(from start: ContinuousClock.Instant, to end: ContinuousClock.Instant) -> Double {
+    let elapsed = end - start
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
 }

@@ -342,11 +342,11 @@ struct Reply: Sendable {
         guard !event.tokens.isEmpty else { return }
         let now = ContinuousClock.now
         if !clock.sawToken {
-            metrics.observeFirstToken(seconds(clock.last, now))
+            metrics.observeFirstToken(seconds(from: clock.last, to: now))
             clock.sawToken = true
             metrics.observeRound(tokens: event.tokens.count - 1, seconds: 0)
         } else {
-            metrics.observeRound(tokens: event.tokens.count, seconds: seconds(clock.last, now))
+            metrics.observeRound(tokens: event.tokens.count, seconds: seconds(from: clock.last, to: now))
         }
         clock.last = now
     }
@@ -454,10 +454,5 @@ struct Reply: Sendable {
         buffer.writeBytes(data)
         buffer.writeString("\n\n")
         try await writer.write(buffer)
-    }
-
-    func seconds(_ from: ContinuousClock.Instant, _ to: ContinuousClock.Instant) -> Double {
-        let elapsed = to - from
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     }
 }
