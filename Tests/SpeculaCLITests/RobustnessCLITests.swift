@@ -71,6 +71,14 @@ struct RobustnessCLITests {
                 ["logits"] + target + ["--prompt-file", directory + "/empty.txt", "--top", "3"]
             ),
             ("logits, token out of range", ["logits"] + target + ["--tokens", "1,\(big)", "--top", "3"]),
+            ("serve, missing model", ["serve", "-m", directory + "/none.gguf"]),
+            ("serve, missing draft", ["serve"] + target + ["-md", directory + "/none.gguf"]),
+            ("serve, port 0", ["serve"] + target + ["--port", "0"]),
+            ("serve, port past 65535", ["serve"] + target + ["--port", "70000"]),
+            ("serve, context of 1", ["serve"] + target + ["-c", "1"]),
+            ("serve, negative queue", ["serve"] + target + ["--queue", "-1"]),
+            ("serve, NaN timeout", ["serve"] + target + ["--timeout", "nan"]),
+            ("serve, empty API key", ["serve"] + target + ["--api-key", ""]),
         ]
         for (name, arguments) in cases {
             let result = try runSpecula(arguments)
