@@ -212,17 +212,25 @@ public struct AdaptivePolicy: Sendable, Equatable {
     /// The round that maximises expected tokens per second: `proposal` tokens proposed by lookup after a match of
     /// `matchLength` (0: none), `backlog` rows the draft must catch up on before the root, `generated` tokens
     /// emitted so far and `remaining` the generation may still emit, `room` drafts the caches can still take.
+    ///
+    /// In a batch (``ForwardBatcher``), `otherRows` rows of `otherMembers` other generations share the target's
+    /// pass: the choice maximises the batch's expected tokens per second, `(otherMembers + E) / (t(otherRows + r) +
+    /// D)` for a round of `r` rows, `E` expected tokens and `D` seconds of drafting (each other generation counted
+    /// as one token a pass). Rows cost little while the pass reads weights and a full `t(n)` slope once it computes:
+    /// a generation alone drafts as before, one in a large batch drafts less or not at all.
     public func choose(
-        proposal: Int, matchLength: Int, backlog: Int, generated: Int, remaining: Int, room: Int
+        proposal: Int, matchLength: Int, backlog: Int, generated: Int, remaining: Int, room: Int, otherRows: Int = 0,
+        otherMembers: Int = 0
     ) -> Choice {
-        guard let t1 = targetStep, room > 0 else { return .plain }
+        guard targetStep != nil, room > 0, let plainPass = targetPass(otherRows + 1) else { return .plain }
+        let others = Double(otherMembers)
         var best = Choice.plain
-        var bestRate = 1 / t1
+        var bestRate = (others + 1) / plainPass
         if proposal > 0 {
             let a = lookup[Self.bucket(matchLength: matchLength)].value
             for k in 1...min(proposal, maxLookup, room) {
-                guard let cost = targetPass(k + 1) else { break }
-                let rate = Self.expectedTokens(drafts: k, acceptance: a) / cost
+                guard let cost = targetPass(otherRows + k + 1) else { break }
+                let rate = (others + Self.expectedTokens(drafts: k, acceptance: a)) / cost
                 if rate > bestRate {
                     best = .lookup(k)
                     bestRate = rate
@@ -238,11 +246,11 @@ public struct AdaptivePolicy: Sendable, Equatable {
             let horizon = Double(max(1, min(remaining, expected)))
             let catchUp = c * Double(backlog)
             for gamma in 1...min(maxChain, room) {
-                guard let pass = targetPass(gamma + 1) else { break }
+                guard let pass = targetPass(otherRows + gamma + 1) else { break }
                 let tokens = Self.expectedTokens(drafts: gamma, acceptance: a)
                 // The catch-up, spread over the horizon, charged for this round's share of it.
                 let cost = pass + d * Double(gamma) + catchUp * tokens / horizon
-                let rate = tokens / cost
+                let rate = (others + tokens) / cost
                 if rate > bestRate {
                     best = .chain(gamma)
                     bestRate = rate

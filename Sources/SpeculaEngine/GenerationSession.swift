@@ -160,6 +160,11 @@ public final class GenerationSession: @unchecked Sendable {
     /// The adaptive modes: a policy from an earlier generation on the same models whose measured costs this one
     /// starts from (``AdaptivePolicy/inheritCosts(from:)``); nil: learn them from this generation's rounds alone.
     public var adaptiveCosts: AdaptivePolicy?
+    /// Runs this generation's passes together with other generations' (continuous batching): set before
+    /// ``start(prompt:)``. The output is the same token for token as alone (``ForwardBatcher``); the generation
+    /// leaves the batcher when it ends, or at ``leaveBatch()``.
+    public var batcher: ForwardBatcher?
+    private var member: ForwardBatcher.Member?
     /// The target's logits at each token of the round being consumed.
     private var roundLogits: [[Float]] = []
 
@@ -261,9 +266,12 @@ public final class GenerationSession: @unchecked Sendable {
         cachedPromptTokens = 0
         let clock = ContinuousClock.now
         started = clock
+        leaveBatch()
+        member = batcher?.join()
         do {
             try begin(prompt: prompt, capacity: capacity)
         } catch {
+            leaveBatch()
             throw EngineError.classify(error)
         }
         prefillSeconds = Self.seconds(since: clock)
@@ -277,6 +285,9 @@ public final class GenerationSession: @unchecked Sendable {
         reset()
         promptTokens = prompt
         started = ContinuousClock.now
+        leaveBatch()
+        member = batcher?.join()
+        for cache in [decoder?.targetCache, decoder?.draftCache ?? nil, plainCache] { cache?.batchMember = member }
         if let decoder {
             try decoder.restart(prompt: prompt)
         } else if let plainCache {
@@ -305,7 +316,10 @@ public final class GenerationSession: @unchecked Sendable {
         if finishReason != nil { return nil }
         if isCancelled { return finish(.cancelled, tokens: []) }
         let tokens: [Int]
-        do { tokens = try round() } catch { throw EngineError.classify(error) }
+        do { tokens = try round() } catch {
+            leaveBatch()
+            throw EngineError.classify(error)
+        }
         if firstToken == nil, let started, !tokens.isEmpty { firstToken = Self.seconds(since: started) }
         var event = consume(tokens)
         if let count = logprobs {
@@ -405,6 +419,7 @@ public final class GenerationSession: @unchecked Sendable {
                 cache = reused
             }
             cachedPromptTokens = kept
+            cache.batchMember = member
             plainCache = cache
             plainRandom = SplitMix64(seed: plan.seed)
             plainRounds = 0
@@ -504,6 +519,8 @@ public final class GenerationSession: @unchecked Sendable {
             let draft = decoder.draftCache.flatMap { prefixCache.takeDraft(capacity: $0.capacity) }
             try decoder.adopt(target: target, holding: tokens, draft: draft?.0, holding: draft?.1 ?? [])
         }
+        decoder.targetCache.batchMember = member
+        decoder.draftCache?.batchMember = member
         decoder.tokensLeft = plan.stop.maxTokens
         decoder.recordEmittedLogits = logprobs != nil
         decoder.draftStop = plan.draftStop
@@ -634,9 +651,19 @@ public final class GenerationSession: @unchecked Sendable {
         }
         finishReason = reason
         finished = ContinuousClock.now
+        leaveBatch()
         returnCaches()
         return GenerationEvent(tokens: tokens, text: String(decoding: text, as: UTF8.self), finishReason: reason)
     }
+
+    /// Stops running passes with the batcher's other generations (the generation ended, or its owner gives up on
+    /// it after an error): they no longer wait for this one. Its caches run any later pass alone.
+    public func leaveBatch() {
+        member?.leave()
+        member = nil
+    }
+
+    deinit { member?.leave() }
 
     /// Gives the caches to ``prefixCache`` with the tokens their rows hold.
     private func returnCaches() {

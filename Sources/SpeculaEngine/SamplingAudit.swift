@@ -14,16 +14,19 @@ public enum SamplingAudit {
     }
 
     /// `plan` must speculate; its stop conditions bound each sequence. `isCancelled` is checked between samples
-    /// (a cancelled audit throws `CancellationError`).
+    /// (a cancelled audit throws `CancellationError`). With a `batcher`, both sessions run their passes with the
+    /// batcher's other generations.
     public static func run(
         target: LoadedModel, draft: LoadedModel?, plan: DecodingPlan, prompt: [Int], samples: Int,
-        plainSeed: UInt64, context: Int? = nil, isCancelled: () -> Bool = { false }
+        plainSeed: UInt64, context: Int? = nil, batcher: ForwardBatcher? = nil, isCancelled: () -> Bool = { false }
     ) throws -> Result {
         if plan.isPlain { throw EngineError.badInput(field: "plan", reason: "an audit needs a speculative plan") }
         if samples < 1 { throw EngineError.badInput(field: "samples", reason: "must be ≥ 1 (got \(samples))") }
         var plainPlan = plan.plainCounterpart
         plainPlan.seed = plainSeed
         func draw(_ session: GenerationSession) throws -> [[Int]] {
+            session.batcher = batcher
+            defer { session.leaveBatch() }
             try session.start(prompt: prompt)
             var sequences: [[Int]] = []
             for index in 0..<samples {

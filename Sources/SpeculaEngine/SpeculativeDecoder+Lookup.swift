@@ -102,9 +102,14 @@ extension SpeculativeDecoder {
         let match = NGramDrafter.match(
             history: history, longest: ngramLongest, count: min(policy.maxLookup, max(0, room)))
         let backlog = draftBacklog.count
+        // In a batch: the rows and generations that shared this generation's last target pass (a policy with fixed
+        // costs plans from acceptance alone).
+        let shared = policy.fixedCosts ? nil : targetCache.lastPass
         let choice = policy.choose(
             proposal: match.proposal.count, matchLength: match.length, backlog: backlog,
-            generated: history.count - promptLength, remaining: tokensLeft, room: room)
+            generated: history.count - promptLength, remaining: tokensLeft, room: room,
+            otherRows: shared.map { $0.rows - $0.ownRows } ?? 0, otherMembers: shared.map { $0.segments - 1 } ?? 0)
+        targetCache.lastPass = nil
         let before = telemetry
         let emitted: [Int]
         switch choice {
@@ -128,8 +133,10 @@ extension SpeculativeDecoder {
         }
         let drafted = telemetry.draftedTokens - before.draftedTokens
         // The round may have updated the policy (the target's confidence): learn on top of that.
+        // The pass's cost is that of all its rows (this generation's and, in a batch, the others').
+        let passRows = targetCache.lastPass?.rows ?? (drafted + 1)
         adaptive?.observe(
-            choice, rows: drafted + 1, targetSeconds: telemetry.targetPassSeconds - before.targetPassSeconds,
+            choice, rows: passRows, targetSeconds: telemetry.targetPassSeconds - before.targetPassSeconds,
             draftSeconds: telemetry.draftSeconds - before.draftSeconds, backlog: backlog, drafted: drafted,
             accepted: telemetry.acceptedTokens - before.acceptedTokens, matchLength: match.length)
         if let observer = roundObserver, let policy = adaptive {

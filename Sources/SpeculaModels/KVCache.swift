@@ -19,6 +19,10 @@ public final class KVCache: @unchecked Sendable {
     public var outputHead: OutputHead?
     /// Where the passes over this cache spend their time, part by part (nil: not measured).
     public var profile: ForwardProfile?
+    /// The batching member this cache's passes go through (``ForwardBatcher``): nil runs them alone.
+    public var batchMember: ForwardBatcher.Member?
+    /// The last batched pass that fed rows to this cache (set by the batcher while the cache's owner waits).
+    public var lastPass: ForwardBatcher.PassShare?
 
     public init(config: ModelConfig, capacity: Int) {
         self.capacity = capacity

@@ -7,6 +7,35 @@ import SpeculaKernels
     import Darwin
 #endif
 
+/// One cache's part of a batched forward pass (``Transformer/forward(batch:)``): the arguments of
+/// ``Transformer/forward(tokens:positions:visibility:cache:logitRows:treeBase:cacheVisibility:)`` for one sequence.
+public struct ForwardSegment: @unchecked Sendable {
+    public var tokens: [Int]
+    public var positions: [Int]?
+    public var visibility: [[Int]]?
+    public var cache: KVCache
+    public var logitRows: [Int]?
+    public var treeBase: Int?
+    public var cacheVisibility: [[Int]]?
+
+    public init(
+        tokens: [Int], positions: [Int]? = nil, visibility: [[Int]]? = nil, cache: KVCache, logitRows: [Int]? = nil,
+        treeBase: Int? = nil, cacheVisibility: [[Int]]? = nil
+    ) {
+        self.tokens = tokens
+        self.positions = positions
+        self.visibility = visibility
+        self.cache = cache
+        self.logitRows = logitRows
+        self.treeBase = treeBase
+        self.cacheVisibility = cacheVisibility
+    }
+
+    /// Whether the segment may be fed in pieces (a prompt pass): consecutive positions, causal visibility, every
+    /// cache row visible. Each piece's rows are then the rows the whole would compute.
+    public var isSplittable: Bool { positions == nil && visibility == nil && treeBase == nil && cacheVisibility == nil }
+}
+
 extension Transformer {
     /// Runs a batch of `tokens` through the model, appending their keys and values to `cache`.
     ///
@@ -19,29 +48,83 @@ extension Transformer {
     ///     visible to token `i` only if listed (ascending) in `cacheVisibility[i]`; rows before `treeBase` are all
     ///     visible. Default: every cache row is visible.
     /// - Returns: `[logitRows.count][vocabularySize]` logits.
+    ///
+    /// A cache that is a member of a ``ForwardBatcher`` hands the pass to it: it runs together with the passes other
+    /// members asked for at the same time, and returns the same rows.
     public func forward(
         tokens: [Int], positions: [Int]? = nil, visibility: [[Int]]? = nil, cache: KVCache, logitRows: [Int]? = nil,
         treeBase: Int? = nil, cacheVisibility: [[Int]]? = nil
     ) throws -> [[Float]] {
-        let n = tokens.count
-        if n == 0 { return [] }
-        for token in tokens where token < 0 || token >= vocabularySize {
+        let segment = ForwardSegment(
+            tokens: tokens, positions: positions, visibility: visibility, cache: cache, logitRows: logitRows,
+            treeBase: treeBase, cacheVisibility: cacheVisibility)
+        if tokens.isEmpty { return [] }
+        if let member = cache.batchMember { return try member.submit(segment, to: self) }
+        return try forward(batch: [segment])[0]
+    }
+
+    /// Checks a segment before its pass: its tokens are in the vocabulary and fit its cache. A batch checks each
+    /// segment first, so a bad one fails alone.
+    public func validate(_ segment: ForwardSegment) throws {
+        for token in segment.tokens where token < 0 || token >= vocabularySize {
             throw ModelError.tokenOutOfRange(token: token, vocabularySize: vocabularySize)
         }
-        let prefix = cache.length
-        let profile = cache.profile
-        let positions = positions ?? (0..<n).map { prefix + $0 }
-        let visibility = visibility ?? (0..<n).map { Array(0...$0) }
-        precondition(positions.count == n && visibility.count == n, "one position and one visibility list per token")
-        let treeBase = treeBase ?? prefix
-        let cacheVisibility = cacheVisibility ?? [[Int]](repeating: [], count: n)
-        precondition(treeBase <= prefix && cacheVisibility.count == n, "tree rows must lie in the cache")
-        let start = try cache.append(count: n)
-        for i in 0..<n { cache.positions[start + i] = positions[i] }
+        let cache = segment.cache
+        if cache.length + segment.tokens.count > cache.capacity {
+            throw ModelError.contextOverflow(needed: cache.length + segment.tokens.count, capacity: cache.capacity)
+        }
+    }
+
+    /// One pass over several sequences, each with its own cache (distinct caches of this model): the products
+    /// read the weights once for all rows, attention runs per segment over its own cache. Every row's arithmetic is
+    /// the one it gets in a pass of its own (the products and attention are batch-invariant), so each segment's
+    /// logits and cache rows are bit-identical to ``forward(tokens:positions:visibility:cache:logitRows:treeBase:cacheVisibility:)``
+    /// on that segment alone. Returns each segment's logit rows.
+    public func forward(batch segments: [ForwardSegment]) throws -> [[[Float]]] {
+        for segment in segments { try validate(segment) }
+        precondition(
+            Set(segments.map { ObjectIdentifier($0.cache) }).count == segments.count, "one segment per cache")
+        let counts = segments.map(\.tokens.count)
+        var offsets = [0]
+        for count in counts { offsets.append(offsets[offsets.count - 1] + count) }
+        let n = offsets[segments.count]
+        if n == 0 { return segments.map { _ in [] } }
+        // Per segment: its cache's length before the pass, positions, visibility and tree rows.
+        var prefixes: [Int] = []
+        var allPositions: [Int] = []
+        var visibilities: [[[Int]]] = []
+        var treeBases: [Int] = []
+        var cacheVisibilities: [[[Int]]] = []
+        var starts: [Int] = []
+        for (index, segment) in segments.enumerated() {
+            let count = counts[index]
+            let cache = segment.cache
+            let prefix = cache.length
+            let positions = segment.positions ?? (0..<count).map { prefix + $0 }
+            let visibility = segment.visibility ?? (0..<count).map { Array(0...$0) }
+            precondition(
+                positions.count == count && visibility.count == count, "one position and one visibility list per token")
+            let treeBase = segment.treeBase ?? prefix
+            let cacheVisibility = segment.cacheVisibility ?? [[Int]](repeating: [], count: count)
+            precondition(treeBase <= prefix && cacheVisibility.count == count, "tree rows must lie in the cache")
+            prefixes.append(prefix)
+            allPositions += positions
+            visibilities.append(visibility)
+            treeBases.append(treeBase)
+            cacheVisibilities.append(cacheVisibility)
+        }
+        for (index, segment) in segments.enumerated() {
+            let start = try segment.cache.append(count: counts[index])
+            for i in 0..<counts[index] { segment.cache.positions[start + i] = allPositions[offsets[index] + i] }
+            starts.append(start)
+        }
+        // The profile of a pass over one cache (a batch of several is not profiled).
+        let profile = segments.count == 1 ? segments[0].cache.profile : nil
         let c = config
         let d = c.embeddingLength
         // [n, d] residual stream
         var x = [Float](repeating: 0, count: n * d)
+        let tokens = segments.flatMap(\.tokens)
         x.withUnsafeMutableBufferPointer { xs in
             for (i, token) in tokens.enumerated() {
                 guard let row = xs.baseAddress?.advanced(by: i * d) else { return }
@@ -70,28 +153,47 @@ extension Transformer {
             profile?.mark("q, k, v products")
             let sliding = c.slidingLayers.contains(index)
             let base = sliding ? (c.slidingRopeBase ?? c.ropeBase) : c.ropeBase
-            if ropeByBase[base] == nil { ropeByBase[base] = ropeTables(positions: positions, base: base) }
+            if ropeByBase[base] == nil { ropeByBase[base] = ropeTables(positions: allPositions, base: base) }
             let rope = ropeByBase[base] ?? []
-            prepareHeads(&q, heads: c.headCount, norm: layer.queryNorm, positions: positions, rope: rope)
-            prepareHeads(&k, heads: c.kvHeadCount, norm: layer.keyNorm, positions: positions, rope: rope)
-            // Store this batch's keys and values.
-            cache.keys[index].withUnsafeMutableBufferPointer { keys in
-                for i in 0..<(n * c.kvWidth) { keys[start * c.kvWidth + i] = k[i] }
-            }
-            cache.values[index].withUnsafeMutableBufferPointer { values in
-                for i in 0..<(n * c.kvWidth) { values[start * c.kvWidth + i] = v[i] }
+            prepareHeads(&q, heads: c.headCount, norm: layer.queryNorm, positions: allPositions, rope: rope)
+            prepareHeads(&k, heads: c.kvHeadCount, norm: layer.keyNorm, positions: allPositions, rope: rope)
+            // Store each segment's keys and values in its cache.
+            for (s, segment) in segments.enumerated() {
+                let from = offsets[s] * c.kvWidth
+                let to = starts[s] * c.kvWidth
+                let count = counts[s] * c.kvWidth
+                segment.cache.keys[index].withUnsafeMutableBufferPointer { keys in
+                    for i in 0..<count { keys[to + i] = k[from + i] }
+                }
+                segment.cache.values[index].withUnsafeMutableBufferPointer { values in
+                    for i in 0..<count { values[to + i] = v[from + i] }
+                }
             }
             profile?.mark("rope, cache store")
             let window = sliding ? c.slidingWindow : nil
-            if window == nil && n > 1 && c.kvHeadCount >= pool.threadCount {
-                attendShared(
-                    layer: index, q: q, n: n, prefix: prefix, visibility: visibility, cache: cache,
-                    treeBase: treeBase, cacheVisibility: cacheVisibility, into: &attention)
-            } else {
-                attend(
-                    layer: index, q: q, n: n, prefix: prefix, positions: positions, visibility: visibility,
-                    cache: cache, window: window, treeBase: treeBase, cacheVisibility: cacheVisibility,
-                    into: &attention)
+            for (s, segment) in segments.enumerated() {
+                let rows = counts[s]
+                let sameQueries = segments.count == 1
+                let queries = sameQueries ? q : Array(q[(offsets[s] * c.queryWidth)..<(offsets[s + 1] * c.queryWidth)])
+                var result = sameQueries ? attention : [Float](repeating: 0, count: rows * c.queryWidth)
+                if window == nil && rows > 1 && c.kvHeadCount >= pool.threadCount {
+                    attendShared(
+                        layer: index, q: queries, n: rows, prefix: prefixes[s], visibility: visibilities[s],
+                        cache: segment.cache, treeBase: treeBases[s], cacheVisibility: cacheVisibilities[s],
+                        into: &result)
+                } else {
+                    attend(
+                        layer: index, q: queries, n: rows, prefix: prefixes[s],
+                        positions: Array(allPositions[offsets[s]..<offsets[s + 1]]), visibility: visibilities[s],
+                        cache: segment.cache, window: window, treeBase: treeBases[s],
+                        cacheVisibility: cacheVisibilities[s], into: &result)
+                }
+                if sameQueries {
+                    attention = result
+                } else {
+                    attention.replaceSubrange(
+                        (offsets[s] * c.queryWidth)..<(offsets[s + 1] * c.queryWidth), with: result)
+                }
             }
             profile?.mark("attention")
             let attentionInput = quantize(attention, n, c.queryWidth, for: layer.attentionOutput)
@@ -120,15 +222,44 @@ extension Transformer {
         }
         profile?.mark("")
         defer { profile?.mark("output") }
-        let rows = logitRows ?? [n - 1]
+        // Each segment's logit rows, grouped by output head (a cache may have a reduced head of its own): one
+        // product per head over all the rows that use it.
+        var results = segments.map { segment in
+            [[Float]](repeating: [], count: (segment.logitRows ?? [segment.tokens.count - 1]).count)
+        }
+        var groups: [(head: OutputHead?, rows: [Int], places: [(Int, Int)])] = []
+        for (s, segment) in segments.enumerated() {
+            let head = segment.cache.outputHead ?? restrictedOutput
+            precondition(head == nil || head?.model == ObjectIdentifier(self), "an output head of another model")
+            let rows = segment.logitRows ?? [counts[s] - 1]
+            if rows.isEmpty { continue }
+            let group =
+                groups.firstIndex { $0.head === head }
+                ?? {
+                    groups.append((head, [], []))
+                    return groups.count - 1
+                }()
+            for (slot, row) in rows.enumerated() {
+                precondition(row >= 0 && row < counts[s], "logit row \(row) outside the batch")
+                groups[group].rows.append(offsets[s] + row)
+                groups[group].places.append((s, slot))
+            }
+        }
+        for group in groups {
+            let logits = outputLogits(x, rows: group.rows, head: group.head)
+            for (index, place) in group.places.enumerated() { results[place.0][place.1] = logits[index] }
+        }
+        return results
+    }
+
+    /// The logits of residual rows `rows` of `x` through `head` (nil: the whole output matrix).
+    func outputLogits(_ x: [Float], rows: [Int], head: OutputHead?) -> [[Float]] {
+        let d = config.embeddingLength
         var final = [Float](repeating: 0, count: rows.count * d)
         for (slot, row) in rows.enumerated() {
-            precondition(row >= 0 && row < n, "logit row \(row) outside the batch")
             for i in 0..<d { final[slot * d + i] = x[row * d + i] }
         }
         normRows(final, outputNorm, rows.count, d, into: &final)
-        let head = cache.outputHead ?? restrictedOutput
-        precondition(head == nil || head?.model == ObjectIdentifier(self), "an output head of another model")
         guard let restricted = head else {
             var logits = [Float](repeating: 0, count: rows.count * vocabularySize)
             linear(output, quantize(final, rows.count, d, for: output), nil, into: &logits)

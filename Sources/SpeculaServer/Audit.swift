@@ -53,6 +53,7 @@ extension GenerationWorker {
         if job.plan.sampling.isGreedy {
             let plain = try GenerationSession(target: models.target, plan: plainPlan, context: context)
             plain.logprobs = 2
+            plain.batcher = batcher
             try plain.start(prompt: job.prompt)
             var margins: [Double?] = []
             var plainText = ""
@@ -63,6 +64,7 @@ extension GenerationWorker {
             }
             let speculative = try GenerationSession(
                 target: models.target, draft: draft, plan: job.plan, context: context)
+            speculative.batcher = batcher
             try speculative.start(prompt: job.prompt)
             var speculativeText = ""
             while let event = try speculative.next() {
@@ -89,7 +91,8 @@ extension GenerationWorker {
             // The plain sample draws from a seed of its own (independent of the speculative one).
             let audit = try SamplingAudit.run(
                 target: models.target, draft: draft, plan: job.plan, prompt: job.prompt, samples: samples,
-                plainSeed: job.plan.seed &+ 0x5EED, context: context, isCancelled: { job.isCancelled })
+                plainSeed: job.plan.seed &+ 0x5EED, context: context, batcher: batcher,
+                isCancelled: { job.isCancelled })
             let result = audit.test
             report.samples = samples
             report.sequenceTokens = job.plan.stop.maxTokens

@@ -66,41 +66,59 @@ final class GenerationJob: @unchecked Sendable {
     }
 }
 
-/// Runs generations one at a time on a thread of its own (a decoding round keeps both cores busy for tens of
-/// milliseconds: it must not run on the event loops or Swift's cooperative pool). Requests wait in a bounded FIFO
-/// queue; the caches of the last conversation are kept for the next (``PrefixCache``).
+/// Runs generations on `parallel` slots, each a thread of its own (a decoding round keeps both cores busy for tens
+/// of milliseconds: it must not run on the event loops or Swift's cooperative pool). With more than one slot the
+/// slots' generations run their passes together (``ForwardBatcher``: continuous batching; each output is the same
+/// token for token as alone). Requests wait in a bounded FIFO queue. Each slot's caches are kept for the next
+/// request (``PrefixCache``); a request takes the free slot whose kept conversation shares the longest beginning
+/// with its prompt.
 final class GenerationWorker: @unchecked Sendable {
     let models: ServedModels
     let context: Int
     let queueLimit: Int
     let timeout: Double?
     let metrics: ServerMetrics
+    let parallel: Int
+    /// The slots' shared passes (nil with one slot: its passes run alone).
+    let batcher: ForwardBatcher?
 
     private let condition = NSCondition()
     private var waiting: [GenerationJob] = []
-    private var running: GenerationJob?
+    private var running: [GenerationJob] = []
     private var stopping = false
-    private let prefixCache = PrefixCache()
+    /// Kept caches, one set per slot, free ones here (taken by a starting generation, given back when it ends).
+    private var freeCaches: [PrefixCache]
     /// The last adaptive generation's policy: the next one starts from its measured costs (``ServerOptions/rememberCosts``).
     private var lastPolicy: AdaptivePolicy?
     var rememberCosts = true
 
-    init(models: ServedModels, context: Int, queueLimit: Int, timeout: Double?, metrics: ServerMetrics) {
+    init(
+        models: ServedModels, context: Int, queueLimit: Int, timeout: Double?, metrics: ServerMetrics,
+        parallel: Int = 1
+    ) {
         self.models = models
         self.context = context
         self.queueLimit = queueLimit
         self.timeout = timeout
         self.metrics = metrics
+        self.parallel = max(1, parallel)
+        batcher =
+            parallel > 1
+            ? ForwardBatcher(priority: [models.usableDraft?.transformer, models.target.transformer].compactMap { $0 })
+            : nil
+        freeCaches = (0..<max(1, parallel)).map { _ in PrefixCache() }
     }
 
     func start() {
-        let thread = Thread { [self] in loop() }
-        thread.name = "specula-generation"
-        thread.stackSize = 16 << 20
-        thread.start()
+        for index in 0..<parallel {
+            let thread = Thread { [self] in loop() }
+            thread.name = "specula-slot-\(index)"
+            thread.stackSize = 16 << 20
+            thread.start()
+        }
     }
 
-    /// Requests waiting (not the one running).
+    /// Requests waiting (not the ones running).
     var queueDepth: Int {
         condition.lock()
         defer { condition.unlock() }
@@ -110,7 +128,14 @@ final class GenerationWorker: @unchecked Sendable {
     var isBusy: Bool {
         condition.lock()
         defer { condition.unlock() }
-        return running != nil
+        return !running.isEmpty
+    }
+
+    /// Generations running now.
+    var runningCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return running.count
     }
 
     /// Queues a generation; a full queue or a stopping server is a 503 with `Retry-After`.
@@ -127,7 +152,8 @@ final class GenerationWorker: @unchecked Sendable {
                 status: .serviceUnavailable, message: "the server is shutting down", type: "unavailable_error",
                 code: "shutting_down")
         }
-        if waiting.count + (running == nil ? 0 : 1) > queueLimit {
+        // A free slot takes the request at once; beyond the slots, at most `queueLimit` wait.
+        if waiting.count + running.count >= queueLimit + parallel {
             metrics.countRejected()
             throw APIError(
                 status: .serviceUnavailable,
@@ -140,13 +166,13 @@ final class GenerationWorker: @unchecked Sendable {
         return (job, stream)
     }
 
-    /// Stops taking requests and cancels every generation (queued ones end with an error, the running one at its
-    /// next round, its stream ending normally).
+    /// Stops taking requests and cancels every generation (queued ones end with an error, the running ones at their
+    /// next round, their streams ending normally).
     func shutdown() {
         condition.lock()
         stopping = true
-        let jobs = waiting + (running.map { [$0] } ?? [])
-        condition.signal()
+        let jobs = waiting + running
+        condition.broadcast()
         condition.unlock()
         for job in jobs { job.cancel() }
     }
@@ -156,12 +182,22 @@ final class GenerationWorker: @unchecked Sendable {
             condition.lock()
             while waiting.isEmpty { condition.wait() }
             let job = waiting.removeFirst()
-            running = job
+            running.append(job)
+            // The free cache set whose conversation shares the longest beginning with this prompt.
+            let best =
+                freeCaches.indices.max { a, b in
+                    SpeculativeDecoder.commonPrefix(freeCaches[a].targetTokens, job.prompt)
+                        < SpeculativeDecoder.commonPrefix(freeCaches[b].targetTokens, job.prompt)
+                } ?? 0
+            let caches = freeCaches.isEmpty ? PrefixCache() : freeCaches.remove(at: best)
             metrics.setQueue(depth: waiting.count)
+            metrics.setRunning(running.count)
             condition.unlock()
-            run(job)
+            run(job, caches: caches)
             condition.lock()
-            running = nil
+            running.removeAll { $0 === job }
+            freeCaches.append(caches)
+            metrics.setRunning(running.count)
             condition.unlock()
         }
     }
@@ -169,11 +205,12 @@ final class GenerationWorker: @unchecked Sendable {
     /// Marks `job` as no longer running (a queued request may start).
     private func release(_ job: GenerationJob) {
         condition.lock()
-        if running === job { running = nil }
+        running.removeAll { $0 === job }
+        metrics.setRunning(running.count)
         condition.unlock()
     }
 
-    private func run(_ job: GenerationJob) {
+    private func run(_ job: GenerationJob, caches prefixCache: PrefixCache) {
         let queued = secondsSince(job.enqueued)
         if job.isCancelled {
             job.continuation.finish(throwing: CancellationError())
@@ -188,8 +225,6 @@ final class GenerationWorker: @unchecked Sendable {
                     type: "unavailable_error", code: "timeout", retryAfter: 1))
             return
         }
-        metrics.setRunning(1)
-        defer { metrics.setRunning(0) }
         if case .audit(let samples) = job.work {
             do {
                 let report = try audit(job, samples: samples)
@@ -205,13 +240,17 @@ final class GenerationWorker: @unchecked Sendable {
             let session = try GenerationSession(
                 target: models.target, draft: models.usableDraft, plan: job.plan, context: context)
             session.prefixCache = prefixCache
+            session.batcher = batcher
             session.logprobs = job.logprobs
-            if rememberCosts { session.adaptiveCosts = lastPolicy }
+            if rememberCosts { session.adaptiveCosts = inheritedCosts() }
             guard job.attach(session) else {
                 job.continuation.finish(throwing: CancellationError())
                 return
             }
-            defer { _ = job.attach(nil) }
+            defer {
+                _ = job.attach(nil)
+                session.leaveBatch()
+            }
             try session.start(prompt: job.prompt)
             job.continuation.yield(
                 .started(
@@ -225,7 +264,7 @@ final class GenerationWorker: @unchecked Sendable {
                     session.cancel()
                 }
             }
-            if let policy = session.decoder?.adaptive, policy.targetStep != nil { lastPolicy = policy }
+            if let policy = session.decoder?.adaptive, policy.targetStep != nil { remember(policy) }
             let stats = session.stats
             // The slot is free before the client hears the end: its next request must not find it busy.
             release(job)
@@ -239,6 +278,20 @@ final class GenerationWorker: @unchecked Sendable {
             prefixCache.clear()
             job.continuation.finish(throwing: error)
         }
+    }
+}
+
+extension GenerationWorker {
+    func inheritedCosts() -> AdaptivePolicy? {
+        condition.lock()
+        defer { condition.unlock() }
+        return lastPolicy
+    }
+
+    func remember(_ policy: AdaptivePolicy) {
+        condition.lock()
+        lastPolicy = policy
+        condition.unlock()
     }
 }
 

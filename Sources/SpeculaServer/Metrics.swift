@@ -1,5 +1,6 @@
 import Foundation
 import SpeculaEngine
+import SpeculaModels
 
 /// The server's counters, gauges and histograms, written in Prometheus's text format at `GET /metrics`. Names follow
 /// vLLM's and llama-server's where they have one (`specula:` prefix); the speculation counters are labelled by
@@ -98,7 +99,7 @@ final class ServerMetrics: @unchecked Sendable {
     }
 
     /// The Prometheus text exposition (format 0.0.4).
-    func render() -> String {
+    func render(batch: ForwardBatcher.Statistics? = nil) -> String {
         lock.lock()
         defer { lock.unlock() }
         var out = ""
@@ -120,8 +121,20 @@ final class ServerMetrics: @unchecked Sendable {
         out += "specula:requests_cancelled_total \(cancelled)\n"
         header("specula:num_requests_waiting", "gauge", "Requests in the queue.")
         out += "specula:num_requests_waiting \(queueDepth)\n"
-        header("specula:num_requests_running", "gauge", "Generations running (0 or 1: one slot).")
+        header("specula:num_requests_running", "gauge", "Generations running (at most --parallel).")
         out += "specula:num_requests_running \(running)\n"
+        if let batch {
+            header("specula:batch_passes_total", "counter", "Forward passes run for the slots (both models).")
+            out += "specula:batch_passes_total \(batch.passes)\n"
+            header("specula:batch_shared_passes_total", "counter", "Passes that carried more than one generation.")
+            out += "specula:batch_shared_passes_total \(batch.sharedPasses)\n"
+            header("specula:batch_segments_total", "counter", "Generations carried, summed over passes.")
+            out += "specula:batch_segments_total \(batch.segments)\n"
+            header("specula:batch_rows_total", "counter", "Token rows computed, summed over passes.")
+            out += "specula:batch_rows_total \(batch.rows)\n"
+            header("specula:batch_split_prompts_total", "counter", "Prompt passes fed in pieces beside others.")
+            out += "specula:batch_split_prompts_total \(batch.splitPrompts)\n"
+        }
         header("specula:prompt_tokens_total", "counter", "Prompt tokens of finished generations.")
         out += "specula:prompt_tokens_total \(promptTokens)\n"
         header("specula:prompt_tokens_cached_total", "counter", "Prompt tokens whose cache rows were reused.")

@@ -211,14 +211,15 @@ struct Routes: Sendable {
 
     func metrics() -> Response {
         if let ready = state.ready { state.metrics.setQueue(depth: ready.worker.queueDepth) }
+        let batch = state.ready?.worker.batcher?.statistics
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-            body: .init(byteBuffer: ByteBuffer(string: state.metrics.render())))
+            body: .init(byteBuffer: ByteBuffer(string: state.metrics.render(batch: batch))))
     }
 
     /// The defaults a request gets when it says nothing, speculation included.
     func props() throws -> Response {
-        let (models, _, context) = try state.require()
+        let (models, worker, context) = try state.require()
         let hasDraft = models.usableDraft != nil
         let defaultMethod = hasDraft ? "adaptive" : "ngram-adaptive"
         return json([
@@ -226,7 +227,7 @@ struct Routes: Sendable {
             "model_path": .string(models.target.path),
             "model_alias": .string(models.id),
             "n_ctx": .integer(Int64(context)),
-            "total_slots": .integer(1),
+            "total_slots": .integer(Int64(worker.parallel)),
             "queue_limit": .integer(Int64(state.options.queueLimit)),
             "timeout_seconds": state.options.timeout.map { .number($0) } ?? .null,
             "default_generation_settings": .object([

@@ -25,6 +25,9 @@ public struct ServerOptions: Sendable {
     /// The adaptive mode starts each request from the costs the last one measured (false: every request learns
     /// its costs from its own rounds alone). Costs steer the choice of rounds, never the output's law.
     public var rememberCosts = true
+    /// Generations served at once (slots); their passes run together (continuous batching), the rest wait in the
+    /// queue. Each slot keeps caches of the whole context.
+    public var parallel = 4
 
     public static let defaultContext = 4096
 
@@ -55,7 +58,7 @@ final class ServerState: @unchecked Sendable {
         let context = min(options.context ?? min(trained, ServerOptions.defaultContext), trained)
         let worker = GenerationWorker(
             models: models, context: context, queueLimit: options.queueLimit, timeout: options.timeout,
-            metrics: metrics)
+            metrics: metrics, parallel: options.parallel)
         worker.rememberCosts = options.rememberCosts
         worker.start()
         lock.withLock { _ready = (models, worker, context) }

@@ -27,7 +27,11 @@ struct Serve: ParsableCommand {
         help: "Context in tokens, prompt and output together (default: the model's, at most 4096).")
     var ctxSize: Int?
     @Option(name: .long, help: "Require 'Authorization: Bearer KEY' (every route but /health).") var apiKey: String?
-    @Option(name: .long, help: "Requests that may wait while one generates; more get 503 with Retry-After.")
+    @Option(
+        name: [.customLong("np", withSingleDash: true), .customLong("parallel")],
+        help: "Generations served at once, their passes batched together (the rest wait in the queue).")
+    var parallel = 4
+    @Option(name: .long, help: "Requests that may wait while the slots are busy; more get 503 with Retry-After.")
     var queue = 16
     @Option(name: .long, help: "Seconds a request may take, queue and generation (0: no limit).") var timeout = 600.0
     @Option(name: .long, help: "The model name clients see (default: the target file's name).") var alias: String?
@@ -39,6 +43,7 @@ struct Serve: ParsableCommand {
     func validate() throws {
         if !(1...65535).contains(port) { throw ValidationError("--port must be in 1…65535 (got \(port))") }
         if let ctxSize, ctxSize < 2 { throw ValidationError("--ctx-size must be ≥ 2 (got \(ctxSize))") }
+        if !(1...64).contains(parallel) { throw ValidationError("--parallel must be in 1…64 (got \(parallel))") }
         if queue < 0 { throw ValidationError("--queue must be ≥ 0 (got \(queue))") }
         if !(timeout >= 0 && timeout.isFinite) { throw ValidationError("--timeout must be ≥ 0 (got \(timeout))") }
         if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
@@ -54,6 +59,7 @@ struct Serve: ParsableCommand {
         options.context = ctxSize
         options.apiKey = apiKey
         options.queueLimit = queue
+        options.parallel = parallel
         options.timeout = timeout == 0 ? nil : timeout
         options.modelID = alias
         options.rememberCosts = !noCostMemory

@@ -203,4 +203,44 @@ struct AdaptivePolicyTests {
         #expect(lookupOnly.targetPass(3) == next.targetPass(3))
         #expect(lookupOnly.draftPerToken == nil)
     }
+
+    /// In a batch the pass's rows are shared: a generation alone drafts a long chain, the same generation beside
+    /// others drafts less the more rows the pass already has, and none at all once they make the pass compute-bound —
+    /// each choice the best of `(others + E) / (t(otherRows + r) + D)` over the kinds, computed here by hand.
+    @Test func aBatchMakesDraftingShorterThenPlain() {
+        var policy = AdaptivePolicy(hasDraftModel: true)
+        // t(n) = 50 ms + 2 ms·(n − 1): rows are cheap until a few tens of them.
+        policy.setCosts(targetStep: 0.050, targetPerRow: 0.002, draftPerToken: 0.005, draftPerRow: 0.001)
+        policy.model = .init(prior: 0.8, weight: 1000)
+        func choice(rows: Int, members: Int) -> AdaptivePolicy.Choice {
+            policy.choose(
+                proposal: 0, matchLength: 0, backlog: 0, generated: 64, remaining: 1000, room: 64, otherRows: rows,
+                otherMembers: members)
+        }
+        func best(rows: Int, members: Int) -> Int {
+            // The chain length with the highest batch rate, 0 for a plain step.
+            var bestGamma = 0
+            var bestRate = Double(members + 1) / (0.050 + 0.002 * Double(rows))
+            for gamma in 1...8 {
+                let tokens = AdaptivePolicy.expectedTokens(drafts: gamma, acceptance: 0.8)
+                let rate = (Double(members) + tokens) / (0.050 + 0.002 * Double(rows + gamma) + 0.005 * Double(gamma))
+                if rate > bestRate {
+                    bestRate = rate
+                    bestGamma = gamma
+                }
+            }
+            return bestGamma
+        }
+        let alone = choice(rows: 0, members: 0)
+        let four = choice(rows: 3, members: 3)
+        let sixteen = choice(rows: 63, members: 63)
+        #expect(alone == .chain(best(rows: 0, members: 0)))
+        #expect(four == (best(rows: 3, members: 3) == 0 ? .plain : .chain(best(rows: 3, members: 3))))
+        #expect(sixteen == .plain && best(rows: 63, members: 63) == 0)
+        guard case .chain(let lone) = alone, case .chain(let shared) = four else {
+            Issue.record("alone \(alone), beside three \(four): both should draft")
+            return
+        }
+        #expect(shared < lone, "beside three others the chain should be shorter (\(shared) vs \(lone))")
+    }
 }

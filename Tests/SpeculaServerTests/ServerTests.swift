@@ -191,6 +191,51 @@ struct ServerTests {
         }
     }
 
+    @Test func concurrentRequestsShareTheSlotsAndKeepTheirLoneOutputs() async throws {
+        guard try Self.available(Self.small), let model = Self.smallModel else { return }
+        let questions = [
+            "Write a Python function that reverses a string.", "Name the planets of the solar system.",
+            "Explain what a hash map is.", "Count from one to ten.",
+        ]
+        let modes: [[String: Any]] = [[:], ["mode": "off"], ["mode": "ngram", "n_max": 3], ["mode": "auto"]]
+        let bodies = try questions.indices.map { index in
+            try JSONSerialization.data(withJSONObject: [
+                "messages": [["role": "user", "content": questions[index]]], "max_tokens": 12, "temperature": 0,
+                "speculative": modes[index],
+            ])
+        }
+        let expected = try questions.map {
+            try Self.libraryText(
+                model, nil, method: "plain", messages: [ChatMessage(role: "user", content: $0)], maxTokens: 12)
+        }
+        var options = ServerOptions()
+        options.parallel = 3
+        try await Self.withServer(try Self.smallServed(), options: options) { base in
+            let texts = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+                for index in bodies.indices {
+                    let data = bodies[index]
+                    group.addTask {
+                        let reply = try await HTTP.send(
+                            url: base + "/v1/chat/completions", method: "POST", body: data)
+                        let choice = (try reply.json()["choices"] as? [[String: Any]])?.first
+                        return (index, (choice?["message"] as? [String: Any])?["content"] as? String)
+                    }
+                }
+                var texts = [String?](repeating: nil, count: bodies.count)
+                for try await (index, text) in group { texts[index] = text }
+                return texts
+            }
+            for index in questions.indices {
+                #expect(texts[index] == expected[index], "request \(index): \(questions[index])")
+            }
+            let metrics = try await HTTP.get(base + "/metrics").text
+            let shared = metrics.split(separator: "\n").first { $0.hasPrefix("specula:batch_shared_passes_total ") }
+            #expect((shared.flatMap { Int($0.split(separator: " ")[1]) } ?? 0) > 0, "no pass served two requests")
+            let props = try await HTTP.get(base + "/props").json()
+            #expect(props["total_slots"] as? Int == 3)
+        }
+    }
+
     @Test func streamingSendsTheSameTextInChunks() async throws {
         guard try Self.available(Self.small) else { return }
         try await Self.withServer(try Self.smallServed()) { base in
@@ -339,6 +384,7 @@ struct ServerTests {
         guard try Self.available(Self.small) else { return }
         var options = ServerOptions()
         options.queueLimit = 0
+        options.parallel = 1
         try await Self.withServer(try Self.smallServed(), options: options) { base in
             let long = Task {
                 try await HTTP.post(

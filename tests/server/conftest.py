@@ -78,13 +78,15 @@ class Server:
 
 @pytest.fixture(scope="module")
 def small_server():
-    server = Server("--model", str(SMALL), "--ctx-size", "1024", "--queue", "4")
+    # Two slots: the load test then sees requests batched, cancelled mid-batch and queued.
+    server = Server("--model", str(SMALL), "--ctx-size", "1024", "--queue", "4", "-np", "2")
     yield server
     assert server.stop() == 0
 
 
 @pytest.fixture(scope="module")
 def pair_server():
-    server = Server("-m", str(TARGET), "-md", str(DRAFT), "-c", "2048")
+    # One slot: a cancelled generation must free it for the next request.
+    server = Server("-m", str(TARGET), "-md", str(DRAFT), "-c", "2048", "-np", "1")
     yield server
     assert server.stop() == 0

@@ -1,0 +1,232 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Runs the forward passes of several sequences together: each generation (a ``Member``) asks for its passes as if
+/// alone — its caches hand them here (``KVCache/batchMember``) — and a pass runs once every member that is
+/// generating waits for one. The passes then asked of one model go into one ``Transformer/forward(batch:)``: the
+/// weights are read once for all of them. Members join and leave at any time (continuous batching).
+///
+/// Exactness: each member's rows are computed as in a pass of its own (the forward pass is batch-invariant), so a
+/// member's logits — and its output, whatever it samples from them with its own random stream — do not depend on
+/// who else is served, or when.
+///
+/// Scheduling:
+/// - A member counts from its first pass until ``Member/leave()``. Between passes it is busy (verifying, sampling,
+///   sending); a pass waits for every counted member to ask for one, so the members' passes line up.
+/// - When members wait on different models, the one listed first in `priority` runs first (the draft before the
+///   target: the drafting members then join the next target pass).
+/// - A prompt pass (consecutive positions, causal) is fed in pieces of at most ``prefillChunk`` rows while another
+///   member is generating, so a long prompt delays the others' next tokens by a bounded time; alone it runs whole.
+/// - No thread of its own: the member whose request completes the line-up runs the pass on its thread.
+public final class ForwardBatcher: @unchecked Sendable {
+    /// One generation's access to the batcher, shared by its caches (target and draft).
+    public final class Member: @unchecked Sendable {
+        let batcher: ForwardBatcher
+        var counted = false
+        var left = false
+
+        init(batcher: ForwardBatcher) { self.batcher = batcher }
+
+        /// Runs `segment` through `model` in the next batched pass of that model; returns its logit rows. After
+        /// ``leave()`` the pass runs alone.
+        public func submit(_ segment: ForwardSegment, to model: Transformer) throws -> [[Float]] {
+            try batcher.submit(segment, model: model, member: self)
+        }
+
+        /// Stops counting this member: the others' passes no longer wait for it. Call when its generation ends
+        /// (however it ends); its caches then run their passes alone.
+        public func leave() { batcher.leave(self) }
+    }
+
+    /// A pass as one member saw it: all its rows, the member's own, and how many sequences it carried.
+    public struct PassShare: Sendable, Equatable {
+        public var rows = 0
+        public var ownRows = 0
+        public var segments = 0
+
+        public init(rows: Int = 0, ownRows: Int = 0, segments: Int = 0) {
+            self.rows = rows
+            self.ownRows = ownRows
+            self.segments = segments
+        }
+    }
+
+    /// Counters since the batcher was made.
+    public struct Statistics: Sendable, Equatable {
+        /// Passes run, rows and segments in them (segments over passes: the mean batch of sequences).
+        public var passes = 0
+        public var rows = 0
+        public var segments = 0
+        /// Passes that carried more than one sequence.
+        public var sharedPasses = 0
+        /// Prompt passes fed in pieces.
+        public var splitPrompts = 0
+    }
+
+    final class Request {
+        let member: Member
+        let model: Transformer
+        let segment: ForwardSegment
+        /// The logit rows asked for, in the segment's batch indices.
+        let rows: [Int]
+        /// Tokens already fed (pieces of a prompt pass).
+        var fed = 0
+        var logits: [[Float]] = []
+        var done = false
+        var error: (any Error)?
+
+        init(member: Member, model: Transformer, segment: ForwardSegment) {
+            self.member = member
+            self.model = model
+            self.segment = segment
+            rows = segment.logitRows ?? [segment.tokens.count - 1]
+        }
+    }
+
+    /// Models whose passes run first when members wait on several (earlier first).
+    public let priority: [ObjectIdentifier]
+    /// The most rows of a prompt fed in one pass while other members generate.
+    public let prefillChunk: Int
+
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var active = 0
+    private var pending: [Request] = []
+    private var running = false
+    private var counters = Statistics()
+
+    public init(priority: [Transformer] = [], prefillChunk: Int = 64) {
+        self.priority = priority.map { ObjectIdentifier($0) }
+        self.prefillChunk = max(2, prefillChunk)
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(&condition)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    func lock() { pthread_mutex_lock(&mutex) }
+    func unlock() { pthread_mutex_unlock(&mutex) }
+
+    /// A new member (counted from its first pass).
+    public func join() -> Member { Member(batcher: self) }
+
+    /// Members generating now (counted), and the counters.
+    public var members: Int {
+        lock()
+        defer { unlock() }
+        return active
+    }
+
+    public var statistics: Statistics {
+        lock()
+        defer { unlock() }
+        return counters
+    }
+
+    func leave(_ member: Member) {
+        lock()
+        if member.counted {
+            member.counted = false
+            active -= 1
+        }
+        member.left = true
+        // The others may all be waiting now: one of them runs the pass.
+        pthread_cond_broadcast(&condition)
+        unlock()
+    }
+
+    func submit(_ segment: ForwardSegment, model: Transformer, member: Member) throws -> [[Float]] {
+        if segment.tokens.isEmpty { return [] }
+        lock()
+        if member.left {
+            unlock()
+            return try model.forward(batch: [segment])[0]
+        }
+        if !member.counted {
+            member.counted = true
+            active += 1
+        }
+        let request = Request(member: member, model: model, segment: segment)
+        pending.append(request)
+        while !request.done {
+            if !running && pending.count >= active {
+                runPass()
+            } else {
+                pthread_cond_wait(&condition, &mutex)
+            }
+        }
+        unlock()
+        if let error = request.error { throw error }
+        return request.logits
+    }
+
+    /// Runs one pass of the first model in ``priority`` that anyone waits on (called with the lock held; unlocks
+    /// while the pass runs).
+    private func runPass() {
+        running = true
+        func rank(_ model: Transformer) -> Int { priority.firstIndex(of: ObjectIdentifier(model)) ?? priority.count }
+        guard let first = pending.min(by: { rank($0.model) < rank($1.model) }) else {
+            running = false
+            return
+        }
+        let model = first.model
+        let group = pending.filter { $0.model === model }
+        let shared = group.count > 1 || active > 1
+        var pieces: [ForwardSegment] = []
+        var taken: [Int] = []
+        var included: [Request] = []
+        for request in group {
+            let segment = request.segment
+            let remaining = segment.tokens.count - request.fed
+            let take = shared && segment.isSplittable ? min(remaining, prefillChunk) : remaining
+            var piece = segment
+            if take < segment.tokens.count {
+                let range = request.fed..<(request.fed + take)
+                piece.tokens = Array(segment.tokens[range])
+                piece.logitRows = request.rows.filter { range.contains($0) }.map { $0 - range.lowerBound }
+                if request.fed == 0 { counters.splitPrompts += 1 }
+            }
+            do {
+                try model.validate(piece)
+                pieces.append(piece)
+                taken.append(take)
+                included.append(request)
+            } catch {
+                request.error = error
+                request.done = true
+            }
+        }
+        unlock()
+        var results: [[[Float]]] = []
+        var failure: (any Error)?
+        do { results = try model.forward(batch: pieces) } catch { failure = error }
+        lock()
+        let rows = taken.reduce(0, +)
+        if !pieces.isEmpty {
+            counters.passes += 1
+            counters.rows += rows
+            counters.segments += pieces.count
+            if pieces.count > 1 { counters.sharedPasses += 1 }
+        }
+        for (index, request) in included.enumerated() {
+            if let failure {
+                request.error = failure
+                request.done = true
+                continue
+            }
+            request.logits += results[index]
+            request.fed += taken[index]
+            request.segment.cache.lastPass = PassShare(rows: rows, ownRows: taken[index], segments: pieces.count)
+            if request.fed == request.segment.tokens.count { request.done = true }
+        }
+        pending.removeAll { $0.done }
+        running = false
+        pthread_cond_broadcast(&condition)
+    }
+}
