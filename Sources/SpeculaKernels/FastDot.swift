@@ -51,7 +51,7 @@ public enum FastDot {
             default: break
             }
         #endif
-        for k in 0..<count { output[k * stride] = ReferenceDot.dot(matrix, row: row, x, first + k) }
+        ReferenceDot.dotRows(matrix, row: row, x, first: first, count: count, into: output, stride: stride)
     }
 
     /// One weight row with one activation row.

@@ -68,7 +68,7 @@ public enum ReferenceDot {
                 let dx = x.scales32[index * blocks + b]
                 let sx = x.sums32[index * blocks + b]
                 var q = [Int32](repeating: 0, count: 32)
-                Self.unpack32(matrix.type, block, into: &q)
+                q.withUnsafeMutableBufferPointer { Self.unpack32(matrix.type, block, into: $0.baseAddress!) }
                 var sumi: Int32 = 0
                 for k in 0..<32 { sumi += q[k] * Int32(x.values32[xq + k]) }
                 let d = Dequantize.half(block, 0)
@@ -93,7 +93,7 @@ public enum ReferenceDot {
                 switch matrix.type {
                 case .q6_K:
                     var q = [Int32](repeating: 0, count: 256)
-                    unpackQ6K(block, into: &q)
+                    q.withUnsafeMutableBufferPointer { unpackQ6K(block, into: $0.baseAddress!) }
                     var sumi: Int32 = 0
                     for g in 0..<16 {
                         let scale = Int32(Int8(bitPattern: block.load(fromByteOffset: 192 + g, as: UInt8.self)))
@@ -104,7 +104,7 @@ public enum ReferenceDot {
                     total += Dequantize.half(block, 208) * dx * Float(sumi)
                 default:
                     var q = [Int32](repeating: 0, count: 256)
-                    unpackK(matrix.type, block, into: &q)
+                    q.withUnsafeMutableBufferPointer { unpackK(matrix.type, block, into: $0.baseAddress!) }
                     var sumi: Int32 = 0
                     var summ: Int32 = 0
                     for j in 0..<8 {
@@ -127,8 +127,115 @@ public enum ReferenceDot {
         }
     }
 
+    /// ``dot(_:row:_:_:)`` for activation rows `first ..< first + count`, written to `output[k · stride]`: each
+    /// weight block is unpacked once (into a stack buffer) for all the rows, and each row's total is the same
+    /// expressions summed in the same block order, so every result is bit-identical to `dot`. The portable build's
+    /// products run on it.
+    public static func dotRows(
+        _ matrix: QuantizedMatrix, row: Int, _ x: QuantizedActivations, first: Int, count: Int,
+        into output: UnsafeMutablePointer<Float>, stride: Int
+    ) {
+        let w = matrix.row(row)
+        let n = matrix.columnCount
+        let type = matrix.type
+        guard count > 0 else { return }
+        switch type {
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0:
+            let blocks = n / 32
+            x.values32.withUnsafeBufferPointer { values in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { totals in
+                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: 32) { buffer in
+                        guard let q = buffer.baseAddress, let t = totals.baseAddress, let v = values.baseAddress else {
+                            return
+                        }
+                        t.initialize(repeating: 0, count: count)
+                        for b in 0..<blocks {
+                            let block = w + b * type.blockBytes
+                            Self.unpack32(type, block, into: q)
+                            let d = Dequantize.half(block, 0)
+                            for k in 0..<count {
+                                let index = first + k
+                                let xq = index * n + b * 32
+                                let dx = x.scales32[index * blocks + b]
+                                let sx = x.sums32[index * blocks + b]
+                                var sumi: Int32 = 0
+                                for i in 0..<32 { sumi += q[i] * Int32(v[xq + i]) }
+                                switch type {
+                                case .q4_0: t[k] += d * dx * Float(sumi - 8 * sx)
+                                case .q5_0: t[k] += d * dx * Float(sumi - 16 * sx)
+                                case .q8_0: t[k] += d * dx * Float(sumi)
+                                default: t[k] += d * dx * Float(sumi) + Dequantize.half(block, 2) * dx * Float(sx)
+                                }
+                            }
+                        }
+                        for k in 0..<count { output[k * stride] = t[k] }
+                    }
+                }
+            }
+        case .q4_K, .q5_K, .q6_K:
+            precondition(x.hasBlocks256)
+            let blocks = n / 256
+            x.values256.withUnsafeBufferPointer { values in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: count) { totals in
+                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: 256) { buffer in
+                        guard let q = buffer.baseAddress, let t = totals.baseAddress, let v = values.baseAddress else {
+                            return
+                        }
+                        t.initialize(repeating: 0, count: count)
+                        for b in 0..<blocks {
+                            let block = w + b * type.blockBytes
+                            if type == .q6_K {
+                                unpackQ6K(block, into: q)
+                                let d = Dequantize.half(block, 208)
+                                for k in 0..<count {
+                                    let index = first + k
+                                    let xq = index * n + b * 256
+                                    let dx = x.scales256[index * blocks + b]
+                                    var sumi: Int32 = 0
+                                    for g in 0..<16 {
+                                        let scale = Int32(
+                                            Int8(bitPattern: block.load(fromByteOffset: 192 + g, as: UInt8.self)))
+                                        var s: Int32 = 0
+                                        for i in 0..<16 { s += (q[g * 16 + i] - 32) * Int32(v[xq + g * 16 + i]) }
+                                        sumi += scale * s
+                                    }
+                                    t[k] += d * dx * Float(sumi)
+                                }
+                            } else {
+                                unpackK(type, block, into: q)
+                                let d = Dequantize.half(block, 0)
+                                let dmin = Dequantize.half(block, 2)
+                                for k in 0..<count {
+                                    let index = first + k
+                                    let xq = index * n + b * 256
+                                    let dx = x.scales256[index * blocks + b]
+                                    var sumi: Int32 = 0
+                                    var summ: Int32 = 0
+                                    for j in 0..<8 {
+                                        let (sc, m) = Dequantize.scaleAndMin(block + 4, j)
+                                        var s: Int32 = 0
+                                        for i in 0..<32 { s += q[j * 32 + i] * Int32(v[xq + j * 32 + i]) }
+                                        sumi += Int32(sc) * s
+                                        let groupSum =
+                                            Int32(x.sums16[(xq + j * 32) / 16])
+                                            + Int32(x.sums16[(xq + j * 32) / 16 + 1])
+                                        summ += Int32(m) * groupSum
+                                    }
+                                    t[k] += dx * (d * Float(sumi) - dmin * Float(summ))
+                                }
+                            }
+                        }
+                        for k in 0..<count { output[k * stride] = t[k] }
+                    }
+                }
+            }
+        default:
+            for k in 0..<count { output[k * stride] = dot(matrix, row: row, x, first + k) }
+        }
+    }
+
     /// The unsigned quantized values (before offsets and minimums) of a 32-element block.
-    static func unpack32(_ type: TensorType, _ block: UnsafeRawPointer, into q: inout [Int32]) {
+    static func unpack32(_ type: TensorType, _ block: UnsafeRawPointer, into q: UnsafeMutablePointer<Int32>) {
         switch type {
         case .q8_0:
             for k in 0..<32 { q[k] = Int32(Int8(bitPattern: block.load(fromByteOffset: 2 + k, as: UInt8.self))) }
@@ -151,7 +258,7 @@ public enum ReferenceDot {
     }
 
     /// Q4_K / Q5_K values 0…15 / 0…31 in element order.
-    static func unpackK(_ type: TensorType, _ block: UnsafeRawPointer, into q: inout [Int32]) {
+    static func unpackK(_ type: TensorType, _ block: UnsafeRawPointer, into q: UnsafeMutablePointer<Int32>) {
         let qs = block + (type == .q4_K ? 16 : 48)
         let qh = block + 16
         for chunk in 0..<4 {
@@ -171,7 +278,7 @@ public enum ReferenceDot {
     }
 
     /// Q6_K values 0…63 in element order.
-    static func unpackQ6K(_ block: UnsafeRawPointer, into q: inout [Int32]) {
+    static func unpackQ6K(_ block: UnsafeRawPointer, into q: UnsafeMutablePointer<Int32>) {
         for half in 0..<2 {
             let ql = block + half * 64
             let qh = block + 128 + half * 32

@@ -92,6 +92,37 @@ struct DotKernelTests {
         }
     }
 
+    /// The portable products' batched reference (``ReferenceDot/dotRows(_:row:_:first:count:into:stride:)``: each
+    /// weight block unpacked once for all activation rows) gives every row exactly the reference's single dot, for
+    /// any window of rows and any output stride.
+    @Test(arguments: types)
+    func batchedReferenceEqualsTheDefinition(type: TensorType) {
+        let rows = 3
+        let columns = 512
+        let tokens = 5
+        let weights = randomBlocks(type, rows: rows, columns: columns, seed: UInt64(type.rawValue) + 31)
+        let input = randomActivations(rows: tokens, columns: columns, seed: 17)
+        let x = input.withUnsafeBufferPointer { QuantizedActivations($0, rowCount: tokens, columnCount: columns) }
+        weights.withUnsafeBytes { raw in
+            let matrix = QuantizedMatrix(type: type, rowCount: rows, columnCount: columns, data: raw.baseAddress!)
+            for row in 0..<rows {
+                for (first, count) in [(0, 1), (0, tokens), (1, 3), (4, 1)] {
+                    var out = [Float](repeating: .nan, count: 2 * count)
+                    out.withUnsafeMutableBufferPointer { buffer in
+                        ReferenceDot.dotRows(
+                            matrix, row: row, x, first: first, count: count, into: buffer.baseAddress!, stride: 2)
+                    }
+                    for k in 0..<count {
+                        let single = ReferenceDot.dot(matrix, row: row, x, first + k)
+                        #expect(
+                            out[2 * k] == single, "\(type) row \(row), rows \(first)+\(k): \(out[2 * k]) vs \(single)")
+                        #expect(out[2 * k + 1].isNaN, "stride: a slot between outputs was written")
+                    }
+                }
+            }
+        }
+    }
+
     /// The quantized-activation dot against the float dot of the dequantized row: the error is the int8 rounding
     /// of the activations, at most half a step per value: |Σ w·(x − x̂)| ≤ Σ |w|·scale/2.
     @Test(arguments: types)
