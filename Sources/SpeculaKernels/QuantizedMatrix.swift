@@ -68,7 +68,9 @@ public enum ReferenceDot {
                 let dx = x.scales32[index * blocks + b]
                 let sx = x.sums32[index * blocks + b]
                 var q = [Int32](repeating: 0, count: 32)
-                q.withUnsafeMutableBufferPointer { Self.unpack32(matrix.type, block, into: $0.baseAddress!) }
+                q.withUnsafeMutableBufferPointer {
+                    if let base = $0.baseAddress { Self.unpack32(matrix.type, block, into: base) }
+                }
                 var sumi: Int32 = 0
                 for k in 0..<32 { sumi += q[k] * Int32(x.values32[xq + k]) }
                 let d = Dequantize.half(block, 0)
@@ -93,7 +95,7 @@ public enum ReferenceDot {
                 switch matrix.type {
                 case .q6_K:
                     var q = [Int32](repeating: 0, count: 256)
-                    q.withUnsafeMutableBufferPointer { unpackQ6K(block, into: $0.baseAddress!) }
+                    q.withUnsafeMutableBufferPointer { if let base = $0.baseAddress { unpackQ6K(block, into: base) } }
                     var sumi: Int32 = 0
                     for g in 0..<16 {
                         let scale = Int32(Int8(bitPattern: block.load(fromByteOffset: 192 + g, as: UInt8.self)))
@@ -104,7 +106,9 @@ public enum ReferenceDot {
                     total += Dequantize.half(block, 208) * dx * Float(sumi)
                 default:
                     var q = [Int32](repeating: 0, count: 256)
-                    q.withUnsafeMutableBufferPointer { unpackK(matrix.type, block, into: $0.baseAddress!) }
+                    q.withUnsafeMutableBufferPointer {
+                        if let base = $0.baseAddress { unpackK(matrix.type, block, into: base) }
+                    }
                     var sumi: Int32 = 0
                     var summ: Int32 = 0
                     for j in 0..<8 {
