@@ -79,6 +79,8 @@ struct RobustnessCLITests {
             ("serve, negative queue", ["serve"] + target + ["--queue", "-1"]),
             ("serve, NaN timeout", ["serve"] + target + ["--timeout", "nan"]),
             ("serve, empty API key", ["serve"] + target + ["--api-key", ""]),
+            ("serve, no slots", ["serve"] + target + ["-np", "0"]),
+            ("serve, 65 slots", ["serve"] + target + ["--parallel", "65"]),
         ]
         for (name, arguments) in cases {
             let result = try runSpecula(arguments)
