@@ -131,13 +131,6 @@ final class GenerationWorker: @unchecked Sendable {
         return !running.isEmpty
     }
 
-    /// Generations running now.
-    var runningCount: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return running.count
-    }
-
     /// Queues a generation; a full queue or a stopping server is a 503 with `Retry-After`.
     func submit(prompt: [Int], plan: DecodingPlan, logprobs: Int?, work: GenerationJob.Work = .generate) throws -> (
         GenerationJob, AsyncThrowingStream<WorkerEvent, any Error>

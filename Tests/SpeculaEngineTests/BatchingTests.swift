@@ -11,15 +11,9 @@ import Testing
 /// exactly while another generation shares its passes keeps the target's law.
 @Suite("Continuous batching")
 struct BatchingTests {
-    static let target = SyntheticModel(seed: 11)
+    static let target = GenerationSessionTests.target
 
-    static func models() throws -> (target: LoadedModel, draft: LoadedModel) {
-        func loaded(_ model: SyntheticModel) throws -> LoadedModel {
-            let transformer = try model.load()
-            return try LoadedModel(transformer: transformer, tokenizer: Tokenizer(gguf: transformer.file))
-        }
-        return (try loaded(target), try loaded(target.draft(perturbation: 0.6)))
-    }
+    static func models() throws -> (target: LoadedModel, draft: LoadedModel) { try GenerationSessionTests.models() }
 
     // MARK: - The batched pass
 
