@@ -4,7 +4,8 @@ import PackageDescription
 
 /// Vector kernels: a Swift package is built on the machine that runs it, so the kernels use that machine's CPU. This
 /// is the one place the choice is made: AVX-512 VNNI kernels when /proc/cpuinfo lists the features (and
-/// SPECULA_PORTABLE is not set), the portable scalar kernels otherwise. The model target gets the same flags: the
+/// SPECULA_PORTABLE is not set), AVX2 kernels when it lists AVX2, FMA and F16C, the portable scalar kernels
+/// otherwise. The model target gets the same flags: the
 /// SIMD code it runs (attention, norms, and the inlined `Ops`) is compiled for the vector width they enable.
 let cpuFlags =
     (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
@@ -12,15 +13,21 @@ let cpuFlags =
 let vectorKernels =
     ProcessInfo.processInfo.environment["SPECULA_PORTABLE"] == nil
     && ["avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx2", "fma"].allSatisfy { cpuFlags.contains($0) }
+/// Hosts without AVX-512 VNNI but with AVX2, FMA and F16C get the AVX2 kernels (`SPECULA_AVX2`).
+let avx2Kernels =
+    !vectorKernels && ProcessInfo.processInfo.environment["SPECULA_PORTABLE"] == nil
+    && ["avx2", "fma", "f16c"].allSatisfy { cpuFlags.contains($0) }
 let kernelSettings: [SwiftSetting] =
-    vectorKernels
-    ? [
-        .define("SPECULA_AVX512"),
-        .unsafeFlags([
-            "-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c", "-Xcc", "-mavx512f", "-Xcc", "-mavx512bw",
-            "-Xcc", "-mavx512vl", "-Xcc", "-mavx512vnni",
-        ]),
-    ] : []
+    avx2Kernels
+    ? [.define("SPECULA_AVX2"), .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c"])]
+    : vectorKernels
+        ? [
+            .define("SPECULA_AVX512"),
+            .unsafeFlags([
+                "-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c", "-Xcc", "-mavx512f", "-Xcc", "-mavx512bw",
+                "-Xcc", "-mavx512vl", "-Xcc", "-mavx512vnni",
+            ]),
+        ] : []
 
 let package = Package(
     name: "Specula",

@@ -114,9 +114,12 @@ public struct AdaptivePolicy: Sendable, Equatable {
     /// Starts from the costs another generation measured on the same models (a server's earlier request): the
     /// target's pass times (their counts capped at 4, so this generation's own passes soon weigh as much), the
     /// line through them, the draft's costs if `other` drafted, and the prompt-pass prior. Acceptance is not taken:
-    /// it belongs to the other text. Costs steer only the choice of round, never the output's law.
+    /// it belongs to the other text. Costs steer only the choice of round, never the output's law. When `other`'s
+    /// costs are fixed (``setCosts(targetStep:targetPerRow:draftPerToken:draftPerRow:)``), this policy's are fixed
+    /// to them too: a caller pins the costs, and the rounds chosen then depend on the text alone, not on the host.
     public mutating func inheritCosts(from other: AdaptivePolicy) {
         guard !fixedCosts else { return }
+        if other.fixedCosts { fixedCosts = true }
         passSeconds = other.passSeconds
         passCounts = other.passCounts.map { min($0, 4) }
         targetStep = other.targetStep

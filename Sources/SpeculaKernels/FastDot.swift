@@ -17,12 +17,27 @@ public enum FastDot {
 
     /// True when the vector kernels are compiled in.
     public static var isVectorized: Bool {
-        #if SPECULA_AVX512
+        #if SPECULA_AVX512 || SPECULA_AVX2
             return true
         #else
             return false
         #endif
     }
+
+    /// Which kernels this build compiled in: "avx512-vnni", "avx2" or "portable".
+    public static var kernelName: String {
+        #if SPECULA_AVX512
+            return "avx512-vnni"
+        #elseif SPECULA_AVX2
+            return "avx2"
+        #else
+            return "portable"
+        #endif
+    }
+
+    /// Whether the 32-element formats give ``ReferenceDot``'s floats exactly (the portable kernels) or agree to
+    /// ``blockFormatTolerance`` (the vector kernels, which accumulate blocks in float lanes).
+    public static var blockFormatsAreExact: Bool { !isVectorized }
 
     /// `output[n · stride] = Σ_k W[row, k] · x[first + n, k]` for `n` in `0..<count`.
     @inline(__always)
@@ -47,6 +62,25 @@ public enum FastDot {
             case .q8_0, .q5_0, .q4_1, .q4_0:
                 guard let values32 else { break }
                 dot32(matrix.type, matrix.row(row), blocks: n / 32, values32, x, first, count, output, stride)
+                return
+            default: break
+            }
+        #elseif SPECULA_AVX2
+            let n = matrix.columnCount
+            switch matrix.type {
+            case .q4_K:
+                if let values256 {
+                    dotQ4KAVX2(matrix.row(row), blocks: n / 256, values256, x, first, count, output, stride)
+                    return
+                }
+            case .q6_K:
+                if let values256 {
+                    dotQ6KAVX2(matrix.row(row), blocks: n / 256, values256, x, first, count, output, stride)
+                    return
+                }
+            case .q8_0, .q5_0, .q4_1, .q4_0:
+                guard let values32 else { break }
+                dot32AVX2(matrix.type, matrix.row(row), blocks: n / 32, values32, x, first, count, output, stride)
                 return
             default: break
             }

@@ -277,10 +277,12 @@ struct AdaptiveModeTests {
         try LoadedModel(path: EngineModels.directory + "/" + file)
     }
 
-    static func run(_ target: LoadedModel, _ draft: LoadedModel?, _ plan: DecodingPlan, _ prompt: [Int]) throws
-        -> (tokens: [Int], stats: GenerationStats)
-    {
+    static func run(
+        _ target: LoadedModel, _ draft: LoadedModel?, _ plan: DecodingPlan, _ prompt: [Int],
+        costs: AdaptivePolicy? = nil
+    ) throws -> (tokens: [Int], stats: GenerationStats) {
         let session = try GenerationSession(target: target, draft: draft, plan: plan)
+        session.adaptiveCosts = costs
         try session.start(prompt: prompt)
         try session.run()
         return (session.generated, session.stats)
@@ -295,9 +297,15 @@ struct AdaptiveModeTests {
             let prompt = try target.promptTokens(chat: text)
             let plain = try Self.run(target, nil, .plain(stop: stop), prompt)
             let plan = DecodingPlan(drafter: .model, shape: .adaptive, stop: stop)
-            let adaptive = try Self.run(target, draft, plan, prompt)
+            // Live costs on a host where drafting cannot pay choose plain steps and lookups only; so that every
+            // kind of round is exercised whatever the host, the costs are pinned to an AVX-512 host's (target
+            // step 55 ms, 4 ms a further row; draft 12 ms a token).
+            var costs = AdaptivePolicy(hasDraftModel: true)
+            costs.setCosts(targetStep: 0.055, targetPerRow: 0.004, draftPerToken: 0.012, draftPerRow: 0.001)
+            let adaptive = try Self.run(target, draft, plan, prompt, costs: costs)
             #expect(adaptive.tokens == plain.tokens, "\(text.prefix(20))")
             for (kind, count) in adaptive.stats.adaptive?.rounds ?? [:] { kinds[kind, default: 0] += count }
+            #expect(adaptive.stats.adaptive?.targetStepSeconds == 0.055, "the pinned costs were kept")
         }
         // The prompts were chosen so that the mode drafts with the model and looks up.
         #expect((kinds["chain"] ?? 0) > 0 && (kinds["lookup"] ?? 0) > 0, "\(kinds)")
