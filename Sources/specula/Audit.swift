@@ -35,6 +35,12 @@ struct Audit: ParsableCommand {
     var draftVocabulary: Int = 0
     @Option(name: .long, help: "Fail when the chi-square p-value is below this.") var alpha: Double = 1e-3
     @Option(name: .long, help: "Seed.") var seed: UInt64 = 1
+    @Option(
+        name: .long,
+        help:
+            "Run another generation from this prompt beside the audit for its whole length, in the same batched passes (continuous batching), to check that sharing passes leaves the law unchanged."
+    )
+    var beside: String?
 
     func validate() throws {
         if !(temperature > 0) { throw ValidationError("--temperature must be > 0 (at 0 both methods are greedy)") }
@@ -44,6 +50,7 @@ struct Audit: ParsableCommand {
         if samples < 10 || samples > 1_000_000 { throw ValidationError("--samples must be in 10…1000000") }
         if !(alpha > 0 && alpha < 1) { throw ValidationError("--alpha must be in (0, 1)") }
         if drafter == "model" && draft == nil { throw ValidationError("--drafter model needs --draft") }
+        if let beside, beside.isEmpty { throw ValidationError("--beside needs a non-empty prompt") }
         _ = try plan(hasDraftModel: draft != nil)
     }
 
@@ -72,8 +79,27 @@ struct Audit: ParsableCommand {
         let draftModel = try draft.map { try LoadedModel(path: $0) }
         let promptTokens = chat ? try target.promptTokens(chat: prompt) : target.promptTokens(text: prompt)
         // Each sample: `tokens` tokens after the prompt (its pass run once per method, the caches rewound).
-        let audit = try SamplingAudit.run(
-            target: target, draft: draftModel, plan: plan, prompt: promptTokens, samples: samples, plainSeed: seed)
+        var batcher: ForwardBatcher?
+        var companion: Companion?
+        if let beside {
+            let shared = ForwardBatcher(
+                priority: [draftModel?.transformer, target.transformer].compactMap { $0 }, prefillChunk: 64)
+            let besideTokens = chat ? try target.promptTokens(chat: beside) : target.promptTokens(text: beside)
+            var besidePlan = plan
+            besidePlan.seed = seed &+ 0xB351DE
+            besidePlan.stop = StopConditions(maxTokens: 64, atEndOfGeneration: false)
+            companion = try Companion(
+                session: GenerationSession(target: target, draft: draftModel, plan: besidePlan),
+                prompt: besideTokens, batcher: shared)
+            batcher = shared
+        }
+        let audited = Result {
+            try SamplingAudit.run(
+                target: target, draft: draftModel, plan: plan, prompt: promptTokens, samples: samples,
+                plainSeed: seed, batcher: batcher)
+        }
+        let besideRuns = try companion?.stop()
+        let audit = try audited.get()
         let result = audit.test
         let t = audit.speculative
         let drafterName = draftModel == nil ? "ngram:\(ngram)" : plan.shape.spelling
@@ -86,10 +112,66 @@ struct Audit: ParsableCommand {
                     "%d distinct sequences, %d cells; total variation %.4f; chi-square %.2f on %d df, p = %.4g (fail below %.3g); acceptance %.3f, %.2f tokens/round",
                 audit.distinct, result.cells, result.totalVariation, result.statistic, result.degreesOfFreedom,
                 result.pValue, alpha, t.acceptanceRate, t.tokensPerStep))
+        if let batcher, let besideRuns {
+            let stats = batcher.statistics
+            print(
+                "beside: \(besideRuns) generations of up to 64 tokens ran alongside; \(stats.sharedPasses) of \(stats.passes) passes were shared (\(stats.segments) segments, \(stats.rows) rows)"
+            )
+        }
         if result.pValue < alpha {
             print("FAIL: the speculative and plain samples differ beyond chance")
             throw ExitCode(1)
         }
         print("pass: no difference beyond chance")
+    }
+}
+
+/// A generation run over and over on its own thread (each run restarts from its prompt) until ``stop()``, its
+/// passes batched with the audit's through `batcher`.
+final class Companion: @unchecked Sendable {
+    private let session: GenerationSession
+    private let done = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var stopping = false
+    private var runs = 0
+    private var failure: Error?
+
+    init(session: GenerationSession, prompt: [Int], batcher: ForwardBatcher) throws {
+        self.session = session
+        session.batcher = batcher
+        let thread = Thread { [self] in
+            do {
+                try session.start(prompt: prompt)
+                while true {
+                    try session.run()
+                    lock.lock()
+                    runs += 1
+                    let stop = stopping
+                    lock.unlock()
+                    if stop { break }
+                    try session.restart()
+                }
+            } catch {
+                lock.lock()
+                failure = error
+                lock.unlock()
+            }
+            session.leaveBatch()
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Waits for the current run to end; returns how many runs completed (rethrows the companion's error).
+    func stop() throws -> Int {
+        lock.lock()
+        stopping = true
+        lock.unlock()
+        done.wait()
+        lock.lock()
+        defer { lock.unlock() }
+        if let failure { throw failure }
+        return runs
     }
 }

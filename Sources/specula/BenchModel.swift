@@ -60,7 +60,7 @@ struct BenchModel: ParsableCommand {
             FileHandle.standardError.write(Data("warning: debug build; time with `swift build -c release`\n".utf8))
         #endif
         print(
-            "\(file.path): \(transformer.config.architecture), \(transformer.config.layerCount) layers, vector kernels \(FastDot.isVectorized), \(WorkerPool.shared.threadCount) threads"
+            "\(file.path): \(transformer.config.architecture), \(transformer.config.layerCount) layers, kernels \(FastDot.kernelName), \(WorkerPool.shared.threadCount) threads"
         )
         var records: [(String, JSONValue)] = []
         func seconds(_ body: () throws -> Void) rethrows -> Double {

@@ -248,6 +248,22 @@ struct ModelCLITests {
         #expect(result.standardOutput.contains("chi-square"))
     }
 
+    /// `audit --beside`: another generation shares the audit's passes (continuous batching) for its whole length,
+    /// and the speculative law still equals plain sampling's.
+    @Test func auditPassesWithAnotherGenerationBesideIt() throws {
+        let result = try runSpecula([
+            "audit", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--draft-vocabulary", "2048", "--prompt",
+            "The weather today is", "--samples", "200", "--beside", "Write a short poem about the sea.",
+        ])
+        #expect(result.status == 0, "\(result.standardOutput)\(result.standardError)")
+        #expect(result.standardOutput.contains("pass: no difference beyond chance"))
+        let line = try #require(result.standardOutput.split(separator: "\n").first { $0.hasPrefix("beside:") })
+        // "beside: R generations … ran alongside; S of P passes were shared …"
+        let match = try #require(line.firstMatch(of: /(\d+) of (\d+) passes were shared/), "\(line)")
+        let shared = try #require(Int(match.1))
+        #expect(shared > 0, "\(line)")
+    }
+
     /// `bench acceptance` with SmolLM2 as its own draft: every acceptance and every α* is 1 (p = q at every
     /// position), in the table and the records.
     @Test func benchAcceptanceOnASelfDraft() throws {

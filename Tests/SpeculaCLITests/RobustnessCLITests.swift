@@ -63,6 +63,7 @@ struct RobustnessCLITests {
             ("truncated draft", generate + ["--draft", directory + "/truncated.gguf", "--prompt", "hi"]),
             ("audit, empty prompt", ["audit"] + draft + ["--prompt", ""]),
             ("audit, no drafter", ["audit"] + target + ["--prompt", "hi"]),
+            ("audit, empty prompt beside", ["audit"] + draft + ["--prompt", "hi", "--beside", ""]),
             ("audit, tokens near Int.max", ["audit"] + draft + ["--prompt", "hi", "--tokens", big]),
             ("bench model, negative context", ["bench", "model"] + target + ["--contexts", "-5"]),
             ("bench model, context past the model's", ["bench", "model"] + target + ["--contexts", "100000"]),

@@ -245,7 +245,13 @@ struct ServerTests {
                 "temperature": 0,
             ]
             let whole = try await HTTP.post(base + "/v1/chat/completions", request).json()
-            let text = ((whole["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"]
+            let choice = (whole["choices"] as? [[String: Any]])?.first
+            let text = (choice?["message"] as? [String: Any])?["content"]
+            // Whether the answer ends before 30 tokens depends on the kernels' rounding; the stream must say what
+            // the whole response said.
+            let finish = try #require(choice?["finish_reason"] as? String)
+            let completionTokens = try #require((whole["usage"] as? [String: Any])?["completion_tokens"] as? Int)
+            #expect(finish == "stop" || completionTokens == 30)
             var streaming = request
             streaming["stream"] = true
             streaming["stream_options"] = ["include_usage": true]
@@ -262,9 +268,9 @@ struct ServerTests {
             #expect(deltas.first?["role"] as? String == "assistant")
             #expect(deltas.compactMap { $0["content"] as? String }.joined() == text as? String)
             let finishes = chunks.compactMap { ($0["choices"] as? [[String: Any]])?.first?["finish_reason"] as? String }
-            #expect(finishes == ["length"])
+            #expect(finishes == [finish])
             let usage = try #require(chunks.last?["usage"] as? [String: Any])
-            #expect(usage["completion_tokens"] as? Int == 30)
+            #expect(usage["completion_tokens"] as? Int == completionTokens)
             #expect((chunks.last?["choices"] as? [Any])?.isEmpty == true)
             #expect(chunks.contains { $0["specula"] != nil })
         }
@@ -429,8 +435,11 @@ enum HTTP {
         }
     }
 
+    /// `timeout`: long, because these tests share the cores with every other suite of the run, and on a host
+    /// without the AVX-512 kernels a request can wait minutes for its passes; what a timeout means is tested with
+    /// the server's own (`options.timeout`).
     static func send(
-        url: String, method: String, body: Data? = nil, key: String? = nil, timeout: Double = 120
+        url: String, method: String, body: Data? = nil, key: String? = nil, timeout: Double = 900
     ) async throws -> Reply {
         guard let address = URL(string: url) else { throw ServerTestError("bad URL \(url)") }
         var request = URLRequest(url: address)
