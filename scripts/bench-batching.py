@@ -15,7 +15,8 @@ ends). Servers run one after another, never two at once.
 
 Usage: python3 scripts/bench-batching.py --specula .build/release/specula [--llama-server PATH/llama-server]
            --target T.gguf --draft D.gguf [--clients 1 4 8 16] [--parallel 4] [--max-tokens 256]
-           [--out docs/results/batching-bench.jsonl]
+           [--out docs/results/batching-bench.jsonl] [--servers specula llama-server] [--modes off default]
+Run it once with --parallel 1 --clients 1 --servers specula for the unbatched path a lone client is compared with.
 A measurement tool only; llama-server is built as docs/results.md says and is never a dependency.
 """
 import argparse
@@ -46,6 +47,8 @@ parser.add_argument("--threads", type=int, default=2)
 parser.add_argument("--port", type=int, default=8390)
 parser.add_argument("--modes", nargs="+", default=["off", "default"], help="specula's speculation modes to run")
 parser.add_argument("--out", default="batching-bench.jsonl")
+parser.add_argument("--servers", nargs="+", default=["specula", "llama-server"],
+                    help="which servers to run (llama-server only with --llama-server)")
 args = parser.parse_args()
 
 records = [json.loads(line) for line in open(args.data) if line.strip()]
@@ -180,24 +183,25 @@ def metrics(port):
 
 
 port = args.port
-process = subprocess.Popen([args.specula, "serve", "-m", args.target, "-md", args.draft, "--port", str(port),
-                            "-c", "4096", "--queue", "256", "-np", str(args.parallel)], stdout=subprocess.DEVNULL,
-                           stderr=open("/tmp/specula-batching-bench.log", "w"))
-wait_healthy(port, process, "specula serve")
-stream(port, "Hello", {"mode": "off"})  # warm-up
-for clients in args.clients:
-    for mode in args.modes:
-        before = metrics(port)
-        results, wall = run(port, clients, {"mode": mode} if mode != "default" else None)
-        after = metrics(port)
-        batch = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-        passes = batch.get("batch_passes_total", 0)
-        record("specula", mode, clients, results, wall,
-               {"batch": batch, "mean_segments": batch.get("batch_segments_total", 0) / passes if passes else None})
-process.terminate()
-process.wait()
+if "specula" in args.servers:
+    process = subprocess.Popen([args.specula, "serve", "-m", args.target, "-md", args.draft, "--port", str(port),
+                                "-c", "4096", "--queue", "256", "-np", str(args.parallel)], stdout=subprocess.DEVNULL,
+                               stderr=open("/tmp/specula-batching-bench.log", "w"))
+    wait_healthy(port, process, "specula serve")
+    stream(port, "Hello", {"mode": "off"})  # warm-up
+    for clients in args.clients:
+        for mode in args.modes:
+            before = metrics(port)
+            results, wall = run(port, clients, {"mode": mode} if mode != "default" else None)
+            after = metrics(port)
+            batch = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+            passes = batch.get("batch_passes_total", 0)
+            record("specula", mode, clients, results, wall,
+                   {"batch": batch, "mean_segments": batch.get("batch_segments_total", 0) / passes if passes else None})
+    process.terminate()
+    process.wait()
 
-if args.llama_server:
+if args.llama_server and "llama-server" in args.servers:
     command = [args.llama_server, "-m", args.target, "-t", str(args.threads), "-c", str(4096 * args.parallel),
                "-np", str(args.parallel), "--port", str(port + 1), "--host", "127.0.0.1", "--no-webui"]
     llama = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open("/tmp/llama-server-batching.log", "w"))
