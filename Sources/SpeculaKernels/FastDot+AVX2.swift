@@ -10,32 +10,15 @@
     ///
     /// Every block's integer sum is exact. The K-quants combine it into the float result by the same expressions in
     /// the same block order as ``ReferenceDot`` (bit-identical to the portable build); the 32-element formats sum in
-    /// float lanes (see `dot32AVX2`). Like the AVX-512 kernels, a run of activation rows shares each weight block's
+    /// float lanes (see `dot32`). Like the AVX-512 kernels, a run of activation rows shares each weight block's
     /// unpacking.
     extension FastDot {
         @inline(__always)
         static func sum8(_ v: __m256i) -> Int32 { unsafeBitCast(v, to: SIMD8<Int32>.self).wrappedSum() }
 
-        @inline(__always)
-        static func load32(_ p: UnsafeRawPointer) -> __m256i {
-            _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i_u.self))
-        }
-
-        @inline(__always)
-        static func load16(_ p: UnsafeRawPointer) -> __m128i {
-            _mm_loadu_si128(p.assumingMemoryBound(to: __m128i_u.self))
-        }
-
-        /// Sums of adjacent pairs of unsigned `w` × signed `x` bytes, then of adjacent pairs of those: eight 32-bit
-        /// lanes, each the sum of four products.
-        @inline(__always)
-        static func products(_ w: __m256i, _ x: __m256i) -> __m256i {
-            _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
-        }
-
         /// Q4_K: per 256-value block, eight 32-value sub-blocks of unsigned 4-bit values with a 6-bit scale and
         /// minimum each; Σ scale_j · Σ q·x in integers, the minimums through the activations' 32-value sums.
-        static func dotQ4KAVX2(
+        static func dotQ4K(
             _ w: UnsafeRawPointer, blocks: Int, _ values: UnsafePointer<Int8>, _ x: QuantizedActivations,
             _ first: Int, _ count: Int, _ output: UnsafeMutablePointer<Float>, _ stride: Int
         ) {
@@ -54,7 +37,7 @@
                                 let qs = block + 16
                                 let (scaleWord, minimumWord) = Dequantize.scalesAndMinimums(block + 4)
                                 for chunk in 0..<4 {
-                                    let bytes = load32(qs + chunk * 32)
+                                    let bytes = load256(qs + chunk * 32)
                                     (q + 2 * chunk).initialize(to: _mm256_and_si256(bytes, mask))
                                     (q + 2 * chunk + 1).initialize(
                                         to: _mm256_and_si256(_mm256_srli_epi16(bytes, 4), mask))
@@ -71,13 +54,13 @@
                                     let xb = UnsafeRawPointer(values + index * columns + b * 256)
                                     var acc = _mm256_setzero_si256()
                                     for j in 0..<8 {
-                                        let pairs = _mm256_maddubs_epi16(q[j], load32(xb + 32 * j))
+                                        let pairs = _mm256_maddubs_epi16(q[j], load256(xb + 32 * j))
                                         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scaleVectors[j]))
                                     }
                                     let sumi = sum8(acc)
                                     // Σ_j minimum_j · (Σ of sub-block j's activations): 6-bit minimums times
                                     // 32-value sums of int8, in one `vpmaddwd`.
-                                    let activationSums = load16(sums32 + (index * blocks + b) * 8)
+                                    let activationSums = load128(sums32 + (index * blocks + b) * 8)
                                     let summ = unsafeBitCast(
                                         _mm_madd_epi16(minimums, activationSums), to: SIMD4<Int32>.self
                                     ).wrappedSum()
@@ -95,7 +78,7 @@
         /// Q6_K: per 128-value half, the low nibbles of 64 bytes and two bits each of 32 bytes make values 0…63;
         /// each 32-value register covers two 16-value scale groups, whose signed scales multiply the pair sums in
         /// `vpmaddwd`. The −32 offset is taken out with the activations' 16-value sums.
-        static func dotQ6KAVX2(
+        static func dotQ6K(
             _ w: UnsafeRawPointer, blocks: Int, _ values: UnsafePointer<Int8>, _ x: QuantizedActivations,
             _ first: Int, _ count: Int, _ output: UnsafeMutablePointer<Float>, _ stride: Int
         ) {
@@ -114,9 +97,9 @@
                                 let block = w + b * 210
                                 let sc = block + 192
                                 for half in 0..<2 {
-                                    let low = load32(block + half * 64)
-                                    let high = load32(block + half * 64 + 32)
-                                    let qh = load32(block + 128 + half * 32)
+                                    let low = load256(block + half * 64)
+                                    let high = load256(block + half * 64 + 32)
+                                    let qh = load256(block + 128 + half * 32)
                                     let r = q + 4 * half
                                     // Values 0–31: low nibbles of `low`, bits 0–1 of qh; 32–63: low nibbles of
                                     // `high`, bits 2–3; 64–95: high nibbles of `low`, bits 4–5; 96–127: high
@@ -152,7 +135,7 @@
                                     let xb = UnsafeRawPointer(values + index * columns + b * 256)
                                     var acc = _mm256_setzero_si256()
                                     for v in 0..<8 {
-                                        let pairs = _mm256_maddubs_epi16(q[v], load32(xb + 32 * v))
+                                        let pairs = _mm256_maddubs_epi16(q[v], load256(xb + 32 * v))
                                         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, scaleVectors[v]))
                                     }
                                     let g = (index * blocks + b) * 16
@@ -179,7 +162,7 @@
         /// float lanes times d·dx, reduced once per row; Q4_1's minimum term is summed in a scalar. No horizontal
         /// sum per block: the float order differs from ``ReferenceDot``'s, so the two agree to
         /// ``blockFormatTolerance``, as the AVX-512 kernel does.
-        static func dot32AVX2(
+        static func dot32(
             _ type: TensorType, _ w: UnsafeRawPointer, blocks: Int, _ values: UnsafePointer<Int8>,
             _ x: QuantizedActivations, _ first: Int, _ count: Int, _ output: UnsafeMutablePointer<Float>,
             _ stride: Int
@@ -209,15 +192,15 @@
                         let wq: __m256i
                         switch type {
                         case .q8_0:
-                            wq = load32(block + 2)
+                            wq = load256(block + 2)
                         case .q4_0, .q4_1:
-                            let packed = load16(block + (type == .q4_0 ? 2 : 4))
+                            let packed = load128(block + (type == .q4_0 ? 2 : 4))
                             wq = _mm256_sub_epi8(
                                 _mm256_set_m128i(
                                     _mm_and_si128(_mm_srli_epi16(packed, 4), mask), _mm_and_si128(packed, mask)),
                                 offset)
                         default:  // q5_0
-                            let packed = load16(block + 6)
+                            let packed = load128(block + 6)
                             let low = _mm_and_si128(packed, mask)
                             let high = _mm_and_si128(_mm_srli_epi16(packed, 4), mask)
                             let qh = block.loadUnaligned(fromByteOffset: 2, as: UInt32.self).littleEndian
@@ -238,7 +221,7 @@
                                 let dxRow = scales + index * blocks
                                 var acc = _mm256_setzero_ps()
                                 for b in 0..<blocks {
-                                    let xv = _mm256_sign_epi8(load32(xRow + b * 32), signed[b])
+                                    let xv = _mm256_sign_epi8(load256(xRow + b * 32), signed[b])
                                     let lanes = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes[b], xv), ones)
                                     acc = _mm256_fmadd_ps(
                                         _mm256_cvtepi32_ps(lanes), _mm256_set1_ps(d[b] * dxRow[b]), acc)

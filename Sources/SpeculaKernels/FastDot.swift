@@ -1,4 +1,4 @@
-#if SPECULA_AVX512
+#if SPECULA_AVX512 || SPECULA_AVX2
     import _Builtin_intrinsics.intel
 #endif
 
@@ -46,7 +46,8 @@ public enum FastDot {
         values32: UnsafePointer<Int8>?, values256: UnsafePointer<Int8>?, into output: UnsafeMutablePointer<Float>,
         stride: Int
     ) {
-        #if SPECULA_AVX512
+        // The AVX-512 and AVX2 builds each compile their own `dotQ4K`, `dotQ6K` and `dot32` (never both).
+        #if SPECULA_AVX512 || SPECULA_AVX2
             let n = matrix.columnCount
             switch matrix.type {
             case .q4_K:
@@ -62,25 +63,6 @@ public enum FastDot {
             case .q8_0, .q5_0, .q4_1, .q4_0:
                 guard let values32 else { break }
                 dot32(matrix.type, matrix.row(row), blocks: n / 32, values32, x, first, count, output, stride)
-                return
-            default: break
-            }
-        #elseif SPECULA_AVX2
-            let n = matrix.columnCount
-            switch matrix.type {
-            case .q4_K:
-                if let values256 {
-                    dotQ4KAVX2(matrix.row(row), blocks: n / 256, values256, x, first, count, output, stride)
-                    return
-                }
-            case .q6_K:
-                if let values256 {
-                    dotQ6KAVX2(matrix.row(row), blocks: n / 256, values256, x, first, count, output, stride)
-                    return
-                }
-            case .q8_0, .q5_0, .q4_1, .q4_0:
-                guard let values32 else { break }
-                dot32AVX2(matrix.type, matrix.row(row), blocks: n / 32, values32, x, first, count, output, stride)
                 return
             default: break
             }
@@ -109,16 +91,6 @@ public enum FastDot {
 
         @inline(__always)
         static func widen(_ v: __m256i) -> __m512i { _mm512_zextsi256_si512(v) }
-
-        @inline(__always)
-        static func load256(_ p: UnsafeRawPointer) -> __m256i {
-            _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i_u.self))
-        }
-
-        @inline(__always)
-        static func load128(_ p: UnsafeRawPointer) -> __m128i {
-            _mm_loadu_si128(p.assumingMemoryBound(to: __m128i_u.self))
-        }
 
         /// Eight lanes of `low` then eight of `high` (as int32).
         @inline(__always)
@@ -378,3 +350,18 @@ public enum FastDot {
         }
     #endif
 }
+
+#if SPECULA_AVX512 || SPECULA_AVX2
+    // Unaligned loads shared by both vector kernel sets.
+    extension FastDot {
+        @inline(__always)
+        static func load256(_ p: UnsafeRawPointer) -> __m256i {
+            _mm256_loadu_si256(p.assumingMemoryBound(to: __m256i_u.self))
+        }
+
+        @inline(__always)
+        static func load128(_ p: UnsafeRawPointer) -> __m128i {
+            _mm_loadu_si128(p.assumingMemoryBound(to: __m128i_u.self))
+        }
+    }
+#endif
