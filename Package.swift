@@ -118,3 +118,18 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+/// The fuzz targets (`Fuzz/`), only when `SPECULA_FUZZ` is set: `scripts/fuzz` builds them with
+/// `-sanitize=fuzzer,address` in a build directory of their own. Without libFuzzer the binary cannot link.
+if ProcessInfo.processInfo.environment["SPECULA_FUZZ"] != nil {
+    package.targets += [
+        .target(name: "CSpeculaFuzz", path: "Fuzz/CSpeculaFuzz"),
+        .executableTarget(
+            name: "specula-fuzz",
+            dependencies: [
+                "CSpeculaFuzz", "SpeculaVerify", "SpeculaTheory", "SpeculaModels", "SpeculaEngine", "SpeculaServer",
+            ],
+            path: "Fuzz/specula-fuzz"),
+    ]
+    package.products.append(.executable(name: "specula-fuzz", targets: ["specula-fuzz"]))
+}

@@ -69,8 +69,9 @@ public enum DraftShape: Sendable, Equatable {
     public static let maxNodes = TreeTopology.nodeLimit
 
     /// Parses `chain:γ`, `nary:N:D`, `drafts:N:D`, `binary:K`, `sequoia:B[:a1,a2,…]`, `eagle`, `auto`, or a JSON file of
-    /// child-rank paths. A chain-shaped tree is a chain however it is spelled.
-    public init(spelling: String) throws {
+    /// child-rank paths. A chain-shaped tree is a chain however it is spelled. `readingFiles` false refuses file
+    /// paths: the server takes spellings from clients, who must not make it open files on its host.
+    public init(spelling: String, readingFiles: Bool = true) throws {
         if spelling == "auto" {
             self = .auto
             return
@@ -79,7 +80,7 @@ public enum DraftShape: Sendable, Equatable {
             self = .adaptive
             return
         }
-        let topology = try DraftShape.topology(spelling)
+        let topology = try DraftShape.topology(spelling, readingFiles: readingFiles)
         if topology.children.allSatisfy({ $0.count <= 1 }) {
             self = .chain(topology.depth)
         } else {
@@ -107,7 +108,7 @@ public enum DraftShape: Sendable, Equatable {
         }
     }
 
-    static func topology(_ spec: String) throws -> TreeTopology {
+    static func topology(_ spec: String, readingFiles: Bool) throws -> TreeTopology {
         let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         let expected =
             "expected chain:γ, nary:N:D, drafts:N:D, binary:K, sequoia:B[:a1,a2,…], eagle, auto or a JSON file"
@@ -155,17 +156,40 @@ public enum DraftShape: Sendable, Equatable {
                 let planner = try SequoiaPlanner(acceptance: acceptance, maxNodes: budget, maxLevels: min(budget, 12))
                 return try planner.tree(nodes: budget, levels: min(budget, 12))
             default:
-                guard spec.hasSuffix(".json") || FileManager.default.fileExists(atPath: spec) else {
-                    throw EngineError.badInput(field: "tree", reason: "bad tree '\(spec)': \(expected)")
+                guard readingFiles, spec.hasSuffix(".json") || FileManager.default.fileExists(atPath: spec) else {
+                    let shapes =
+                        readingFiles ? expected : expected.replacingOccurrences(of: " or a JSON file", with: "")
+                    throw EngineError.badInput(field: "tree", reason: "bad tree '\(spec)': \(shapes)")
                 }
-                guard let data = FileManager.default.contents(atPath: spec) else {
-                    throw EngineError.badInput(field: "tree", reason: "cannot read the tree file '\(spec)'")
-                }
-                return try TreeTopology.json(data)
+                return try TreeTopology.json(try treeFile(spec))
             }
         } catch let error as VerifyError {
             throw EngineError.badInput(field: "tree", reason: "bad tree '\(spec)': \(error)")
         }
+    }
+}
+
+extension DraftShape {
+    /// The largest tree file read: 4,096 paths of a few dozen ranks fit many times over.
+    static let treeFileLimit = 4 << 20
+
+    /// A tree file's bytes: a regular file (not a device or a pipe, which may never end) of at most
+    /// ``treeFileLimit`` bytes.
+    static func treeFile(_ path: String) throws -> Data {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        guard let attributes, let size = (attributes[.size] as? NSNumber)?.intValue,
+            attributes[.type] as? FileAttributeType == .typeRegular
+        else {
+            throw EngineError.badInput(field: "tree", reason: "cannot read the tree file '\(path)': not a regular file")
+        }
+        if size > treeFileLimit {
+            throw EngineError.badInput(
+                field: "tree", reason: "the tree file '\(path)' has \(size) bytes; at most \(treeFileLimit)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw EngineError.badInput(field: "tree", reason: "cannot read the tree file '\(path)'")
+        }
+        return data
     }
 }
 

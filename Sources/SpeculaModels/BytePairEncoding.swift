@@ -31,14 +31,9 @@ struct BytePairEncoding: Sendable {
         return map
     }()
 
-    let unknown: Int32
-
-    init(tokens: [String], tokenIndex: [String: Int32], merges mergeStrings: [String], unknown: Int?, path: String)
-        throws
-    {
-        self.unknown = Int32(unknown ?? -1)
-        // Some vocabularies (SmolLM2) lack tokens for a few control bytes; such a byte encodes as the unknown
-        // token, or is dropped when there is none, as it has no representation.
+    init(tokens: [String], tokenIndex: [String: Int32], merges mergeStrings: [String], path: String) throws {
+        // Some vocabularies (SmolLM2) lack tokens for a few control bytes; such a byte is dropped, as llama.cpp
+        // drops it. (Encoding it as the unknown token would put SmolLM2's id 0, `<|endoftext|>`, into plain text.)
         var byteTokens = [Int32](repeating: -1, count: 256)
         for byte in 0..<256 {
             byteTokens[byte] = tokenIndex[String(Character(Self.byteCharacters[byte]))] ?? -1
@@ -103,7 +98,7 @@ struct BytePairEncoding: Sendable {
             symbols = merged
         }
         for symbol in symbols {
-            if symbol >= 0 { output.append(Int(symbol)) } else if unknown >= 0 { output.append(Int(unknown)) }
+            if symbol >= 0 { output.append(Int(symbol)) }
         }
     }
 }

@@ -154,7 +154,7 @@ public final class Tokenizer: Sendable {
             var index: [String: Int32] = [:]
             index.reserveCapacity(tokens.count)
             for (id, text) in tokens.enumerated() where index[text] == nil { index[text] = Int32(id) }
-            bpe = try BytePairEncoding(tokens: tokens, tokenIndex: index, merges: merges, unknown: unknown, path: path)
+            bpe = try BytePairEncoding(tokens: tokens, tokenIndex: index, merges: merges, path: path)
             spm = nil
         case .sentencePiece:
             bpe = nil

@@ -63,6 +63,11 @@ public final class Transformer: @unchecked Sendable {
                 throw ModelError.tensorShape(
                     path: path, name: name, expected: [columns, rows], actual: info.dimensions)
             }
+            // Activations are quantized in whole 32-value blocks, so every matrix a product reads is as wide.
+            if columns % 32 != 0 {
+                throw ModelError.invalid(
+                    path: path, reason: "tensor '\(name)' has \(columns) columns; the kernels need a multiple of 32")
+            }
             guard let base = file.data(of: info).baseAddress else {
                 throw ModelError.invalid(path: path, reason: "tensor '\(name)' has no data")
             }

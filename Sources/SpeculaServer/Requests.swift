@@ -235,6 +235,68 @@ public enum ServerDefaults {
     public static let temperature = 1.0
 }
 
+/// A chat or completion request as the server queues it: every field checked, the prompt tokenized with the target's
+/// tokenizer and chat template, the token limit set from what the context leaves. The route handlers build one per
+/// request; the request fuzz target builds them from arbitrary bodies (`PreparedGeneration.check`).
+public struct PreparedGeneration {
+    var request: GenerationRequest
+    var prompt: [Int]
+    /// The request's plan with `stop.maxTokens` set.
+    var plan: DecodingPlan
+
+    init(kind: GenerationRequest.Kind, body: [String: JSONValue], target: LoadedModel, hasDraft: Bool, context: Int)
+        throws
+    {
+        request = try GenerationRequest(kind: kind, body: body, speculation: SpeculationResolver(hasDraft: hasDraft))
+        prompt = try Self.tokens(of: request.prompt, target: target)
+        let room = context - prompt.count
+        if room < 1 || (request.maxTokens ?? 1) > room {
+            throw APIError.contextLengthExceeded(
+                promptTokens: prompt.count, maxTokens: request.maxTokens ?? 1, context: context)
+        }
+        plan = request.plan
+        plan.stop.maxTokens = request.maxTokens ?? room
+    }
+
+    /// The prompt's tokens: messages through the chat template, text with special tokens parsed, token ids checked
+    /// against the vocabulary. An empty prompt is refused.
+    static func tokens(of prompt: GenerationRequest.Prompt, target: LoadedModel) throws -> [Int] {
+        let tokens: [Int]
+        switch prompt {
+        case .messages(let messages):
+            do { tokens = try target.promptTokens(messages: messages) } catch {
+                throw APIError.invalidRequest("'messages': \(error)", param: "messages")
+            }
+        case .text(let text):
+            tokens = target.promptTokens(text: text, special: true)
+        case .tokens(let ids):
+            let vocabulary = target.transformer.vocabularySize
+            if let bad = ids.first(where: { $0 >= vocabulary }) {
+                throw APIError.invalidRequest(
+                    "'prompt': token \(bad) is outside the vocabulary 0..<\(vocabulary)", param: "prompt")
+            }
+            tokens = ids
+        }
+        if tokens.isEmpty {
+            throw APIError.invalidRequest("'prompt': the prompt is empty (it encodes to no token)", param: "prompt")
+        }
+        return tokens
+    }
+
+    /// What the server makes of a request body sent to `/v1/chat/completions` (`chat`) or `/v1/completions`, before
+    /// anything is queued: the prompt's tokens and the plan, or the error the server would answer with (an
+    /// `APIError`: a 400 with the field's name, or a context-length error). For tests and fuzzing: the same code the
+    /// routes run.
+    public static func check(chat: Bool, body: Data, target: LoadedModel, hasDraft: Bool, context: Int) throws -> (
+        prompt: [Int], plan: DecodingPlan
+    ) {
+        let object = try JSONValue.parseObject(body)
+        let prepared = try PreparedGeneration(
+            kind: chat ? .chat : .completion, body: object, target: target, hasDraft: hasDraft, context: context)
+        return (prepared.prompt, prepared.plan)
+    }
+}
+
 /// Turns a request's `speculative` object (and llama-server's flat `speculative.n_max`) into the plan's drafter,
 /// shape and verifier, against what the server has: a draft model it can use or not.
 struct SpeculationResolver: Sendable {
@@ -314,7 +376,7 @@ struct SpeculationResolver: Sendable {
                     throw APIError.invalidRequest(
                         "'speculative': give 'tree' or 'n_max', not both", param: "speculative.n_max")
                 }
-                do { plan.shape = try DraftShape(spelling: treeSpelling) } catch {
+                do { plan.shape = try DraftShape(spelling: treeSpelling, readingFiles: false) } catch {
                     throw APIError.invalidRequest(
                         "'speculative.tree': \(Self.reason(error))", param: "speculative.tree")
                 }

@@ -52,16 +52,9 @@ struct Routes: Sendable {
         let (models, worker, context) = try state.require()
         var request = request
         let body = try await readObject(&request)
-        let parsed = try GenerationRequest(
-            kind: kind, body: body, speculation: SpeculationResolver(hasDraft: models.usableDraft != nil))
-        let prompt = try tokens(of: parsed.prompt, models: models)
-        let room = context - prompt.count
-        if room < 1 || (parsed.maxTokens ?? 1) > room {
-            throw APIError.contextLengthExceeded(
-                promptTokens: prompt.count, maxTokens: parsed.maxTokens ?? 1, context: context)
-        }
-        var plan = parsed.plan
-        plan.stop.maxTokens = parsed.maxTokens ?? room
+        let prepared = try PreparedGeneration(
+            kind: kind, body: body, target: models.target, hasDraft: models.usableDraft != nil, context: context)
+        let (parsed, prompt, plan) = (prepared.request, prepared.prompt, prepared.plan)
         let (job, stream) = try worker.submit(prompt: prompt, plan: plan, logprobs: parsed.logprobs)
         job.continuation.onTermination = { _ in job.cancel() }
         let reply = Reply(
@@ -125,7 +118,7 @@ struct Routes: Sendable {
                 "'max_tokens' must be at most \(tokenLimit) for an audit at \(greedy ? "T = 0" : "T > 0")"
                     + (greedy ? "" : " (sequences are compared whole)"), param: "max_tokens")
         }
-        let prompt = try tokens(of: parsed.prompt, models: models)
+        let prompt = try PreparedGeneration.tokens(of: parsed.prompt, target: models.target)
         let maxTokens = parsed.maxTokens ?? (greedy ? 64 : 2)
         if prompt.count + maxTokens > context {
             throw APIError.contextLengthExceeded(promptTokens: prompt.count, maxTokens: maxTokens, context: context)
@@ -154,30 +147,6 @@ struct Routes: Sendable {
 
     /// The prompt's tokens: a chat rendered by the target's template, text (special-token text read as such, as
     /// llama-server does), or token ids checked against the vocabulary.
-    func tokens(of prompt: GenerationRequest.Prompt, models: ServedModels) throws -> [Int] {
-        let target = models.target
-        let tokens: [Int]
-        switch prompt {
-        case .messages(let messages):
-            do { tokens = try target.promptTokens(messages: messages) } catch {
-                throw APIError.invalidRequest("'messages': \(error)", param: "messages")
-            }
-        case .text(let text):
-            tokens = target.promptTokens(text: text, special: true)
-        case .tokens(let ids):
-            let vocabulary = target.transformer.vocabularySize
-            if let bad = ids.first(where: { $0 >= vocabulary }) {
-                throw APIError.invalidRequest(
-                    "'prompt': token \(bad) is outside the vocabulary 0..<\(vocabulary)", param: "prompt")
-            }
-            tokens = ids
-        }
-        if tokens.isEmpty {
-            throw APIError.invalidRequest("'prompt': the prompt is empty (it encodes to no token)", param: "prompt")
-        }
-        return tokens
-    }
-
     func readObject(_ request: inout Request) async throws -> [String: JSONValue] {
         let buffer = try await request.collectBody(upTo: state.options.maxBodyBytes)
         return try JSONValue.parseObject(Data(buffer.readableBytesView))

@@ -1,4 +1,5 @@
 import Foundation
+import SpeculaTheory
 
 /// A JSON value that keeps its keys in the order they were added (documented output formats list keys in a fixed
 /// order), rendered compactly or with indentation.
@@ -74,26 +75,7 @@ func readVector(_ argument: String, name: String) throws -> [Double] {
         text = String(decoding: data, as: UTF8.self)
         source = "'\(trimmed)'"
     }
-    // Parse by hand so that NaN and Infinity (not JSON, but what a careless writer produces) are reported as values.
-    let body = text.trimmingCharacters(in: .whitespacesAndNewlines)
-    guard body.hasPrefix("["), body.hasSuffix("]") else {
-        throw CommandError("\(name) in \(source) is not a JSON array of numbers")
+    do { return try VectorText.parse(text, name: name, source: source) } catch let error as VectorText.ParseError {
+        throw CommandError(error.description)
     }
-    let inner = body.dropFirst().dropLast().trimmingCharacters(in: .whitespacesAndNewlines)
-    if inner.isEmpty { return [] }
-    var values: [Double] = []
-    for (index, item) in inner.split(separator: ",", omittingEmptySubsequences: false).enumerated() {
-        let token = item.trimmingCharacters(in: .whitespacesAndNewlines)
-        switch token.lowercased() {
-        case "nan": values.append(.nan)
-        case "infinity", "inf": values.append(.infinity)
-        case "-infinity", "-inf": values.append(-.infinity)
-        default:
-            guard let value = Double(token) else {
-                throw CommandError("\(name) in \(source): entry \(index) ('\(token)') is not a number")
-            }
-            values.append(value)
-        }
-    }
-    return values
 }

@@ -16,15 +16,15 @@ struct Synthetic: ParsableCommand {
     @Option(name: .long, help: "The draft is the target plus this times a second random model.")
     var perturbation: Float = 0.3
     @Option(name: .long, help: "Layers.") var layers: Int = 2
-    @Option(name: .long, help: "Embedding width (a multiple of the 2 heads, even per head).") var width: Int = 32
+    @Option(name: .long, help: "Embedding width (a multiple of 32, the kernels' activation block).") var width: Int = 32
 
     func validate() throws {
         if !(perturbation >= 0) || !perturbation.isFinite {
             throw ValidationError("--perturbation must be finite and ≥ 0")
         }
         if layers < 1 || layers > 64 { throw ValidationError("--layers must be in 1...64") }
-        if width < 4 || width > 4096 || width % 4 != 0 {
-            throw ValidationError("--width must be a multiple of 4 in 4...4096")
+        if width < 32 || width > 4096 || width % 32 != 0 {
+            throw ValidationError("--width must be a multiple of 32 in 32...4096")
         }
     }
 

@@ -44,6 +44,7 @@ struct RobustnessCLITests {
                 "bad tree file",
                 speculative + ["--prompt", "hi", "--tree", directory + "/bad-tree.json", "--verifier", "rrs"]
             ),
+            ("a device as the tree file", speculative + ["--prompt", "hi", "--tree", "/dev/zero"]),
             ("negative context", generate + ["--prompt", "hi", "--context", "-1"]),
             ("context too small", generate + ["--prompt", "hello there", "--context", "4"]),
             ("unknown verifier", speculative + ["--prompt", "hi", "--verifier", "nope"]),

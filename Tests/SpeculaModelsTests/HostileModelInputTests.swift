@@ -37,6 +37,21 @@ struct HostileModelInputTests {
         #expect(throws: ModelError.self, "\(key) = \(value)") { try Transformer(file: file) }
     }
 
+    /// A consistent file whose widths are not whole 32-value activation blocks (embedding 16, feed-forward 48) is
+    /// refused when it loads; it used to load and stop the process at its first forward pass. Found by the model-file
+    /// fuzz target (its input is in Fuzz/Regressions/gguf).
+    @Test func widthsThatAreNotWholeBlocksAreRefused() throws {
+        var model = SyntheticModel(seed: 4)
+        model.embeddingLength = 16
+        model.feedForwardLength = 48
+        let file = try GGUFFile(file: MappedFile(copying: model.fileBytes(), name: "narrow"))
+        #expect {
+            try Transformer(file: file, pool: SyntheticModel.serialPool)
+        } throws: { error in
+            "\(error)".contains("multiple of 32")
+        }
+    }
+
     static func render(_ source: String) throws -> String {
         try ChatTemplate(source: source).render(messages: [], addGenerationPrompt: false)
     }

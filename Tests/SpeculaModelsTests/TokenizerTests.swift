@@ -70,6 +70,16 @@ struct TokenizerTests {
         #expect(tokenizer.decode(ids) == text)
     }
 
+    /// SmolLM2's vocabulary has no token for some control bytes (0x1D among them). Such a byte is dropped, as
+    /// llama.cpp's BPE drops a byte it has no token for (llama-vocab.cpp); it used to become the unknown token, which
+    /// in SmolLM2 is id 0, `<|endoftext|>`, in the middle of plain text. Found by the tokenizer fuzz target.
+    @Test func aByteWithNoTokenIsDroppedNotMadeSpecial() throws {
+        let tokenizer = try Self.tokenizer("smollm2")
+        let ids = tokenizer.encode("trailing \u{1D} end", addSpecial: false)
+        #expect(ids.allSatisfy { tokenizer.types[$0] == .normal }, "\(ids)")
+        #expect(tokenizer.decode(ids) == "trailing  end")
+    }
+
     /// The streaming detokenizer never emits half a character: feed an emoji's byte tokens one at a time. For
     /// Gemma's SentencePiece the rare characters come as byte-fallback pieces (`<0xF0>` …), checked to occur.
     @Test(arguments: ["qwen2", "smollm2", "gemma3"])

@@ -373,6 +373,37 @@ struct ServerTests {
         }
     }
 
+    /// A tree spelling that names a file (as `--tree FILE` may on the command line) is refused without opening it:
+    /// `/dev/zero` would otherwise be read until memory runs out, and a client must not read the host's files.
+    @Test func aRequestCannotMakeTheServerReadAFile() throws {
+        guard try Self.available(Self.small), let model = Self.smallModel else { return }
+        let tree = FileManager.default.temporaryDirectory.appendingPathComponent("specula-request-tree.json").path
+        try Data("[[0],[1],[0,0]]".utf8).write(to: URL(fileURLWithPath: tree))
+        defer { try? FileManager.default.removeItem(atPath: tree) }
+        for spelling in ["/dev/zero", tree, "/etc/passwd"] {
+            let body = try JSONSerialization.data(withJSONObject: [
+                "messages": [["role": "user", "content": "hi"]],
+                "speculative": ["mode": "draft", "tree": spelling],
+            ])
+            #expect(throws: APIError.self, "\(spelling)") {
+                _ = try PreparedGeneration.check(chat: true, body: body, target: model, hasDraft: true, context: 64)
+            }
+            do {
+                _ = try PreparedGeneration.check(chat: true, body: body, target: model, hasDraft: true, context: 64)
+            } catch let error as APIError {
+                #expect(error.param == "speculative.tree" && !error.message.contains("JSON file"), "\(error)")
+            }
+        }
+        // The same body with a spelled tree is accepted: the refusal is of the file, not of trees.
+        let body = try JSONSerialization.data(withJSONObject: [
+            "messages": [["role": "user", "content": "hi"]],
+            "speculative": ["mode": "draft", "tree": "nary:2:2", "verifier": "rrsw"],
+        ])
+        let (prompt, plan) = try PreparedGeneration.check(
+            chat: true, body: body, target: model, hasDraft: true, context: 64)
+        #expect(!prompt.isEmpty && plan.shape.nodeCount == 7)
+    }
+
     @Test func anAPIKeyGuardsEveryRouteButHealth() async throws {
         guard try Self.available(Self.small) else { return }
         var options = ServerOptions()
