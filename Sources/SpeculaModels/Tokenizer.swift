@@ -87,6 +87,14 @@ public final class Tokenizer: Sendable {
 
     public var vocabularySize: Int { tokens.count }
 
+    /// The bytes this vocabulary has no token for: byte-level BPE drops them (as llama.cpp does), SentencePiece
+    /// encodes them as the unknown token; either way plain text loses them on the way through `encode` and `decode`.
+    /// SmolLM2 lacks a few; the pinned Qwen and Gemma vocabularies lack none.
+    public var bytesWithoutToken: [UInt8] {
+        let table = bpe?.byteTokens ?? spm?.byteTokens ?? []
+        return table.indices.filter { table[$0] < 0 }.map { UInt8($0) }
+    }
+
     public convenience init(gguf file: GGUFFile) throws {
         let path = file.path
         let tokens = try file.stringArray("tokenizer.ggml.tokens")

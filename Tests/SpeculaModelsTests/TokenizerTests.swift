@@ -78,6 +78,11 @@ struct TokenizerTests {
         let ids = tokenizer.encode("trailing \u{1D} end", addSpecial: false)
         #expect(ids.allSatisfy { tokenizer.types[$0] == .normal }, "\(ids)")
         #expect(tokenizer.decode(ids) == "trailing  end")
+        // The bytes it lacks: 0x1D among them, and 0xF1 (the lead byte of a 4-byte character such as U+5FED0, which
+        // then decodes as three replacement characters — llama.cpp's encoding drops the same byte).
+        let missing = tokenizer.bytesWithoutToken
+        #expect(missing.contains(0x1D) && missing.contains(0xF1), "\(missing)")
+        for model in ["qwen2", "gemma3"] { #expect(try Self.tokenizer(model).bytesWithoutToken.isEmpty, "\(model)") }
     }
 
     /// The streaming detokenizer never emits half a character: feed an emoji's byte tokens one at a time. For
