@@ -29,13 +29,18 @@ enum SpeculaFuzz {
         var count = CInt(pointers.count - 1)
         let status = pointers.withUnsafeMutableBufferPointer { buffer -> CInt in
             var base = buffer.baseAddress
-            return LLVMFuzzerRunDriver(&count, &base) { data, size in
-                FuzzTarget.selected.run(UnsafeRawBufferPointer(start: data, count: size))
-                return 0
-            }
+            return LLVMFuzzerRunDriver(&count, &base, fuzzOneInput)
         }
         exit(status)
     }
+}
+
+/// Runs the selected target on one input. Exported under libFuzzer's own name too: libFuzzer's archive refers to it,
+/// and a debug build (which keeps that reference) does not link without it.
+@_cdecl("LLVMFuzzerTestOneInput")
+func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    FuzzTarget.selected.run(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
 }
 
 /// One fuzz target: what it loads once, and what it does with one input.

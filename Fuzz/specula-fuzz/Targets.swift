@@ -135,8 +135,9 @@ enum BoundFuzz {
     }
 }
 
-/// A draft tree from arbitrary JSON (`--tree FILE`) or a spelling (`--tree nary:3:2`, a request's
-/// `speculative.tree`); an accepted tree must be well formed: parents before children, depths one more than the
+/// A draft tree from arbitrary JSON (`--tree FILE`) or a spelling as a request's `speculative.tree` is read (no
+/// files, at most 256 nodes — the server's bound; the CLI's `--tree sequoia:4096` is slow to plan by design of the
+/// user who asks for it); an accepted tree must be well formed: parents before children, depths one more than the
 /// parent's, the attention mask its ancestor relation.
 enum TreeFuzz {
     static func run(_ input: UnsafeRawBufferPointer) {
@@ -146,7 +147,7 @@ enum TreeFuzz {
             topology = parsed
         } else {
             let spelling = String(decoding: input, as: UTF8.self)
-            guard let shape = try? DraftShape(spelling: spelling, readingFiles: false) else { return }
+            guard let shape = try? DraftShape(spelling: spelling, readingFiles: false, maxNodes: 256) else { return }
             guard case .tree(let parsed, _) = shape else { return }
             topology = parsed
         }

@@ -70,8 +70,10 @@ public enum DraftShape: Sendable, Equatable {
 
     /// Parses `chain:γ`, `nary:N:D`, `drafts:N:D`, `binary:K`, `sequoia:B[:a1,a2,…]`, `eagle`, `auto`, or a JSON file of
     /// child-rank paths. A chain-shaped tree is a chain however it is spelled. `readingFiles` false refuses file
-    /// paths: the server takes spellings from clients, who must not make it open files on its host.
-    public init(spelling: String, readingFiles: Bool = true) throws {
+    /// paths: the server takes spellings from clients, who must not make it open files on its host. `maxNodes` bounds
+    /// the tree (root included), and a Sequoia budget before it is planned: planning costs O(B²) time in the budget B
+    /// (about 4 s for B = 630 in the fuzz build), which a client must not be able to ask for.
+    public init(spelling: String, readingFiles: Bool = true, maxNodes: Int = DraftShape.maxNodes) throws {
         if spelling == "auto" {
             self = .auto
             return
@@ -80,7 +82,11 @@ public enum DraftShape: Sendable, Equatable {
             self = .adaptive
             return
         }
-        let topology = try DraftShape.topology(spelling, readingFiles: readingFiles)
+        let topology = try DraftShape.topology(spelling, readingFiles: readingFiles, maxNodes: maxNodes)
+        if topology.nodeCount > maxNodes {
+            throw EngineError.badInput(
+                field: "tree", reason: "tree '\(spelling)' has \(topology.nodeCount) nodes; at most \(maxNodes) here")
+        }
         if topology.children.allSatisfy({ $0.count <= 1 }) {
             self = .chain(topology.depth)
         } else {
@@ -108,7 +114,7 @@ public enum DraftShape: Sendable, Equatable {
         }
     }
 
-    static func topology(_ spec: String, readingFiles: Bool) throws -> TreeTopology {
+    static func topology(_ spec: String, readingFiles: Bool, maxNodes: Int) throws -> TreeTopology {
         let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         let expected =
             "expected chain:γ, nary:N:D, drafts:N:D, binary:K, sequoia:B[:a1,a2,…], eagle, auto or a JSON file"
@@ -143,6 +149,10 @@ public enum DraftShape: Sendable, Equatable {
             case "sequoia":
                 if parts.count > 3 { try arity(3) }
                 let budget = try number(1)
+                if budget > maxNodes {
+                    throw EngineError.badInput(
+                        field: "tree", reason: "bad tree '\(spec)': a Sequoia budget of at most \(maxNodes) nodes here")
+                }
                 var acceptance = SequoiaDefaults.acceptance
                 if parts.count == 3 {
                     let values = parts[2].split(separator: ",", omittingEmptySubsequences: false).map { Double($0) }

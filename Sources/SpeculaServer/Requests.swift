@@ -306,6 +306,9 @@ struct SpeculationResolver: Sendable {
     static let modes = ["auto", "off", "draft", "ngram"]
     /// The longest chain a request may ask for (`n_max`).
     static let longestChain: Int64 = 64
+    /// The largest tree a request may ask for (root included): four times the longest chain, eight times the largest
+    /// tree `auto` plans. It also bounds a `sequoia:B` budget before the tree is planned (planning is quadratic in B).
+    static let largestTree = 256
 
     func plan(_ fields: FieldReader, base: DecodingPlan) throws -> DecodingPlan {
         let spec = try fields.object("speculative")
@@ -376,7 +379,9 @@ struct SpeculationResolver: Sendable {
                     throw APIError.invalidRequest(
                         "'speculative': give 'tree' or 'n_max', not both", param: "speculative.n_max")
                 }
-                do { plan.shape = try DraftShape(spelling: treeSpelling, readingFiles: false) } catch {
+                do {
+                    plan.shape = try DraftShape(spelling: treeSpelling, readingFiles: false, maxNodes: Self.largestTree)
+                } catch {
                     throw APIError.invalidRequest(
                         "'speculative.tree': \(Self.reason(error))", param: "speculative.tree")
                 }

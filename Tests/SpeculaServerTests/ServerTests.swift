@@ -394,6 +394,21 @@ struct ServerTests {
                 #expect(error.param == "speculative.tree" && !error.message.contains("JSON file"), "\(error)")
             }
         }
+        // A Sequoia budget past the request bound is refused before it is planned (planning is quadratic in the
+        // budget: sequoia:630 took 4 s in the fuzz build), and so is a spelled tree past it.
+        for spelling in ["sequoia:4096", "nary:4:4"] {
+            let body = try JSONSerialization.data(withJSONObject: [
+                "messages": [["role": "user", "content": "hi"]],
+                "speculative": ["mode": "draft", "tree": spelling, "verifier": "rrsw"],
+            ])
+            #expect {
+                _ = try PreparedGeneration.check(chat: true, body: body, target: model, hasDraft: true, context: 64)
+            } throws: { error in
+                // The budget is refused as a budget (before planning), the spelled tree by its node count.
+                let reason = spelling.hasPrefix("sequoia") ? "Sequoia budget of at most 256" : "at most 256 here"
+                return (error as? APIError)?.param == "speculative.tree" && "\(error)".contains(reason)
+            }
+        }
         // The same body with a spelled tree is accepted: the refusal is of the file, not of trees.
         let body = try JSONSerialization.data(withJSONObject: [
             "messages": [["role": "user", "content": "hi"]],
