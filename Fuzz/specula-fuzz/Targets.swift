@@ -135,10 +135,10 @@ enum BoundFuzz {
     }
 }
 
-/// A draft tree from arbitrary JSON (`--tree FILE`) or a spelling as a request's `speculative.tree` is read (no
-/// files, at most 256 nodes — the server's bound; the CLI's `--tree sequoia:4096` is slow to plan by design of the
-/// user who asks for it); an accepted tree must be well formed: parents before children, depths one more than the
-/// parent's, the attention mask its ancestor relation.
+/// A draft tree from arbitrary JSON (what `--tree FILE` reads) or from a spelling read as the server reads a
+/// request's `speculative.tree` (no files, at most 256 nodes; the CLI allows 4,096, and a big Sequoia budget there
+/// is slow to plan because the user asked for it). An accepted tree must be well formed: parents before children,
+/// depths one more than the parent's, the attention mask its ancestor relation.
 enum TreeFuzz {
     static func run(_ input: UnsafeRawBufferPointer) {
         let topology: TreeTopology
