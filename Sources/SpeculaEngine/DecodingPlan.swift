@@ -162,6 +162,13 @@ public enum DraftShape: Sendable, Equatable {
                             reason: "bad tree '\(spec)': sequoia:BUDGET[:a1,a2,…] takes a comma-separated vector")
                     }
                     acceptance = values.compactMap { $0 }
+                    if acceptance.count > SequoiaDefaults.maxRanks {
+                        throw EngineError.badInput(
+                            field: "tree",
+                            reason:
+                                "bad tree '\(spec)': at most \(SequoiaDefaults.maxRanks) acceptance values (child ranks)"
+                        )
+                    }
                 }
                 let planner = try SequoiaPlanner(acceptance: acceptance, maxNodes: budget, maxLevels: min(budget, 12))
                 return try planner.tree(nodes: budget, levels: min(budget, 12))
@@ -472,4 +479,7 @@ public enum SequoiaDefaults {
     /// r at a root with 8 drafts drawn without replacement (`--tree nary:8:1 --verifier rrsw --temperature 0.6`,
     /// `childAcceptance` in `--stats`; 3 chat prompts, 138 rounds; ranks 5–8 pooled, being rare).
     public static let acceptance: [Double] = [0.83, 0.08, 0.03, 0.015, 0.004, 0.004, 0.004, 0.004]
+    /// The longest acceptance vector a `sequoia:BUDGET:a1,…` spelling takes: planning is linear in the ranks, and
+    /// ranks past the first few are accepted too rarely to shape a tree.
+    public static let maxRanks = 32
 }

@@ -281,6 +281,7 @@ struct DecodingPlanTests {
         "drafts:2:9223372036854775807",
         "nary:3037000500:3037000500", "nary:2:100", "binary:100", "binary:1", "sequoia:9223372036854775807",
         "sequoia:8:x,y", "sequoia:0", "eagle:3", "nonsense", "missing.json",
+        "sequoia:64:" + Array(repeating: "0.5", count: 33).joined(separator: ","),
     ])
     func badShapesAreErrors(spelling: String) {
         #expect(throws: EngineError.self) { try DraftShape(spelling: spelling) }

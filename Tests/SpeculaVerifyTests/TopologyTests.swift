@@ -59,6 +59,26 @@ struct TopologyTests {
             let best = shapes.filter { $0.nodeCount == nodes }.map { Self.value($0, acceptance) }.max() ?? 0
             #expect(abs(value - best) < 1e-12, "\(nodes) nodes: DP \(value), brute force \(best)")
         }
+        // A non-monotone vector longer than any node's possible children (ranks past budget − 1 are not planned):
+        // every tree of up to 5 nodes, any depth, against the planner with fewer levels than nodes.
+        let uneven = [0.1, 0.6, 0.2, 0.9, 0.95, 0.99, 0.7]
+        let unevenPlanner = try SequoiaPlanner(acceptance: uneven, maxNodes: 5, maxLevels: 9)
+        let unevenShapes = try allShapes(depth: 4, branching: 4, maxNodes: 5).map { try TreeTopology(paths: $0) }
+        for nodes in 1...5 {
+            for levels in 1...6 {
+                let fitting = unevenShapes.filter { $0.nodeCount == nodes && $0.depth < levels }
+                let best = fitting.map { Self.value($0, uneven) }.max()
+                if let best {
+                    let tree = try unevenPlanner.tree(nodes: nodes, levels: levels)
+                    #expect(tree.nodeCount == nodes && tree.depth < levels)
+                    #expect(abs(Self.value(tree, uneven) - best) < 1e-12, "\(nodes) nodes, \(levels) levels")
+                    #expect(abs(unevenPlanner.value(nodes: nodes, levels: levels) - best) < 1e-12)
+                } else {
+                    #expect(throws: VerifyError.self) { try unevenPlanner.tree(nodes: nodes, levels: levels) }
+                }
+            }
+        }
+        #expect(throws: VerifyError.self) { try unevenPlanner.tree(nodes: 5, levels: 10) }
         // With a strong first child the best 4-node tree is a chain; with equal ranks, a star.
         #expect(
             try SequoiaPlanner(acceptance: [0.9, 0.05], maxNodes: 4, maxLevels: 4).tree(nodes: 4, levels: 4)
