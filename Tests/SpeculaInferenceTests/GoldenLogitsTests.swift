@@ -2,12 +2,26 @@ import Foundation
 import SpeculaModels
 import Testing
 
-/// Logits against llama.cpp's (scripts/make-golden-logits.py) on three prompts per model, every position.
+/// Logits against two independent references on four prompts per model, every position:
+/// - llama.cpp (scripts/make-golden-logits.py): the implementation GGUF files are written for;
+/// - a float64 numpy forward pass over the dequantized weights (scripts/make-reference-logits.py): the exact math both
+///   implementations approximate, since both round activations to 8 bits for their quantized products.
 ///
-/// Both implementations quantize activations to int8 for the products with quantized weights, each its own way, so
-/// logits differ by a rounding-level amount. The bounds below are stated per model family; a wrong convention (a
-/// RoPE style, a missing norm, a bias) moves logits by whole units and the argmax with them.
-@Suite("Golden logits against llama.cpp", .enabled(if: Models.present || Models.required), .serialized)
+/// SmolLM2 and Gemma 3 have a fourth prompt (Spec-Bench question 241, 739 and 688 tokens), past Gemma 3's 512-token
+/// sliding window. The checks, each with bounds per model (see ``Bounds``):
+/// 1. Specula's error against the float64 reference: at every position, for each of the reference's top 8 tokens x,
+///    `|(ours[x] − ours[r₁]) − (ref[x] − ref[r₁])|` with r₁ the reference's top token (a logit difference is what an
+///    argmax or a probability ratio depends on) stays within `ours`; llama.cpp's own error, read from the fixtures,
+///    within `llama` (so a regenerated fixture that drifts is caught too).
+/// 2. The argmax: Specula's top token equals llama.cpp's unless the reference's top two are within
+///    `max(ours, llama)` of each other. Why that bound: a token x displaces r₁ in an implementation only if
+///    `ref[r₁] − ref[x]` is at most that implementation's error on x, so when the two implementations disagree, one
+///    of them has displaced r₁ and the reference's top-two gap is at most the larger error bound. And wherever
+///    Specula's top token is not r₁, it must be within `ours` of r₁ by the reference (a token past the reference's
+///    16 kept passes only while the 16th is itself within `ours`: at the Qwen models' first positions).
+/// 3. Against llama.cpp: KL(llama.cpp ‖ ours) over its top tokens plus one bucket for the rest (a lower bound of the
+///    full KL), median and worst, and the largest |Δ log p| on tokens with p > 1e-4.
+@Suite("Golden logits against llama.cpp and a float64 reference", .enabled(if: Models.present || Models.required))
 struct GoldenLogitsTests {
     struct Position: Decodable {
         var ids: [Int]
@@ -19,99 +33,169 @@ struct GoldenLogitsTests {
         var positions: [Position]
     }
     struct Model: Decodable { var cases: [Case] }
-    struct Golden: Decodable { var models: [String: Model] }
+    struct Fixture: Decodable { var models: [String: Model] }
 
-    static let golden: Golden? = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/golden-logits.json")
+    static func fixture(_ file: String) -> Fixture? {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(file)")
         guard let data = try? Data(contentsOf: url) else { return nil }
-        return try? JSONDecoder().decode(Golden.self, from: data)
-    }()
+        return try? JSONDecoder().decode(Fixture.self, from: data)
+    }
+    static let llama = fixture("golden-logits.json")
+    static let reference = fixture("reference-logits.json")
 
-    /// KL(reference ‖ ours) over the reference's top 64 tokens plus one bucket for the rest (a lower bound of the
-    /// full KL, by the data-processing inequality), and the largest log-probability difference on the top 64.
-    static func compare(_ ours: [Float], _ reference: Position) -> (
-        kl: Double, maxDelta: Double, sameArgmax: Bool, flipExplained: Bool
-    ) {
+    /// Per model: 1.5 times the largest value measured on this suite's prompts (printed by the test; a 2-core AMD
+    /// EPYC with AVX2, December 2026), rounded up to two significant figures. The first position of a prompt has its
+    /// own error bounds: there the Qwen models' activations are thousands of times their usual size, and rounding
+    /// them to 8 bits per 256-value block (the activation format of both implementations' K-quant products) moves
+    /// the target's logits by up to 13 against float64. `make-reference-logits.py --round-activations 256` shows it:
+    /// with that rounding the reference meets llama.cpp there within 0.02–0.5.
+    struct Bounds {
+        /// Specula's largest logit-difference error against the float64 reference, past the first position.
+        var ours: Double
+        /// The same at the first position of a prompt.
+        var oursFirst: Double
+        /// llama.cpp's, past the first position and at it.
+        var llama: Double
+        var llamaFirst: Double
+        /// KL(llama.cpp ‖ ours): median over positions, and the worst position.
+        var medianKL: Double
+        var worstKL: Double
+        /// Largest |Δ log p| against llama.cpp on tokens with p > 1e-4.
+        var delta: Double
+    }
+
+    /// Measured (ours, first; llama.cpp, first; median KL, worst KL; |Δ log p|):
+    /// SmolLM2 1.04, 0.155; 0.903, 0.385; 0.00184, 0.0384; 0.888 (793 positions).
+    /// Qwen 0.5B 0.454, 0.346; 0.475, 0.331; 0.00038, 0.0102; 1.05 (53 positions).
+    /// Qwen 1.5B 0.505, 12.8; 0.683, 6.80; 0.00028, 0.0194; 0.483 (53 positions).
+    /// Gemma 3 1.50, 0.180; 1.66, 0.227; 0.00306, 0.163; 1.38 (747 positions).
+    static let bounds: [String: Bounds] = [
+        "smollm2": Bounds(
+            ours: 1.6, oursFirst: 0.24, llama: 1.4, llamaFirst: 0.58, medianKL: 0.0028, worstKL: 0.058, delta: 1.4),
+        "draft": Bounds(
+            ours: 0.69, oursFirst: 0.52, llama: 0.72, llamaFirst: 0.5, medianKL: 0.00057, worstKL: 0.016, delta: 1.6),
+        "target": Bounds(
+            ours: 0.76, oursFirst: 20, llama: 1.1, llamaFirst: 11, medianKL: 0.00042, worstKL: 0.03, delta: 0.73),
+        "gemma3": Bounds(
+            ours: 2.3, oursFirst: 0.28, llama: 2.5, llamaFirst: 0.35, medianKL: 0.0046, worstKL: 0.25, delta: 2.1),
+    ]
+
+    /// The largest `|(logits[x] − logits[r₁]) − (ref[x] − ref[r₁])|` over the reference's top `count` tokens that
+    /// `logits` knows (`nil` for an id it lacks, as llama.cpp's fixture keeps only its own top tokens).
+    static func error(_ logit: (Int) -> Double?, _ reference: Position, count: Int = 8) -> Double? {
+        let top = reference.ids[0]
+        guard let base = logit(top) else { return nil }
+        var worst = 0.0
+        for (id, value) in zip(reference.ids.prefix(count), reference.logits) {
+            guard let mine = logit(id) else { continue }
+            worst = max(worst, abs((mine - base) - (value - reference.logits[0])))
+        }
+        return worst
+    }
+
+    /// KL(llama.cpp ‖ ours) over llama.cpp's kept tokens plus one bucket for the rest, and the largest
+    /// |Δ log p| on kept tokens with p > 1e-4.
+    static func divergence(_ ours: [Float], _ llama: Position) -> (kl: Double, delta: Double) {
         let ourLSE = logSumExp(ours)
         var kl = 0.0
         var restP = 1.0
         var restQ = 1.0
-        var maxDelta = 0.0
-        for (id, logit) in zip(reference.ids, reference.logits) {
-            let logP = logit - reference.logSumExp
+        var delta = 0.0
+        for (id, logit) in zip(llama.ids, llama.logits) {
+            let logP = logit - llama.logSumExp
             let logQ = Double(ours[id]) - ourLSE
             let p = exp(logP)
             kl += p * (logP - logQ)
             restP -= p
             restQ -= exp(logQ)
-            if p > 1e-4 { maxDelta = max(maxDelta, abs(logP - logQ)) }
+            if p > 1e-4 { delta = max(delta, abs(logP - logQ)) }
         }
         if restP > 1e-12 { kl += restP * log(restP / max(restQ, 1e-300)) }
+        return (kl, delta)
+    }
+
+    static func argmax(_ row: [Float]) -> Int {
         var best = 0
-        for index in ours.indices where ours[index] > ours[best] { best = index }
-        let same = best == reference.ids[0] || ours[best] == ours[reference.ids[0]]
-        // A flip is explained when the reference's gap between its top token and ours is no larger than the two
-        // tokens' own log-probability differences (so it follows from the logit agreement bounded below).
-        var explained = false
-        if !same, let slot = reference.ids.firstIndex(of: best) {
-            let gap = reference.logits[0] - reference.logits[slot]
-            let deltaTop = abs((reference.logits[0] - reference.logSumExp) - (Double(ours[reference.ids[0]]) - ourLSE))
-            let deltaOurs = abs((reference.logits[slot] - reference.logSumExp) - (Double(ours[best]) - ourLSE))
-            explained = gap <= deltaTop + deltaOurs
-        }
-        return (kl, maxDelta, same, explained)
+        for index in row.indices where row[index] > row[best] { best = index }
+        return best
     }
 
     @Test(arguments: ["smollm2", "draft", "target", "gemma3"])
-    func matchesLlamaCpp(model name: String) throws {
-        let golden = try #require(Self.golden?.models[name])
+    func matchesBothReferences(model name: String) throws {
+        let llama = try #require(Self.llama?.models[name], "Fixtures/golden-logits.json lacks \(name)")
+        let reference = try #require(Self.reference?.models[name], "Fixtures/reference-logits.json lacks \(name)")
+        let bounds = try #require(Self.bounds[name])
+        try #require(llama.cases.map(\.tokens) == reference.cases.map(\.tokens), "the fixtures' prompts differ")
+        if name == "gemma3" {
+            #expect(llama.cases.contains { $0.tokens.count > 600 }, "no prompt past Gemma 3's 512-token window")
+        }
         let model = try Models.transformer(name)
-        var worstKL = 0.0
+        var kls: [Double] = []
         var worstDelta = 0.0
-        var argmaxMismatches = 0
+        var ours = (first: 0.0, rest: 0.0)
+        var theirs = (first: 0.0, rest: 0.0)
+        var flips: [String] = []
         var positions = 0
-        var kls: [(Double, Int)] = []
-        for c in golden.cases {
-            let cache = model.makeCache(capacity: 256)
-            let logits = try model.forward(tokens: c.tokens, cache: cache, logitRows: Array(c.tokens.indices))
-            for (index, reference) in c.positions.enumerated() {
-                let (kl, delta, same, explained) = Self.compare(logits[index], reference)
-                worstKL = max(worstKL, kl)
-                kls.append((kl, index))
+        for (caseIndex, (golden, exact)) in zip(llama.cases, reference.cases).enumerated() {
+            let cache = model.makeCache(capacity: golden.tokens.count)
+            // Chunks of 64 keep the logits of a 262,144-token vocabulary small, and prefill through the cache.
+            var rows: [[Float]] = []
+            for start in stride(from: 0, to: golden.tokens.count, by: 64) {
+                let chunk = Array(golden.tokens[start..<min(start + 64, golden.tokens.count)])
+                rows += try model.forward(tokens: chunk, cache: cache, logitRows: Array(chunk.indices))
+            }
+            try #require(rows.count == golden.positions.count && rows.count == exact.positions.count)
+            for (index, row) in rows.enumerated() {
+                let l = golden.positions[index]
+                let r = exact.positions[index]
+                let (kl, delta) = Self.divergence(row, l)
+                kls.append(kl)
                 worstDelta = max(worstDelta, delta)
-                if !same {
-                    let gap = reference.logits[0] - reference.logits[1]
-                    print(
-                        "golden \(name): argmax differs at position \(index), reference top-2 gap \(gap), explained \(explained)"
+                let ourError = try #require(Self.error({ Double(row[$0]) }, r))
+                let llamaLogits = Dictionary(zip(l.ids, l.logits), uniquingKeysWith: { a, _ in a })
+                let llamaError = Self.error({ llamaLogits[$0] }, r) ?? .infinity
+                let first = index == 0
+                if first {
+                    ours.first = max(ours.first, ourError)
+                    theirs.first = max(theirs.first, llamaError)
+                } else {
+                    ours.rest = max(ours.rest, ourError)
+                    theirs.rest = max(theirs.rest, llamaError)
+                }
+                let oursBound = first ? bounds.oursFirst : bounds.ours
+                let llamaBound = first ? bounds.llamaFirst : bounds.llama
+                let ourTop = Self.argmax(row)
+                let gap = r.logits[0] - r.logits[1]
+                if ourTop != l.ids[0] {
+                    flips.append("case \(caseIndex) position \(index): reference top-two gap \(gap)")
+                    #expect(
+                        gap <= max(oursBound, llamaBound),
+                        "\(name) case \(caseIndex) position \(index): argmax \(ourTop), llama.cpp \(l.ids[0]), but the float64 reference's top two are \(gap) apart"
                     )
-                    if !explained { argmaxMismatches += 1 }
+                }
+                if ourTop != r.ids[0] {
+                    // Past the reference's kept tokens, ours is at least as far below r₁ as the last one kept.
+                    let below = r.ids.firstIndex(of: ourTop).map { r.logits[0] - r.logits[$0] }
+                    #expect(
+                        (below ?? (r.logits[0] - (r.logits.last ?? -.infinity))) <= oursBound,
+                        "\(name) case \(caseIndex) position \(index): argmax \(ourTop) is not within \(oursBound) of the reference's top \(r.ids[0])"
+                    )
                 }
                 positions += 1
             }
         }
-        kls.sort { $0.0 < $1.0 }
+        kls.sort()
+        let median = kls[kls.count / 2]
+        let worstKL = kls.last ?? 0
         print(
-            "golden \(name): \(positions) positions, median KL \(kls[kls.count / 2].0), worst KL \(worstKL) at positions \(kls.suffix(4).map(\.1)), worst |Δ log p| \(worstDelta)"
+            "golden \(name): \(positions) positions; error against float64: ours \(ours.rest) (first positions \(ours.first)), llama.cpp \(theirs.rest) (first \(theirs.first)); against llama.cpp: median KL \(median), worst KL \(worstKL), |Δ log p| \(worstDelta); argmax differs at \(flips.count): \(flips)"
         )
-        #expect(
-            argmaxMismatches == 0,
-            "\(name): argmax differs at \(argmaxMismatches) positions beyond the logit differences")
-        #expect(kls[kls.count / 2].0 < Self.medianKLBound, "\(name): median KL \(kls[kls.count / 2].0)")
-        #expect(worstKL < Self.worstKLBound, "\(name): KL \(worstKL)")
-        #expect(worstDelta < Self.deltaBound, "\(name): |Δ log p| \(worstDelta)")
+        #expect(ours.rest <= bounds.ours, "\(name): error against float64 \(ours.rest)")
+        #expect(ours.first <= bounds.oursFirst, "\(name): error against float64 at first positions \(ours.first)")
+        #expect(theirs.rest <= bounds.llama, "\(name): llama.cpp's error against float64 \(theirs.rest)")
+        #expect(theirs.first <= bounds.llamaFirst, "\(name): llama.cpp's at first positions \(theirs.first)")
+        #expect(median <= bounds.medianKL, "\(name): median KL \(median)")
+        #expect(worstKL <= bounds.worstKL, "\(name): worst KL \(worstKL)")
+        #expect(worstDelta <= bounds.delta, "\(name): |Δ log p| \(worstDelta)")
     }
-
-    // The two implementations differ by design in three roundings: each quantizes activations to int8 its own way
-    // (llama.cpp's Q8_K maps the largest value to −127; ours is symmetric per block), llama.cpp stores the KV cache
-    // in float16 (ours float32), and llama.cpp's GELU is a float16 table. These move log-probabilities by up to a
-    // few tenths at a few positions of the small 4-bit models (SmolLM2 135M Q4_1, Gemma 3 270M), and much less on
-    // the Qwen pair. A wrong convention (RoPE pairing, a missing norm or bias, Gemma's scaling) moves them by units
-    // and flips the argmax: these bounds catch that, not rounding.
-    /// Median over positions of KL(reference ‖ ours): measured 3e-4 (Qwen) to 3e-3 (SmolLM2, Gemma 3).
-    static let medianKLBound = 0.01
-    /// Worst position: measured 0.003 (Qwen 0.5B) to 0.07 (SmolLM2).
-    static let worstKLBound = 0.15
-    /// Largest |Δ log p| on tokens with p > 1e-4: measured 0.47 (Qwen) to 1.14 (Gemma 3).
-    static let deltaBound = 1.5
 }
