@@ -131,6 +131,32 @@ struct ChatTemplateTests {
         #expect(ChatTemplate.gemma3 == fixture.templates["gemma3-builtin"])
     }
 
+    /// The built-in Gemma 3 template against Gemma's documented turn format, written out by hand (not rendered by
+    /// any template engine): `<start_of_turn>ROLE\n…<end_of_turn>\n` with the assistant's role named `model`, a
+    /// system message prepended to the first user turn followed by a blank line, and `<start_of_turn>model\n` as the
+    /// generation prompt.
+    @Test func builtInGemmaTemplateGivesGemmasTurnFormat() throws {
+        let template = try ChatTemplate(source: ChatTemplate.gemma3)
+        let conversation = [
+            ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi!"),
+            ChatMessage(role: "assistant", content: "Hello."), ChatMessage(role: "user", content: " Sum 2 and 2. "),
+        ]
+        #expect(
+            try template.render(messages: conversation, addGenerationPrompt: true, bosToken: "<bos>")
+                == "<bos><start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n"
+                + "<start_of_turn>user\nSum 2 and 2.<end_of_turn>\n<start_of_turn>model\n")
+        #expect(
+            try template.render(
+                messages: [ChatMessage(role: "user", content: "Hi!")], addGenerationPrompt: false, bosToken: "<bos>")
+                == "<bos><start_of_turn>user\nHi!<end_of_turn>\n")
+        // Roles that do not alternate are refused, as the published template does.
+        #expect(throws: TemplateError.self) {
+            try template.render(
+                messages: [ChatMessage(role: "user", content: "a"), ChatMessage(role: "user", content: "b")],
+                addGenerationPrompt: true)
+        }
+    }
+
     @Test(arguments: [
         ("{% macro m() %}{% endmacro %}", "unsupported tag 'macro'"),
         ("{{ x | wordcount }}", "unsupported filter 'wordcount'"),
