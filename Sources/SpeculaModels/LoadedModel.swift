@@ -49,7 +49,15 @@ public final class LoadedModel: @unchecked Sendable {
     /// The tokens of a conversation rendered by the model's chat template with the generation prompt (special tokens
     /// parsed, no extra BOS: the template writes it when the model wants one).
     public func promptTokens(messages: [ChatMessage]) throws -> [Int] {
-        guard let template else { throw ModelError.invalid(path: file.path, reason: "the model has no chat template") }
+        try Self.promptTokens(messages: messages, template: template, tokenizer: tokenizer, path: file.path)
+    }
+
+    /// ``promptTokens(messages:)`` from a template and tokenizer alone (no transformer loaded); `path` names the
+    /// model in errors.
+    public static func promptTokens(
+        messages: [ChatMessage], template: ChatTemplate?, tokenizer: Tokenizer, path: String
+    ) throws -> [Int] {
+        guard let template else { throw ModelError.invalid(path: path, reason: "the model has no chat template") }
         if messages.isEmpty { throw ModelError.invalid(path: "messages", reason: "the conversation has no message") }
         let bos = tokenizer.bos.map { tokenizer.tokens[$0] } ?? ""
         let eos = tokenizer.eos.map { tokenizer.tokens[$0] } ?? ""

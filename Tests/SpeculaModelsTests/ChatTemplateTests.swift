@@ -177,3 +177,46 @@ struct ChatTemplateTests {
         }
     }
 }
+
+/// The prompt `--chat` builds on each pinned model (`LoadedModel.promptTokens`), against each family's turn format
+/// written out by hand: ChatML for Qwen2.5 and SmolLM2, Gemma's turns (with the built-in template, the base model's
+/// file having none) for Gemma 3. The markers must be single special tokens, and a model that wants a BOS gets one.
+@Suite("Chat prompts on the pinned models", .enabled(if: PinnedModels.allPresent || PinnedModels.required))
+struct ChatPromptTests {
+    @Test(arguments: [
+        (
+            "target",
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n"
+        ),
+        (
+            "draft",
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n"
+        ),
+        (
+            "smollm2",
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n"
+        ),
+        ("gemma3", "<bos><start_of_turn>user\nBe brief.\n\nHi there<end_of_turn>\n<start_of_turn>model\n"),
+    ])
+    func chatPromptFollowsTheModelsFormat(model name: String, expected: String) throws {
+        let path = try #require(PinnedModels.path(name))
+        let file = try GGUFFile(path: path)
+        let tokenizer = try Tokenizer(gguf: file)
+        let messages = [
+            ChatMessage(role: "system", content: "Be brief."), ChatMessage(role: "user", content: "Hi there"),
+        ]
+        let tokens = try LoadedModel.promptTokens(
+            messages: messages, template: try ChatTemplate.forModel(file), tokenizer: tokenizer, path: path)
+        #expect(tokenizer.decode(tokens, renderSpecial: true) == expected)
+        let markers = ["<|im_start|>", "<|im_end|>", "<start_of_turn>", "<end_of_turn>", "<bos>"]
+        for marker in markers where expected.contains(marker) {
+            let id = try #require(tokenizer.tokens.firstIndex(of: marker), "\(name) has no token \(marker)")
+            #expect(
+                tokens.filter { $0 == id }.count == expected.components(separatedBy: marker).count - 1,
+                "\(name): \(marker) is not one special token at each place")
+        }
+        if let bos = tokenizer.bos, name == "gemma3" {
+            #expect(tokens.first == bos && tokens.dropFirst().allSatisfy { $0 != bos }, "Gemma 3: exactly one BOS")
+        }
+    }
+}
