@@ -131,19 +131,29 @@ struct GenerationSessionTests {
         #expect(held.reason == .length)
     }
 
+    /// The end-of-generation token ends a generation right after it, plain and speculative: the same seeded run
+    /// without the stop, cut after its first end token. Sampled at temperature 1 over seeds until a run says the end
+    /// token within 200 tokens (the synthetic model's greedy path may never say it); a seed must be found.
     @Test func endOfGenerationStopsWithoutItsText() throws {
-        let (target, _) = try Self.models()
+        let (target, draft) = try Self.models()
         let eos = try #require(target.tokenizer.endOfGeneration.first)
-        // Find a prompt after which the greedy model says the end token within 200 tokens; else the test has
-        // nothing to check on this seed.
-        let free = try Self.generate(
-            target, nil, .plain(stop: StopConditions(maxTokens: 200, atEndOfGeneration: false)),
-            prompt: Self.prompts[2])
-        guard let at = free.tokens.firstIndex(of: eos) else { return }
-        let stopped = try Self.generate(
-            target, nil, .plain(stop: StopConditions(maxTokens: 200)), prompt: Self.prompts[2])
-        #expect(stopped.reason == .stop)
-        #expect(stopped.tokens == Array(free.tokens[...at]))
+        for (name, drafter) in [("plain", Drafter.none), ("speculative", .model)] {
+            var checked = false
+            for seed in 0..<40 where !checked {
+                var plan = DecodingPlan(
+                    drafter: drafter, sampling: SamplingSettings(temperature: 1),
+                    stop: StopConditions(maxTokens: 200, atEndOfGeneration: false), seed: UInt64(seed))
+                let free = try Self.generate(target, drafter == .none ? nil : draft, plan, prompt: Self.prompts[2])
+                guard let at = free.tokens.firstIndex(of: eos) else { continue }
+                plan.stop = StopConditions(maxTokens: 200)
+                let stopped = try Self.generate(target, drafter == .none ? nil : draft, plan, prompt: Self.prompts[2])
+                #expect(stopped.reason == .stop, "\(name), seed \(seed)")
+                #expect(stopped.tokens == Array(free.tokens[...at]), "\(name), seed \(seed)")
+                #expect(!stopped.text.contains("<|endoftext|>"), "\(name): the end token's text was shown")
+                checked = true
+            }
+            #expect(checked, "\(name): no seed of 40 said the end token within 200 tokens")
+        }
     }
 
     @Test func cancelEndsBeforeTheNextRound() throws {
