@@ -36,6 +36,8 @@ struct RoundEnumerationTests {
         /// it first drafts).
         var adaptive = false
         var vocabulary: [Int]? = nil
+        /// The confidence stop (`--draft-stop`): a chain ends when the draft's largest probability falls below it.
+        var draftStop = 0.0
         var description: String { name }
     }
 
@@ -75,6 +77,16 @@ struct RoundEnumerationTests {
         Case(
             name: "adaptive: reduced draft head, block", chain: .block, depth: 3, length: 3, adaptive: true,
             vocabulary: [0, 1, 2, 4]),
+        Case(name: "chain token γ=3, confidence stop", depth: 3, length: 3, draftStop: 0.5),
+        Case(name: "chain token γ=3, lookahead 2, confidence stop", depth: 3, length: 3, lookahead: 2, draftStop: 0.5),
+        // A reduced draft head from the start (`--draft-vocabulary`): ids outside it are never drafted.
+        Case(name: "chain token γ=3, reduced draft head", depth: 3, length: 3, vocabulary: [0, 1, 2, 4]),
+        Case(
+            name: "rrsw tree, reduced draft head", tree: [[], [0], [1], [0, 0], [0, 1]], verifier: "rrsw",
+            vocabulary: [0, 2, 3, 4]),
+        Case(
+            name: "chain token γ=3, reduced draft head and confidence stop", depth: 3, length: 3,
+            vocabulary: [0, 1, 3, 4], draftStop: 0.5),
         Case(
             name: "adaptive: lookups and plain steps, no draft model", drafter: "ngram", depth: 3, length: 3,
             adaptive: true),
@@ -140,9 +152,12 @@ struct RoundEnumerationTests {
         decoder.lookahead = testCase.lookahead
         decoder.lookupMatch = testCase.lookup
         let policy = Self.policy(hasDraftModel: testCase.drafter == "model")
+        decoder.draftStop = testCase.draftStop
         if testCase.adaptive {
             decoder.deferDraftPrefill = true
             decoder.lazyDraftVocabulary = testCase.vocabulary
+        } else if let kept = testCase.vocabulary {
+            decoder.draftOutputHead = try draft.makeOutputHead(tokens: kept)
         }
         try decoder.start(prompt: Self.prompt)
         let plainCache = target.makeCache(capacity: 64)
@@ -215,6 +230,15 @@ struct RoundEnumerationTests {
         }
         if testCase.lookahead > 0 {
             #expect(decoder.telemetry.lookaheadDrafts > 0, "\(testCase): no draft came from a lookahead row")
+        }
+        if testCase.draftStop > 0 {
+            let t = decoder.telemetry
+            #expect(
+                t.stoppedEarly > 0 && t.stoppedEarly < t.rounds,
+                "\(testCase): the stop must cut some chains and not all (\(t.stoppedEarly) of \(t.rounds))")
+        }
+        if testCase.vocabulary != nil {
+            #expect(decoder.draftOutputHead != nil, "\(testCase): the reduced draft head must be in use")
         }
         if testCase.adaptive {
             // The choice did depend on the past: paths ran rounds of more than one kind.
