@@ -15,8 +15,10 @@ struct StatisticalTests {
         var trials: Int
     }
 
+    /// `leak` plants a bug for the power test: with that probability a trial emits its first draft untested.
     static func run(
-        _ verifier: any NodeVerifier, target: [Double], draft: [Double], count: Int, trials: Int, seed: UInt64
+        _ verifier: any NodeVerifier, target: [Double], draft: [Double], count: Int, trials: Int, seed: UInt64,
+        leak: Double = 0
     ) throws -> Run {
         var counts = [Int](repeating: 0, count: target.count)
         var accepted = 0
@@ -26,6 +28,10 @@ struct StatisticalTests {
             // Verification uniforms independent of drafting randomness, keyed by (seed, trial, node) (§10.6).
             var verifying = CounterRandom(seed: seed, step: UInt64(trial), node: 0)
             let drafts = try verifier.draftLaw.sample(draft: draft, count: count, using: &drafting)
+            if leak > 0 && drafting.nextUniform() < leak {
+                counts[drafts[0]] += 1
+                continue
+            }
             switch try verifier.verify(
                 target: target, draft: draft, drafts: drafts, decision: &decision, using: &verifying)
             {
@@ -133,9 +139,10 @@ struct StatisticalTests {
         return (statistic, chiSquareTail(statistic, degreesOfFreedom: mass.count - 1))
     }
 
-    static func binnedCounts(_ counts: [Int], bins: [Int], binCount: Int) -> [Double] {
+    /// Per-id values (counts or probabilities) summed per bin.
+    static func binned(_ values: [Double], bins: [Int], binCount: Int) -> [Double] {
         var binned = [Double](repeating: 0, count: binCount)
-        for (id, count) in counts.enumerated() { binned[bins[id]] += Double(count) }
+        for (id, value) in values.enumerated() { binned[bins[id]] += value }
         return binned
     }
 
@@ -169,8 +176,7 @@ struct StatisticalTests {
 
     /// `target` moved toward `other` until the total variation from `target` is exactly `distance`.
     static func moved(_ target: [Double], toward other: [Double], distance: Double) -> [Double] {
-        let tv = zip(target, other).reduce(0) { $0 + abs($1.0 - $1.1) } / 2
-        let w = distance / tv
+        let w = distance / Probability.totalVariation(target, other)
         return zip(target, other).map { (1 - w) * $0 + w * $1 }
     }
 
@@ -182,7 +188,7 @@ struct StatisticalTests {
         let (bins, mass) = Self.massBins(Self.fullTarget, count: Self.binCount)
         let run = try Self.run(
             verifier, target: Self.fullTarget, draft: Self.fullDraft, count: count, trials: Self.fullTrials, seed: 6)
-        let counts = Self.binnedCounts(run.counts, bins: bins, binCount: mass.count)
+        let counts = Self.binned(run.counts.map(Double.init), bins: bins, binCount: mass.count)
         let (statistic, pValue) = Self.binnedTest(counts: counts, mass: mass, trials: run.trials)
         #expect(
             pValue >= Self.delta,
@@ -209,9 +215,7 @@ struct StatisticalTests {
         let sharpened = target.indices.map { $0 == head ? 1.0 : 0.0 }
         for (name, other) in [("draft", Self.fullDraft), ("uniform", uniform), ("sharpened", sharpened)] {
             let alternative = Self.moved(target, toward: other, distance: Self.detectable)
-            var binned = [Double](repeating: 0, count: mass.count)
-            for id in alternative.indices { binned[bins[id]] += alternative[id] }
-            let lambdaPerTrial = zip(binned, mass).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) / $1.1 }
+            let binned = Self.binned(alternative, bins: bins, binCount: mass.count)
             let power = Self.power(
                 mass: mass, alternative: binned, trials: Self.fullTrials, repetitions: 200, seed: 9)
             #expect(
@@ -219,27 +223,12 @@ struct StatisticalTests {
         }
         // The bug end to end: accept the draft without its test with probability w, so the output law is
         // (1 − w)·p + w·q, at total variation w·TV(p, q) = 3 %.
-        let tv = zip(target, Self.fullDraft).reduce(0) { $0 + abs($1.0 - $1.1) } / 2
-        let w = Self.detectable / tv
-        var counts = [Int](repeating: 0, count: target.count)
-        var decision = NodeDecision()
-        var drafting = SplitMix64(seed: 13)
-        for trial in 0..<Self.fullTrials {
-            var verifying = CounterRandom(seed: 13, step: UInt64(trial), node: 0)
-            let drafts = try DraftLaw.independent.sample(draft: Self.fullDraft, count: 1, using: &drafting)
-            if drafting.nextUniform() < w {
-                counts[drafts[0]] += 1
-                continue
-            }
-            switch try TokenVerifier().verify(
-                target: target, draft: Self.fullDraft, drafts: drafts, decision: &decision, using: &verifying)
-            {
-            case .accepted(let child): counts[drafts[child]] += 1
-            case .correction(let token): counts[token] += 1
-            }
-        }
-        let binnedCounts = Self.binnedCounts(counts, bins: bins, binCount: mass.count)
-        let (statistic, pValue) = Self.binnedTest(counts: binnedCounts, mass: mass, trials: Self.fullTrials)
+        let w = Self.detectable / Probability.totalVariation(target, Self.fullDraft)
+        let run = try Self.run(
+            TokenVerifier(), target: target, draft: Self.fullDraft, count: 1, trials: Self.fullTrials, seed: 13, leak: w
+        )
+        let counts = Self.binned(run.counts.map(Double.init), bins: bins, binCount: mass.count)
+        let (statistic, pValue) = Self.binnedTest(counts: counts, mass: mass, trials: Self.fullTrials)
         #expect(pValue < Self.delta, "a 3 % leak toward the draft passed: chi-square \(statistic), p = \(pValue)")
     }
 }
