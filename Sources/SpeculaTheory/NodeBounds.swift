@@ -96,10 +96,29 @@ public struct NodeBounds: Sendable {
     ]
 
     /// The slack a value is allowed above its α*: rounding (1e-9) for exact values, four of its own standard errors
-    /// for a Monte-Carlo estimate.
-    public static func slack(_ method: Method) -> Double {
-        if case .monteCarlo(_, let standardError) = method { return 1e-9 + 4 * standardError }
+    /// for a Monte-Carlo estimate — the standard error of its samples with two more, one at 0 and one at 1
+    /// (``guardedStandardError(mean:standardError:samples:)``).
+    public static func slack(_ method: Method, value: Double) -> Double {
+        if case .monteCarlo(let samples, let standardError) = method {
+            return 1e-9 + 4 * guardedStandardError(mean: value, standardError: standardError, samples: samples)
+        }
         return 1e-9
+    }
+
+    /// The standard error of a mean of `samples` values in [0, 1] (the given mean and standard error) after adding
+    /// one value at 0 and one at 1. Samples that are all alike have a standard error of 0, yet a rare outcome none
+    /// of them met can still move the mean: a node where every one of 200 sampled draft tuples is accepted with
+    /// certainty, while α* = 1 − 10⁻⁹, would otherwise fail a check with no slack at all. The two added values bound
+    /// the error of such a sample by about 1/`samples` and change a spread sample's error by about 1/`samples`
+    /// of itself.
+    public static func guardedStandardError(mean: Double, standardError: Double, samples: Int) -> Double {
+        let n = Double(samples)
+        let sum = mean * n + 1
+        let squares = (n - 1) * standardError * standardError * n + n * mean * mean + 1
+        let count = n + 2
+        let guardedMean = sum / count
+        let variance = max(0, (squares - count * guardedMean * guardedMean) / (count - 1))
+        return (variance / count).squareRoot()
     }
 
     /// Every verifier whose acceptance exceeds the α* of its own draft law by more than its precision allows, as
@@ -108,7 +127,8 @@ public struct NodeBounds: Sendable {
         let bounds = Dictionary(optimal.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
         return acceptance.compactMap { entry in
             guard let law = Self.lawOfVerifier[entry.name], let limit = bounds[law] else { return nil }
-            return entry.value > limit + Self.slack(entry.method) ? (entry.name, entry.value, limit) : nil
+            return entry.value > limit + Self.slack(entry.method, value: entry.value)
+                ? (entry.name, entry.value, limit) : nil
         }
     }
 }

@@ -69,12 +69,23 @@ struct NodeBoundsTests {
         let optimum = try #require(bounds.optimal.first { $0.name == "withoutReplacement" }).value
         mutated.acceptance[rrsw].value = optimum + 1e-6
         #expect(mutated.violations.map(\.verifier) == ["rrsw"])
-        // A Monte-Carlo value is held to four of its own standard errors: 3 SE above α* passes, 5 SE fails.
+        // A Monte-Carlo value is held to four of its own standard errors: 3 SE above α* passes, 5 SE fails (a
+        // spread sample: 400 values with standard deviation 0.4, whose guarded error is within 1 % of its own).
         mutated = bounds
-        mutated.acceptance[rrsw].method = .monteCarlo(samples: 100, standardError: 1e-3)
-        mutated.acceptance[rrsw].value = optimum + 3e-3
+        mutated.acceptance[rrsw].method = .monteCarlo(samples: 400, standardError: 0.02)
+        mutated.acceptance[rrsw].value = optimum - 0.2 + 0.06
+        mutated.optimal = mutated.optimal.map { $0.name == "withoutReplacement" ? ($0.name, optimum - 0.2) : $0 }
         #expect(mutated.violations.isEmpty)
-        mutated.acceptance[rrsw].value = optimum + 5e-3
+        mutated.acceptance[rrsw].value = optimum - 0.2 + 0.1
+        #expect(mutated.violations.map(\.verifier) == ["rrsw"])
+        // 200 sampled tuples all accepted with certainty (standard error 0) are consistent with α* = 1 − 10⁻⁹ —
+        // a real node of the pinned pair at T = 0.7 — but not with α* = 0.9.
+        mutated = bounds
+        mutated.acceptance[rrsw].method = .monteCarlo(samples: 200, standardError: 0)
+        mutated.acceptance[rrsw].value = 1
+        mutated.optimal = mutated.optimal.map { $0.name == "withoutReplacement" ? ($0.name, 1 - 1.1e-9) : $0 }
+        #expect(mutated.violations.isEmpty)
+        mutated.optimal = mutated.optimal.map { $0.name == "withoutReplacement" ? ($0.name, 0.9) : $0 }
         #expect(mutated.violations.map(\.verifier) == ["rrsw"])
         // SpecHub is bounded by the greedy law's α* (the same law at two drafts), K-SEQ by the independent law's.
         mutated = bounds
@@ -87,5 +98,23 @@ struct NodeBoundsTests {
         let independent = try #require(bounds.optimal.first { $0.name == "withReplacement" }).value
         mutated.acceptance[kseq].value = independent + 1e-6
         #expect(mutated.violations.map(\.verifier) == ["kseq"])
+    }
+
+    @Test func guardedStandardErrorIsTheErrorWithTwoMoreValues() {
+        var random = SplitMix64(seed: 5)
+        for (count, spread) in [(200, 0.0), (200, 0.3), (37, 1.0), (2, 0.5)] {
+            let values = (0..<count).map { _ in
+                min(1, max(0, 0.7 + spread * (Double(random.next() % 1000) / 1000 - 0.5)))
+            }
+            func meanAndError(_ xs: [Double]) -> (Double, Double) {
+                let mean = xs.reduce(0, +) / Double(xs.count)
+                let variance = xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(xs.count - 1)
+                return (mean, (variance / Double(xs.count)).squareRoot())
+            }
+            let (mean, error) = meanAndError(values)
+            let (_, expected) = meanAndError(values + [0, 1])
+            let got = NodeBounds.guardedStandardError(mean: mean, standardError: error, samples: count)
+            #expect(abs(got - expected) <= 1e-12, "\(count) values, spread \(spread): \(got) vs \(expected)")
+        }
     }
 }
