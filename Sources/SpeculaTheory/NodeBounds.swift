@@ -54,8 +54,7 @@ public struct NodeBounds: Sendable {
                 verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: n)
             acceptance.append(Value(name: "rrsw", value: value, method: .enumeration))
         } else {
-            let estimate = try AcceptanceRate.monteCarlo(
-                verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: n, samples: samples, seed: seed)
+            let estimate = try RRSwMonteCarlo(target: p, draft: q).estimate(count: n, samples: samples, seed: seed)
             acceptance.append(
                 Value(
                     name: "rrsw", value: estimate.mean,

@@ -27,7 +27,7 @@ struct BenchAcceptance: ParsableCommand {
         name: .long, parsing: .upToNextOption,
         help: "Draft counts n (1…4; at n = 4 α* without replacement has no exact method and is left out).")
     var drafts: [Int] = [1, 2, 3]
-    @Option(name: .long, help: "Monte-Carlo samples where no exact method exists.") var samples: Int = 200
+    @Option(name: .long, help: "Monte-Carlo samples where no exact method exists.") var samples: Int = 2000
 
     func validate() throws {
         if drafts.isEmpty || drafts.contains(where: { $0 < 1 || $0 > 4 }) {
