@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(
             name: "SpeculaEngineTests",
             dependencies: ["SpeculaEngine", "SpeculaModels", "SpeculaVerify", "SpeculaTestSupport"]),
-        .testTarget(name: "SpeculaBenchTests", dependencies: ["SpeculaBench", "SpeculaTheory"]),
+        .testTarget(name: "SpeculaBenchTests", dependencies: ["SpeculaBench", "SpeculaTheory", "SpeculaTestSupport"]),
         .testTarget(
             name: "SpeculaServerTests",
             dependencies: [

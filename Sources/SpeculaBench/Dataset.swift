@@ -23,7 +23,7 @@ public struct DatasetError: Error, CustomStringConvertible, Equatable {
 ///
 /// A FILE is JSON lines in the Spec-Bench format (`question_id`, `category`, `turns`; the first turn is the prompt)
 /// or HumanEval's (`task_id`, `prompt`). A NAME picks a built-in set installed by `scripts/fetch-models` into the
-/// data directory (the models directory): the Spec-Bench categories and HumanEval.
+/// data directory (the models directory): the Spec-Bench categories, HumanEval and AlpacaEval.
 public enum Dataset {
     /// A built-in set: the file in the data directory, the categories kept (all when empty), what it is.
     public struct Named: Sendable {
@@ -43,6 +43,7 @@ public enum Dataset {
         names.flatMap { $0 == "spec-bench-tasks" ? taskSets : [$0] }
     }
     public static let humanEvalFile = "HumanEval.jsonl"
+    public static let alpacaFile = "alpaca.jsonl"
 
     public static let named: [(name: String, set: Named)] = [
         ("spec-bench", Named(file: specBenchFile, categories: [], about: "all 480 Spec-Bench prompts, 13 categories")),
@@ -59,6 +60,7 @@ public enum Dataset {
         ("math", Named(file: specBenchFile, categories: ["math_reasoning"], about: "GSM8K (Spec-Bench)")),
         ("rag", Named(file: specBenchFile, categories: ["rag"], about: "retrieval-augmented QA (Spec-Bench)")),
         ("humaneval", Named(file: humanEvalFile, categories: [], about: "HumanEval, 164 code prompts")),
+        ("alpaca", Named(file: alpacaFile, categories: [], about: "AlpacaEval, 805 instructions")),
         (
             "spec-bench-tasks",
             Named(
@@ -88,7 +90,8 @@ public enum Dataset {
             if !FileManager.default.fileExists(atPath: path) {
                 throw DatasetError(
                     "dataset '\(nameOrPath)' needs \(path): run scripts/fetch-models "
-                        + (entry.set.file == humanEvalFile ? "humaneval" : "spec-bench"))
+                        + (entry.set.file == humanEvalFile
+                            ? "humaneval" : entry.set.file == alpacaFile ? "alpaca" : "spec-bench"))
             }
         } else if FileManager.default.fileExists(atPath: nameOrPath) {
             path = nameOrPath

@@ -19,7 +19,7 @@ struct BenchAcceptance: ParsableCommand {
         abstract: "Acceptance of every verifier and α* on real models and prompts (Hu et al.'s table).",
         discussion: """
             Defaults: datasets translation summarization mt-bench humaneval math, 3 prompts each, 128 tokens, \
-            temperatures 0.3 0.7 1.0 (the ablation), n = 1 2 3.
+            temperatures 0.3 0.7 1.0 (the ablation), n = 1 2 3, the draft at the target's temperature (--draft-temperature-factor 1.5 2 for weaker drafts).
             """)
 
     @OptionGroup var options: BenchOptions
@@ -28,6 +28,12 @@ struct BenchAcceptance: ParsableCommand {
         help: "Draft counts n (1…4; at n = 4 α* without replacement has no exact method and is left out).")
     var drafts: [Int] = [1, 2, 3]
     @Option(name: .long, help: "Monte-Carlo samples where no exact method exists.") var samples: Int = 2000
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Draft temperature as a multiple of the target's, each a setting of its own (a weaker draft; the target's continuation is the same for every factor).",
+            valueName: "factor"))
+    var draftTemperatureFactor: [Double] = [1]
 
     func validate() throws {
         if drafts.isEmpty || drafts.contains(where: { $0 < 1 || $0 > 4 }) {
@@ -35,6 +41,9 @@ struct BenchAcceptance: ParsableCommand {
         }
         if samples < 2 { throw ValidationError("--samples must be ≥ 2") }
         if options.temperature.contains(0) { throw ValidationError("--temperature must be > 0 (a sampled law)") }
+        if draftTemperatureFactor.isEmpty || draftTemperatureFactor.contains(where: { !($0 > 0 && $0.isFinite) }) {
+            throw ValidationError("--draft-temperature-factor takes positive numbers")
+        }
     }
 
     func run() throws { _ = try measure() }
@@ -46,7 +55,9 @@ struct BenchAcceptance: ParsableCommand {
             datasets: ["translation", "summarization", "mt-bench", "humaneval", "math"], prompts: 3, maxTokens: 128,
             temperatures: [0.3, 0.7, 1.0])
         guard let drafter = run.draft else { throw CommandError("bench acceptance needs --draft") }
-        let configurations = run.temperatures.map(temperatureLabel)
+        let configurations = run.temperatures.flatMap { t in
+            draftTemperatureFactor.map { Self.label(temperature: t, draftFactor: $0) }
+        }
         // The estimate: a target step and the bounds of one position.
         let steps = try run.stepSeconds()
         // The bounds of one real position: the first prompt's next-token distributions.
@@ -66,15 +77,18 @@ struct BenchAcceptance: ParsableCommand {
         run.announce(
             units: run.promptCount * configurations.count,
             secondsPerUnit: Double(run.maxTokens) * (steps.target + boundSeconds),
-            detail: "\(run.promptCount) prompts × \(configurations.count) temperatures")
+            detail: "\(run.promptCount) prompts × \(configurations.count) settings")
         try run.forEachUnit(configurations: configurations) { set, prompt, configuration in
-            let settings = SamplingSettings(temperature: parseTemperature(configuration))
+            let temperature = parseTemperature(configuration)
+            let settings = SamplingSettings(temperature: temperature)
+            let draftSettings = SamplingSettings(temperature: temperature * Self.draftFactor(configuration))
             let tokens = try run.tokens(prompt)
-            // The target samples the continuation (plain decoding, a seed of its own per unit, so a resumed run
-            // draws what a whole run would); its distribution at each step is kept.
+            // The target samples the continuation (plain decoding, a seed of its own per unit and temperature —
+            // the same for every draft factor, so a resumed run draws what a whole run would and the factors are
+            // compared on one text); its distribution at each step is kept.
             var plan = DecodingPlan.plain(
                 sampling: settings, stop: StopConditions(maxTokens: run.maxTokens),
-                seed: options.seed ^ ResultLog.stableHash("\(set) \(prompt.id) \(configuration)"))
+                seed: options.seed ^ ResultLog.stableHash("\(set) \(prompt.id) \(temperatureLabel(temperature))"))
             plan.recordDistributions = true
             let session = try GenerationSession(target: run.target, plan: plan)
             try session.start(prompt: tokens)
@@ -83,7 +97,7 @@ struct BenchAcceptance: ParsableCommand {
             let continuation = session.generated
             // The draft's distributions at the same positions, in one pass.
             let draftVectors = try Scoring.distributions(
-                drafter.transformer, context: tokens, continuation: continuation, settings: settings)
+                drafter.transformer, context: tokens, continuation: continuation, settings: draftSettings)
             var metrics: [String: [Double]] = [:]
             for (position, q) in draftVectors.enumerated() {
                 let p = targetVectors[position]
@@ -99,6 +113,18 @@ struct BenchAcceptance: ParsableCommand {
             return metrics
         }
         return try report(run, configurations: configurations)
+    }
+
+    /// `T=0.7`, or `T=0.7 draft×1.5` when the draft samples at 1.5 times the target's temperature.
+    static func label(temperature: Double, draftFactor: Double) -> String {
+        temperatureLabel(temperature) + (draftFactor == 1 ? "" : " draft×" + String(format: "%g", draftFactor))
+    }
+
+    static func draftFactor(_ configuration: String) -> Double {
+        for part in configuration.split(separator: " ") where part.hasPrefix("draft×") {
+            return Double(part.dropFirst("draft×".count)) ?? 1
+        }
+        return 1
     }
 
     static let rows = [

@@ -14,7 +14,7 @@ struct BenchOptions: ParsableArguments {
     @Option(
         name: .long, parsing: .upToNextOption,
         help:
-            "Prompt sets: names (spec-bench, mt-bench, translation, summarization, qa, math, rag, humaneval/code; installed by scripts/fetch-models) or Spec-Bench-format JSON-lines files. Default: per benchmark."
+            "Prompt sets: names (spec-bench, mt-bench, translation, summarization, qa, math, rag, humaneval/code, alpaca; installed by scripts/fetch-models) or Spec-Bench-format JSON-lines files. Default: per benchmark."
     )
     var dataset: [String] = []
     @Option(name: .long, help: "Where named datasets live (default: the models directory).") var dataDir: String?

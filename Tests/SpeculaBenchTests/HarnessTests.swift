@@ -1,5 +1,6 @@
 import Foundation
 import SpeculaBench
+import SpeculaTestSupport
 import SpeculaTheory
 import Testing
 
@@ -61,6 +62,12 @@ struct HarnessTests {
             #expect(error.description.contains("scripts/fetch-models humaneval"))
         }
         do {
+            _ = try Dataset.load("alpaca", directory: directory)
+            Issue.record("a missing named set must fail")
+        } catch let error as DatasetError {
+            #expect(error.description.contains("scripts/fetch-models alpaca"))
+        }
+        do {
             _ = try Dataset.load("nope", directory: directory)
         } catch let error as DatasetError {
             #expect(error.description.contains("unknown dataset 'nope'") && error.description.contains("mt-bench"))
@@ -73,6 +80,20 @@ struct HarnessTests {
         BenchRecord(
             benchmark: "b", configuration: configuration, prompt: prompt, category: "c", signature: signature,
             metrics: ["m": values])
+    }
+
+    /// The installed AlpacaEval set (scripts/fetch-models alpaca): its 805 instructions from five sources.
+    @Test(
+        .enabled(
+            if: FileManager.default.fileExists(atPath: TestModels.directory + "/" + Dataset.alpacaFile)
+                || TestModels.required))
+    func alpacaHasItsInstructions() throws {
+        let (prompts, warnings) = try Dataset.load("alpaca", directory: TestModels.directory)
+        #expect(warnings.isEmpty)
+        #expect(prompts.count == 805)
+        #expect(prompts.first?.id == "alpaca-0" && prompts.last?.id == "alpaca-804")
+        #expect(Set(prompts.map(\.category)) == ["helpful_base", "koala", "oasst", "selfinstruct", "vicuna"])
+        #expect(prompts.allSatisfy { !$0.text.isEmpty })
     }
 
     @Test func aHalfWrittenLastLineLosesNothingAfterIt() throws {
