@@ -223,10 +223,23 @@ extension BenchRun {
 
     /// The summaries of this run's configurations (records of other datasets or configurations in the same file
     /// are left out).
-    public func summaries(configurations: [String]) -> [String: [String: ClusteredMean]] {
+    ///
+    /// `differences` adds paired metrics: `(name, a, b)` is `a − b` at every position of a record that has both (the
+    /// same positions, so the interval over prompts is that of the paired difference, not of two separate means).
+    public func summaries(
+        configurations: [String], differences: [(name: String, minuend: String, subtrahend: String)] = []
+    ) -> [String: [String: ClusteredMean]] {
         let wanted = Set(datasets.flatMap { set in configurations.map { "\(set.name) \($0)" } })
         let prompts = Set(datasets.flatMap { $0.prompts.map(\.id) })
-        let records = log.records.filter { wanted.contains($0.configuration) && prompts.contains($0.prompt) }
+        var records = log.records.filter { wanted.contains($0.configuration) && prompts.contains($0.prompt) }
+        for index in records.indices {
+            for (name, minuend, subtrahend) in differences {
+                guard let a = records[index].metrics[minuend], let b = records[index].metrics[subtrahend],
+                    a.count == b.count
+                else { continue }
+                records[index].metrics[name] = zip(a, b).map { $0 - $1 }
+            }
+        }
         var result: [String: [String: ClusteredMean]] = [:]
         for (configuration, metrics) in Summary.summarize(records) {
             result[configuration] = Dictionary(metrics, uniquingKeysWith: { a, _ in a })

@@ -132,8 +132,23 @@ struct BenchAcceptance: ParsableCommand {
         "α* greedy",
     ]
 
+    /// Paired comparisons, position by position (`a − b` at the same positions): each verifier against RRS, and
+    /// each verifier's gap to the α* of its own draft law (Hu et al.'s measure of how far a verifier is from
+    /// optimal).
+    static let pairs: [(name: String, minuend: String, subtrahend: String)] = [
+        ("rrsw − rrs", "rrsw", "rrs"), ("kseq − rrs", "kseq", "rrs"), ("spechub − rrsw", "spechub", "rrsw"),
+        ("greedy − rrsw", "greedy", "rrsw"), ("α* withReplacement − rrs", "α* withReplacement", "rrs"),
+        ("α* withReplacement − kseq", "α* withReplacement", "kseq"),
+        ("α* withoutReplacement − rrsw", "α* withoutReplacement", "rrsw"),
+        ("α* withoutReplacement − α* withReplacement", "α* withoutReplacement", "α* withReplacement"),
+        ("α* greedy − α* withoutReplacement", "α* greedy", "α* withoutReplacement"),
+    ]
+
     func report(_ run: BenchRun, configurations: [String]) throws -> String {
-        let summaries = run.summaries(configurations: configurations)
+        let differences = drafts.flatMap { n in
+            Self.pairs.map { ("\($0.name)@\(n)", "\($0.minuend)@\(n)", "\($0.subtrahend)@\(n)") }
+        }
+        let summaries = run.summaries(configurations: configurations, differences: differences)
         var markdown = "## Acceptance (Hu et al.'s protocol)\n\n\(run.header).\n\n"
         markdown += "Mean acceptance over positions (mean of prompt means ± Student-t 95 % interval over prompts; "
         markdown += "prompts × positions in parentheses). rrsw at n ≥ 3 uses \(samples) Monte-Carlo draft tuples per "
@@ -156,6 +171,15 @@ struct BenchAcceptance: ParsableCommand {
                 markdown += MarkdownTable(header: ["verifier / bound"] + ns.map { "n = \($0)" }, rows: rows).rendered
                 let positions = metrics["token@\(ns[0])"]?.count ?? 0
                 markdown += "\n\(positions) positions.\n\n"
+                let paired = Self.pairs.compactMap { pair -> [String]? in
+                    let cells = ns.map { Summary.cell(metrics["\(pair.name)@\($0)"], digits: 4) }
+                    return cells.allSatisfy { $0 == "—" } ? nil : [pair.name] + cells
+                }
+                if !paired.isEmpty {
+                    markdown += "Paired differences (same positions; Student-t 95 % interval over prompt means):\n\n"
+                    markdown +=
+                        MarkdownTable(header: ["difference"] + ns.map { "n = \($0)" }, rows: paired).rendered + "\n"
+                }
                 let chartN = ns.contains(2) ? 2 : ns[0]
                 chartGroups.append("\(set) \(configuration)")
                 chartValues.append(chartSeries.map { metrics["\($0)@\(chartN)"]?.meanOfGroups })
