@@ -221,6 +221,14 @@ extension BenchRun {
         }
     }
 
+    /// `a − b` of a metric paired by prompt within dataset `set` (``Summary/pairedByPrompt(_:_:_:metric:)`` over
+    /// this run's prompts of that set).
+    public func pairedByPrompt(set: String, _ a: String, _ b: String, metric: String) -> ClusteredMean? {
+        let prompts = Set(datasets.first { $0.name == set }?.prompts.map(\.id) ?? [])
+        return Summary.pairedByPrompt(
+            log.records.filter { prompts.contains($0.prompt) }, "\(set) \(a)", "\(set) \(b)", metric: metric)
+    }
+
     /// The summaries of this run's configurations (records of other datasets or configurations in the same file
     /// are left out).
     ///

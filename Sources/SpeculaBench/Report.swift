@@ -33,6 +33,26 @@ public enum Summary {
 
     /// "0.812 ± 0.020 (3 × 384)" (mean over prompts, Student-t 95 % half-width, prompts × values), "0.812 (1 × 96)"
     /// with one prompt, "—" without values.
+    /// `a − b` of a metric paired by prompt: each prompt's mean under configuration `a` minus its mean under `b`,
+    /// over the prompts that have both, with the Student-t interval of those differences. Nil when no prompt has
+    /// both.
+    public static func pairedByPrompt(_ records: [BenchRecord], _ a: String, _ b: String, metric: String)
+        -> ClusteredMean?
+    {
+        func means(_ configuration: String) -> [String: Double] {
+            var values: [String: [Double]] = [:]
+            for record in records where record.configuration == configuration {
+                values[record.prompt, default: []] += record.metrics[metric] ?? []
+            }
+            return values.compactMapValues { $0.isEmpty ? nil : $0.reduce(0, +) / Double($0.count) }
+        }
+        let (first, second) = (means(a), means(b))
+        let differences = first.sorted { $0.key < $1.key }.compactMap { prompt, value in
+            second[prompt].map { [value - $0] }
+        }
+        return differences.isEmpty ? nil : ClusteredMean(groups: differences)
+    }
+
     public static func cell(_ mean: ClusteredMean?, digits: Int = 3) -> String {
         guard let mean, mean.count > 0 else { return "—" }
         let value = String(format: "%.\(digits)f", mean.meanOfGroups)

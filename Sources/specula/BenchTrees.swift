@@ -79,6 +79,12 @@ struct BenchTrees: ParsableCommand {
         }
     }
 
+    /// The verifier pairs compared prompt by prompt: SpecHub's and the greedy law's claims against RRS without
+    /// replacement, and each later verifier against RRS.
+    static let comparisons = [
+        ("spechub", "rrsw"), ("greedy", "rrsw"), ("rrsw", "rrs"), ("spechub", "rrs"), ("kseq", "rrs"),
+    ]
+
     func report(_ run: BenchRun, configurations: [String]) throws -> String {
         let summaries = run.summaries(configurations: configurations)
         var markdown = "## Trees: tokens per target call\n\n\(run.header).\n\n"
@@ -139,6 +145,28 @@ struct BenchTrees: ParsableCommand {
                     optimumRows.append(cells)
                 }
                 markdown += MarkdownTable(header: ["tree"] + verifiers, rows: optimumRows).rendered + "\n"
+                // Verifiers compared prompt by prompt: the difference of each prompt's tokens per call.
+                let comparisons = Self.comparisons.filter { verifiers.contains($0.0) && verifiers.contains($0.1) }
+                // The verifiers of one prompt run one after another, so wall-clock differences are interleaved too.
+                for (metric, title) in [
+                    ("tokensPerCall", "Tokens per call"), ("tokensPerSecond", "Wall-clock tokens/s (prefill included)"),
+                ] where !comparisons.isEmpty {
+                    markdown += "\(title), paired by prompt (each prompt's difference; Student-t 95 % "
+                    markdown += "interval over prompts):\n\n"
+                    var pairedRows: [[String]] = []
+                    for shape in shapes {
+                        let label = "\(temperatureLabel(t)) \(shape)"
+                        let cells = comparisons.map { a, b in
+                            Summary.cell(
+                                run.pairedByPrompt(set: set, "\(label) \(a)", "\(label) \(b)", metric: metric),
+                                digits: 3)
+                        }
+                        if cells.contains(where: { $0 != "—" }) { pairedRows.append([shape] + cells) }
+                    }
+                    markdown +=
+                        MarkdownTable(header: ["tree"] + comparisons.map { "\($0) − \($1)" }, rows: pairedRows)
+                        .rendered + "\n"
+                }
             }
         }
         let chart = BarChart(

@@ -153,6 +153,21 @@ struct HarnessTests {
         }
     }
 
+    @Test func pairedByPromptByHand() throws {
+        let records = [
+            record("A", "1", [3, 5]), record("B", "1", [1]), record("A", "2", [2]), record("B", "2", [2, 4]),
+            record("A", "3", [9]),  // no B: left out
+            record("C", "1", [100]),
+        ]
+        let paired = try #require(Summary.pairedByPrompt(records, "A", "B", metric: "m"))
+        // Prompt 1: 4 − 1 = 3; prompt 2: 2 − 3 = −1; their mean 1, standard error 2, t(0.975, 1) = 12.706.
+        #expect(paired.groups == 2)
+        #expect(abs(paired.meanOfGroups - 1) < 1e-12)
+        #expect(abs((paired.halfWidth ?? 0) - 12.7062 * 2) < 1e-3)
+        #expect(Summary.pairedByPrompt(records, "A", "D", metric: "m") == nil)
+        #expect(Summary.pairedByPrompt(records, "A", "B", metric: "other") == nil)
+    }
+
     @Test func clusteredMeansByHand() {
         let summary = Summary.summarize([record("A", "1", [1, 2, 3]), record("A", "2", [5])])
         let mean = summary[0].metrics[0].1
