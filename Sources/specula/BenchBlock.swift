@@ -111,15 +111,25 @@ struct BenchBlock: ParsableCommand {
                             String(format: "%+.2f %%", g.meanOfGroups * 100)
                                 + (g.halfWidth.map { String(format: " ± %.2f", $0 * 100) } ?? "")
                         } ?? "—",
+                        // Wall clock: the two runs of a prompt follow each other, so the per-prompt difference is
+                        // an interleaved, paired one.
+                        Summary.cell(
+                            run.pairedByPrompt(
+                                set: set, "\(temperatureLabel(t)) chain:\(gamma) block",
+                                "\(temperatureLabel(t)) chain:\(gamma) token", metric: "tokensPerSecond"), digits: 2),
                     ])
                 }
             }
             markdown += "Paired (the same drafts verified both ways: at every round of both runs, the exact expected "
             markdown +=
-                "tokens per step of each verifier for that round's drafts; mean over prompts ± Student-t 95 % interval):\n\n"
+                "tokens per step of each verifier for that round's drafts; mean over prompts ± Student-t 95 % interval; "
+                + "wall clock: each prompt's block run minus its token run, which ran just before it):\n\n"
             markdown +=
                 MarkdownTable(
-                    header: ["dataset", "T", "γ", "token: E[tokens/step]", "block: E[tokens/step]", "block gain"],
+                    header: [
+                        "dataset", "T", "γ", "token: E[tokens/step]", "block: E[tokens/step]", "block gain",
+                        "block − token tokens/s (by prompt)",
+                    ],
                     rows: paired
                 ).rendered + "\n"
         }
