@@ -164,6 +164,10 @@ public final class GenerationSession: @unchecked Sendable {
     /// ``start(prompt:)``. The output is the same token for token as alone (``ForwardBatcher``); the generation
     /// leaves the batcher when it ends, or at ``leaveBatch()``.
     public var batcher: ForwardBatcher?
+    /// A node verifier of the caller's own in place of the plan's, for a tree plan (set before
+    /// ``start(prompt:)``): a new verification rule can be run — and audited against plain sampling
+    /// (``SamplingAudit``) — without a ``VerifierKind`` for it. Its drafts follow its own ``NodeVerifier/draftLaw``.
+    public var nodeVerifier: (any NodeVerifier)?
     private var member: ForwardBatcher.Member?
     /// The target's logits at each token of the round being consumed.
     private var roundLogits: [[Float]] = []
@@ -459,7 +463,8 @@ public final class GenerationSession: @unchecked Sendable {
             case .tree(let topology, _):
                 decoder = try SpeculativeDecoder(
                     target: model, draft: draft.transformer, settings: plan.sampling, depth: topology.depth,
-                    tree: topology, nodeVerifier: plan.verifier.nodeVerifier, capacity: capacity, seed: plan.seed)
+                    tree: topology, nodeVerifier: nodeVerifier ?? plan.verifier.nodeVerifier, capacity: capacity,
+                    seed: plan.seed)
             case .adaptive:
                 // No measurement: the policy learns the costs from the rounds; the draft catches up on the prompt
                 // when it first drafts.

@@ -1,5 +1,6 @@
 import SpeculaModels
 import SpeculaTheory
+import SpeculaVerify
 
 /// Speculative sampling checked against plain sampling on one prompt: `samples` generations each way — the plain
 /// ones from a seed of their own, so the two samples are independent — compared whole by the chi-square two-sample
@@ -15,13 +16,20 @@ public enum SamplingAudit {
 
     /// `plan` must speculate; its stop conditions bound each sequence. `isCancelled` is checked between samples
     /// (a cancelled audit throws `CancellationError`). With a `batcher`, both sessions run their passes with the
-    /// batcher's other generations.
+    /// batcher's other generations. `nodeVerifier` audits a verification rule of the caller's own on a tree plan
+    /// (``GenerationSession/nodeVerifier``).
     public static func run(
         target: LoadedModel, draft: LoadedModel?, plan: DecodingPlan, prompt: [Int], samples: Int,
-        plainSeed: UInt64, context: Int? = nil, batcher: ForwardBatcher? = nil, isCancelled: () -> Bool = { false }
+        plainSeed: UInt64, context: Int? = nil, batcher: ForwardBatcher? = nil, nodeVerifier: (any NodeVerifier)? = nil,
+        isCancelled: () -> Bool = { false }
     ) throws -> Result {
         if plan.isPlain { throw EngineError.badInput(field: "plan", reason: "an audit needs a speculative plan") }
         if samples < 1 { throw EngineError.badInput(field: "samples", reason: "must be ≥ 1 (got \(samples))") }
+        if nodeVerifier != nil {
+            guard case .tree = plan.shape else {
+                throw EngineError.badInput(field: "plan", reason: "a node verifier of one's own needs a tree plan")
+            }
+        }
         var plainPlan = plan.plainCounterpart
         plainPlan.seed = plainSeed
         func draw(_ session: GenerationSession) throws -> [[Int]] {
@@ -39,6 +47,7 @@ public enum SamplingAudit {
         }
         let plain = try draw(GenerationSession(target: target, plan: plainPlan, context: context))
         let session = try GenerationSession(target: target, draft: draft, plan: plan, context: context)
+        session.nodeVerifier = nodeVerifier
         let speculative = try draw(session)
         var index: [[Int]: Int] = [:]
         for sequence in plain + speculative where index[sequence] == nil { index[sequence] = index.count }
