@@ -326,3 +326,71 @@ struct AdaptiveModeTests {
         }
     }
 }
+
+/// Temperature 0: speculative output equals plain greedy decoding token for token on all four pinned models, on
+/// several prompts, for every draft shape and drafter the library offers — chains (token and block, lookahead and
+/// lookup, the confidence stop), trees (binary, Hu et al.'s, Sequoia's, EAGLE's), `auto`, the default adaptive mode
+/// and the n-gram drafters. (At T = 0 every verifier is the greedy walk, so the verifier named with a tree changes
+/// nothing; the shapes and the drafters do.) SmolLM2, Gemma 3 and the Qwen draft draft for themselves through a
+/// reduced head, so their drafts are really rejected.
+@Suite(
+    "Greedy speculative output equals plain decoding across models, prompts and plans",
+    .enabled(if: EngineModels.present || EngineModels.required), .serialized)
+struct GreedyEqualityBreadthTests {
+    static let prompts = [
+        "Write a Python function that checks whether a number is prime.",
+        "Translate to German: The weather is nice today, and we are going to the park.",
+        "List three facts about the Moon, one per line.",
+    ]
+    static let plans = [
+        "chain:4/token", "chain:3/block", "chain:5+lookahead+lookup/token", "chain:6+stop:0.5/token",
+        "binary:3/spechub", "drafts:2:4/rrsw", "drafts:4:3/rrs", "sequoia:8/greedy", "eagle/kseq", "auto", "adaptive",
+        "ngram", "ngram-adaptive",
+    ]
+
+    /// (target file, draft file or nil for the target itself, reduced draft head).
+    static let pairs: [(String, String?, Int)] = [
+        ("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 0),
+        ("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", nil, 4096),
+        ("smollm2-135m-instruct-q4_1.gguf", nil, 2048),
+        ("gemma-3-270m-q4_k_m.gguf", nil, 4096),
+    ]
+
+    @Test(arguments: 0..<4)
+    func everyPlanOnEveryModel(pair: Int) throws {
+        let (targetFile, draftFile, vocabulary) = Self.pairs[pair]
+        let target = try LoadedModel(path: EngineModels.directory + "/" + targetFile)
+        let draft = try draftFile.map { try LoadedModel(path: EngineModels.directory + "/" + $0) } ?? target
+        let stop = StopConditions(maxTokens: 24, atEndOfGeneration: false)
+        var drafted = 0
+        var rejected = 0
+        for text in Self.prompts {
+            let prompt = try target.promptTokens(chat: text)
+            let plainSession = try GenerationSession(target: target, plan: .plain(stop: stop))
+            try plainSession.start(prompt: prompt)
+            try plainSession.run()
+            let plain = plainSession.generated
+            for method in Self.plans {
+                var plan = try DecodingPlan(method: method, base: DecodingPlan(stop: stop))
+                if plan.drafter == .model { plan.draftVocabulary = vocabulary }
+                let session = try GenerationSession(
+                    target: target, draft: plan.drafter == .model ? draft : nil, plan: plan)
+                if plan.shape == .adaptive && plan.drafter == .model {
+                    // Costs where drafting pays, so that chains run whatever this host's speed.
+                    var costs = AdaptivePolicy(hasDraftModel: true)
+                    costs.setCosts(targetStep: 0.055, targetPerRow: 0.004, draftPerToken: 0.012, draftPerRow: 0.001)
+                    session.adaptiveCosts = costs
+                }
+                try session.start(prompt: prompt)
+                try session.run()
+                #expect(session.generated == plain, "\(targetFile), \(method), \(text.prefix(24))")
+                if let telemetry = session.stats.telemetry {
+                    drafted += telemetry.draftedTokens
+                    rejected += telemetry.draftedTokens - telemetry.acceptedTokens
+                }
+            }
+        }
+        // The drafts were really tested: many drafted, some rejected.
+        #expect(drafted > 100 && rejected > 10, "\(targetFile): \(drafted) drafted, \(rejected) rejected")
+    }
+}
