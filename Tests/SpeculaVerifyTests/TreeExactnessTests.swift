@@ -149,6 +149,45 @@ struct TreeExactnessTests {
         #expect(checked == 183 * 6)
     }
 
+    /// The production code itself, not a model of it: ``DraftTree/draft(topology:rootToken:law:draftDistribution:using:)``
+    /// drafts the whole tree and ``TreeWalk/walk(tree:target:verifier:decision:using:)`` walks it, every random
+    /// choice of both enumerated (``Enumeration/law(maximumPaths:_:)``). The emitted tokens' padded law must be the
+    /// target's joint. (The tests above check ``walkLaw``, a re-derivation of the walk; this one checks the walk.)
+    @Test func theProductionDraftAndWalkEnumerated() throws {
+        let shapes =
+            allShapes(depth: 3, branching: 2, maxNodes: 6) + [
+                try TreeTopology.complete(branching: 3, depth: 1).paths, [[0], [1], [2], [0, 0]],
+            ]
+        let rules: [any NodeVerifier] = [
+            RRSVerifier(), RRSWithoutReplacementVerifier(), SpecHubVerifier(), KSEQVerifier(), GreedyVerifier(),
+        ]
+        var checked = 0
+        for (index, paths) in shapes.enumerated() {
+            let topology = try TreeTopology(paths: paths)
+            let model = TinyModel(vocabularySize: 3, seed: 7_000 &+ UInt64(index))
+            let length = topology.depth + 1
+            for rule in rules {
+                if rule is SpecHubVerifier && topology.children.contains(where: { $0.count > 2 }) { continue }
+                let law = try Enumeration.law(maximumPaths: 2_000_000) { source -> [Int] in
+                    var random = source
+                    let tree = try DraftTree.draft(
+                        topology: topology, rootToken: 0, law: { _ in rule.draftLaw },
+                        draftDistribution: { path in model.vectors(Array(path.dropFirst())).draft }, using: &random)
+                    let target = (0..<tree.nodeCount).map { model.vectors(Array(tree.path(to: $0).dropFirst())).target }
+                    var decision = NodeDecision()
+                    return try TreeWalk.walk(
+                        tree: tree, target: target, verifier: { _ in rule }, decision: &decision, using: &random
+                    ).emittedTokens
+                }
+                let distance = lawDistance(
+                    model.padded(law, context: [], length: length), model.targetJoint(context: [], length: length))
+                #expect(distance < 1e-12, "shape \(paths), \(rule.name): off by \(distance)")
+                checked += 1
+            }
+        }
+        #expect(checked > 100, "\(checked) shape × verifier cases")
+    }
+
     @Test(arguments: ["ternary", "eagle-like", "mixed"])
     func widerShapes(name: String) throws {
         let paths: [[Int]]
