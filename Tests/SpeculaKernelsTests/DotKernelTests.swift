@@ -1,3 +1,4 @@
+import Foundation
 import SpeculaKernels
 import Testing
 
@@ -43,6 +44,14 @@ func randomActivations(rows: Int, columns: Int, seed: UInt64) -> [Float] {
         state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
         return Float(Int64(bitPattern: state >> 11) % 20001) / 5000 - 2
     }
+}
+
+/// `scripts/test-portable` runs these tests against the portable kernels (SPECULA_PORTABLE at build time) and says so
+/// in SPECULA_EXPECT_KERNELS: the build must then really have compiled that kernel set, or the run tested the wrong
+/// code.
+@Test(.enabled(if: ProcessInfo.processInfo.environment["SPECULA_EXPECT_KERNELS"] != nil))
+func theBuildHasTheKernelsItWasAskedFor() {
+    #expect(FastDot.kernelName == ProcessInfo.processInfo.environment["SPECULA_EXPECT_KERNELS"])
 }
 
 @Suite("Dot kernels: fast path against the scalar reference")
