@@ -16,9 +16,9 @@ import SpeculaVerify
 public struct RRSwMonteCarlo: Sendable {
     let target: [Double]
     let draft: [Double]
-    /// Tokens with `p > 0` or `q > 0`, by `p/q` ascending (`q = 0` last, as +∞), with those ratios.
+    /// `p/q` of the tokens with `p > 0` or `q > 0`, ascending (`q = 0` last, as +∞).
     let ratios: [Double]
-    /// Sums of `p` and `q` over `order[j...]`.
+    /// Sums of `p` and `q` over the tokens from the `j`-th in that order on.
     let targetSuffix: [Float80]
     let draftSuffix: [Float80]
     /// `Σ q` over tokens `0..<x`, for sampling by inversion.
@@ -76,6 +76,7 @@ public struct RRSwMonteCarlo: Sendable {
             let denominator = Float80(draft[x]) * mass
             let accept = numerator >= denominator ? 1 : Double(numerator / denominator)
             rejection *= 1 - accept
+            if rejection == 0 { break }  // accepted for certain: later drafts are never reached
             drafted.append(x)
             // The next running target; a residual with no mass restarts from the target, as the verifier does.
             let next = k + mass / remaining
