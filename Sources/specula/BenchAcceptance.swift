@@ -170,7 +170,13 @@ struct BenchAcceptance: ParsableCommand {
                 }
                 markdown += MarkdownTable(header: ["verifier / bound"] + ns.map { "n = \($0)" }, rows: rows).rendered
                 let positions = metrics["token@\(ns[0])"]?.count ?? 0
-                markdown += "\n\(positions) positions.\n\n"
+                markdown += "\n\(positions) positions."
+                if ns.contains(2) {
+                    markdown += " At n = 2 SpecHub's hub pair is the greedy law (the draft's top token and one more "
+                    markdown += "sampled from the rest) and both verifiers reach its α*: their n = 2 values are one "
+                    markdown += "number, equal up to rounding, not a ranking."
+                }
+                markdown += "\n\n"
                 let paired = Self.pairs.compactMap { pair -> [String]? in
                     let cells = ns.map { Summary.cell(metrics["\(pair.name)@\($0)"], digits: 4) }
                     return cells.allSatisfy { $0 == "—" } ? nil : [pair.name] + cells
