@@ -166,14 +166,23 @@ public enum AcceptanceRate {
         }
         var generator = SplitMix64(seed: seed)
         var decision = NodeDecision()
-        var sum = 0.0
-        var sumOfSquares = 0.0
         let drawn = verifier.draftLaw.draftCount(requested: count, draft: draft)
         let rule: any NodeVerifier = drawn == 1 ? TokenVerifier() : verifier
-        for _ in 0..<samples {
+        return try sampleMean(samples) {
             let drafts = try verifier.draftLaw.sample(draft: draft, count: count, using: &generator)
             try rule.decide(target: target, draft: draft, drafts: drafts, into: &decision)
-            let value = decision.acceptanceProbability(target: target)
+            return decision.acceptanceProbability(target: target)
+        }
+    }
+
+    /// The mean of `samples` values drawn by `draw` and its standard error (sample variance, n − 1).
+    static func sampleMean(_ samples: Int, _ draw: () throws -> Double) rethrows -> (
+        mean: Double, standardError: Double
+    ) {
+        var sum = 0.0
+        var sumOfSquares = 0.0
+        for _ in 0..<samples {
+            let value = try draw()
             sum += value
             sumOfSquares += value * value
         }

@@ -128,16 +128,6 @@ public struct RRSwMonteCarlo: Sendable {
             throw VerifyError.invalidSetting(name: "samples", value: "\(samples)", reason: "must be ≥ 2")
         }
         var generator = SplitMix64(seed: seed)
-        var sum = 0.0
-        var sumOfSquares = 0.0
-        for _ in 0..<samples {
-            let value = acceptance(of: sample(count: count, using: &generator))
-            sum += value
-            sumOfSquares += value * value
-        }
-        let n = Double(samples)
-        let mean = sum / n
-        let variance = max(sumOfSquares / n - mean * mean, 0) * n / (n - 1)
-        return (mean, (variance / n).squareRoot())
+        return AcceptanceRate.sampleMean(samples) { acceptance(of: sample(count: count, using: &generator)) }
     }
 }
