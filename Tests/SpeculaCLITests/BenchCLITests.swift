@@ -96,6 +96,11 @@ struct BenchCLITests {
         let unknown = try runSpecula(["bench", "acceptance"] + common + ["--dataset", "no-such-set"])
         #expect(unknown.status == 1)
         #expect(unknown.standardError.contains("unknown dataset 'no-such-set'"))
+        for factor in ["0", "-1", "nan"] {
+            let bad = try runSpecula(["bench", "acceptance"] + common + ["--draft-temperature-factor", factor])
+            #expect(bad.status != 0, "factor \(factor)")
+            #expect(bad.standardError.contains("--draft-temperature-factor"), "factor \(factor): \(bad.standardError)")
+        }
         FileManager.default.createFile(atPath: directory + "/file", contents: Data())
         let notDirectory = try runSpecula(["bench", "block"] + common + ["--out", directory + "/file"])
         #expect(notDirectory.status == 1)
