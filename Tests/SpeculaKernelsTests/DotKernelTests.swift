@@ -263,6 +263,23 @@ struct PackedMatrixTests {
         }
     }
 
+    /// The load's word-at-a-time repacking stores exactly the bytes the value-by-value definition assembles, on
+    /// random blocks (every nibble and bit pattern appears) of every type with a layout; padding included.
+    @Test(arguments: types)
+    func repackingEqualsItsDefinition(type: TensorType) throws {
+        guard PackedMatrix.supports(type) else { return }
+        let weights = randomBlocks(type, rows: 64, columns: 1024, seed: 900 + UInt64(type.rawValue))
+        try weights.withUnsafeBytes { raw in
+            let plain = QuantizedMatrix(type: type, rowCount: 64, columnCount: 1024, data: raw.baseAddress!)
+            let packed = try #require(PackedMatrix(plain))
+            let stored = packed.storedBytes
+            let expected = PackedMatrix.bytesByDefinition(plain)
+            #expect(stored.count == expected.count)
+            let first = zip(stored, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            #expect(first == nil, "\(type): first differing byte at \(first ?? -1)")
+        }
+    }
+
     @Test func shapesWithoutALayoutStayUnpacked() {
         let weights = randomBlocks(.q4_K, rows: 20, columns: 256, seed: 1)
         weights.withUnsafeBytes { raw in
