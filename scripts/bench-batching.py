@@ -182,15 +182,17 @@ def metrics(port):
         return values
 
 
+# Each run starts a fresh server: both servers keep finished requests' caches for reuse, so a run after another on
+# the same prompts would skip their prompt passes and not be comparable.
 port = args.port
 if "specula" in args.servers:
-    process = subprocess.Popen([args.specula, "serve", "-m", args.target, "-md", args.draft, "--port", str(port),
-                                "-c", "4096", "--queue", "256", "-np", str(args.parallel)], stdout=subprocess.DEVNULL,
-                               stderr=open("/tmp/specula-batching-bench.log", "w"))
-    wait_healthy(port, process, "specula serve")
-    stream(port, "Hello", {"mode": "off"})  # warm-up
     for clients in args.clients:
         for mode in args.modes:
+            process = subprocess.Popen([args.specula, "serve", "-m", args.target, "-md", args.draft, "--port",
+                                        str(port), "-c", "4096", "--queue", "256", "-np", str(args.parallel)],
+                                       stdout=subprocess.DEVNULL, stderr=open("/tmp/specula-batching-bench.log", "w"))
+            wait_healthy(port, process, "specula serve")
+            stream(port, "Hello", {"mode": "off"})  # warm-up
             before = metrics(port)
             results, wall = run(port, clients, {"mode": mode} if mode != "default" else None)
             after = metrics(port)
@@ -198,17 +200,18 @@ if "specula" in args.servers:
             passes = batch.get("batch_passes_total", 0)
             record("specula", mode, clients, results, wall,
                    {"batch": batch, "mean_segments": batch.get("batch_segments_total", 0) / passes if passes else None})
-    process.terminate()
-    process.wait()
+            process.terminate()
+            process.wait()
 
 if args.llama_server and "llama-server" in args.servers:
     command = [args.llama_server, "-m", args.target, "-t", str(args.threads), "-c", str(4096 * args.parallel),
                "-np", str(args.parallel), "--port", str(port + 1), "--host", "127.0.0.1", "--no-webui"]
-    llama = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open("/tmp/llama-server-batching.log", "w"))
-    wait_healthy(port + 1, llama, "llama-server")
-    stream(port + 1, "Hello", None)
     for clients in args.clients:
+        llama = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                 stderr=open("/tmp/llama-server-batching.log", "w"))
+        wait_healthy(port + 1, llama, "llama-server")
+        stream(port + 1, "Hello", None)
         results, wall = run(port + 1, clients, None)
         record("llama-server", "plain", clients, results, wall)
-    llama.terminate()
-    llama.wait()
+        llama.terminate()
+        llama.wait()
