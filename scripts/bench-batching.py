@@ -11,7 +11,8 @@ portable, so prompts that end early are kept and counted as they ran), timed her
 - a request's tokens/s: its completion tokens over its wall time (queue and prompt pass included);
 - aggregate tokens/s: all completion tokens over the wall time of the run.
 Each run sends --requests-per-client × N requests, N at a time (a client sends its next request when its last one
-ends). Servers run one after another, never two at once.
+ends). Servers run one after another, never two at once, and each run starts a fresh server (no kept prompt cache
+from an earlier run).
 
 Usage: python3 scripts/bench-batching.py --specula .build/release/specula [--llama-server PATH/llama-server]
            --target T.gguf --draft D.gguf [--clients 1 4 8 16] [--parallel 4] [--max-tokens 256]
