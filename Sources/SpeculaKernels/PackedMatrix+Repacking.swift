@@ -100,6 +100,9 @@ extension PackedMatrix {
                 }
             }
         case .q6_K:
+            // The 32 bytes of padding after the scales: zero, so that a packed matrix's bytes depend on its weights
+            // alone (the allocation is not cleared).
+            (out + 288).initializeMemory(as: UInt8.self, repeating: 0, count: 32)
             for r in 0..<rows {
                 let s = source(r)
                 copyHalf(r, from: 208, to: 256)
