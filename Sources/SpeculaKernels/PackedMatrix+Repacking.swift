@@ -157,12 +157,12 @@ extension PackedMatrix {
     }
 
     /// The packed bytes, in storage order (for tests).
-    package var storedBytes: [UInt8] {
+    public var storedBytes: [UInt8] {
         Array(UnsafeRawBufferPointer(start: groupBase(0), count: byteCount))
     }
 
     /// The bytes ``init(_:pool:)`` must store for `matrix`, assembled value by value (``packByValue``).
-    package static func bytesByDefinition(_ matrix: QuantizedMatrix) -> [UInt8] {
+    public static func bytesByDefinition(_ matrix: QuantizedMatrix) -> [UInt8] {
         let blocks = matrix.columnCount / matrix.type.blockSize
         let groupBytes = blockGroupBytes(matrix.type)
         var bytes = [UInt8](repeating: 0, count: blocks * groupBytes * (matrix.rowCount / groupRows))
