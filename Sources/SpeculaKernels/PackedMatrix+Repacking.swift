@@ -55,10 +55,7 @@ extension PackedMatrix {
     /// models and decodes one token from 1.75 s to 1.68 s (medians of 8 alternated runs; user time 1.92 → 1.75 s):
     /// what is left of the repack is bound by memory (first touches of the new pages and of the file's).
     /// Tests check it byte for byte against ``packByValue``.
-    static func pack(
-        _ m: QuantizedMatrix, group: Int, block b: Int, values: UnsafeMutablePointer<UInt8>,
-        into out: UnsafeMutableRawPointer
-    ) {
+    static func pack(_ m: QuantizedMatrix, group: Int, block b: Int, into out: UnsafeMutableRawPointer) {
         let rows = groupRows
         func source(_ r: Int) -> UnsafeRawPointer { m.row(group * rows + r) + b * m.type.blockBytes }
         func word(_ p: UnsafeRawPointer, _ offset: Int) -> UInt32 {
@@ -182,7 +179,7 @@ extension PackedMatrix {
         return bytes
     }
 
-    /// ``pack(_:group:block:values:into:)`` by its definition: every stored value unpacked to its code, then each
+    /// ``pack(_:group:block:into:)`` by its definition: every stored value unpacked to its code, then each
     /// packed byte assembled from the codes it holds.
     package static func packByValue(
         _ m: QuantizedMatrix, group: Int, block b: Int, values: UnsafeMutablePointer<UInt8>,

@@ -87,14 +87,9 @@ public final class PackedMatrix: @unchecked Sendable {
         let blocks = blocksPerRow
         let groupBytes = blockGroupBytes
         pool.parallelFor(count: rowCount / Self.groupRows) { range in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.groupRows * 256) { values in
-                guard let values = values.baseAddress else { return }
-                for group in range {
-                    for b in 0..<blocks {
-                        Self.pack(
-                            source, group: group, block: b, values: values,
-                            into: destination + (group * blocks + b) * groupBytes)
-                    }
+            for group in range {
+                for b in 0..<blocks {
+                    Self.pack(source, group: group, block: b, into: destination + (group * blocks + b) * groupBytes)
                 }
             }
         }
