@@ -18,9 +18,11 @@ public final class WorkerPool: @unchecked Sendable {
     /// What the workers share with the callers. The workers hold only this, not the pool, so that a pool no one
     /// holds is freed: its `deinit` stops and joins its threads.
     private let state = State()
-    /// Serialises callers: two threads may share a pool (tests running in parallel, a server), and each parallel
-    /// loop needs every worker to itself.
-    private var callerLock = pthread_mutex_t()
+    /// Serialises callers in arrival order: two threads may share a pool (two generations in one process, tests
+    /// running in parallel), and each parallel loop needs every worker to itself. A plain mutex would not do: a
+    /// caller that releases it and asks again a microsecond later (a decoding step runs hundreds of loops) can take
+    /// it back before a sleeping waiter wakes, and keep the other caller out for as long as it runs.
+    private let turns = TurnQueue()
     /// Spin iterations before a worker sleeps on the condition variable.
     static let spinLimit = 200_000
 
@@ -35,7 +37,6 @@ public final class WorkerPool: @unchecked Sendable {
     public init(threadCount: Int) {
         precondition(threadCount >= 1)
         self.threadCount = threadCount
-        pthread_mutex_init(&callerLock, nil)
         for worker in 1..<threadCount {
             var thread = pthread_t()
             let box = Unmanaged.passRetained(WorkerContext(state: state, index: worker))
@@ -111,8 +112,8 @@ public final class WorkerPool: @unchecked Sendable {
             body(0)
             return
         }
-        pthread_mutex_lock(&callerLock)
-        defer { pthread_mutex_unlock(&callerLock) }
+        turns.enter()
+        defer { turns.leave() }
         pthread_mutex_lock(&state.mutex)
         state.job = body
         state.pending.store(threadCount - 1, ordering: .relaxed)
@@ -163,6 +164,55 @@ public final class WorkerPool: @unchecked Sendable {
                 body(lower..<min(lower + chunk, count))
             }
         }
+    }
+}
+
+/// A fair lock (public for the tests of a package that links these kernels from outside): callers enter in the order they asked (a ticket each), each waiter asleep on a condition variable.
+/// Uncontended, `enter` and `leave` are one mutex round each.
+public final class TurnQueue: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let turn = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var nextTicket = 0
+    private var serving = 0
+    private var sleepers = 0
+
+    public init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(turn, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(turn)
+        pthread_mutex_destroy(mutex)
+        turn.deallocate()
+        mutex.deallocate()
+    }
+
+    /// Callers that asked and have not entered yet.
+    public var waiting: Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return nextTicket - serving - 1 < 0 ? 0 : nextTicket - serving - 1
+    }
+
+    public func enter() {
+        pthread_mutex_lock(mutex)
+        let ticket = nextTicket
+        nextTicket += 1
+        while serving != ticket {
+            sleepers += 1
+            pthread_cond_wait(turn, mutex)
+            sleepers -= 1
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    public func leave() {
+        pthread_mutex_lock(mutex)
+        serving += 1
+        // Every sleeper wakes and checks its ticket: there are rarely more than one or two.
+        if sleepers > 0 { pthread_cond_broadcast(turn) }
+        pthread_mutex_unlock(mutex)
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import SpeculaKernels
 import Synchronization
 import Testing
@@ -21,5 +22,39 @@ struct WorkerPoolTests {
         }
         // The workers do not keep the pool: it is freed (its deinit joins the threads) once no one holds it.
         #expect(freed == nil)
+    }
+
+    /// Callers of a shared pool take turns in the order they asked. A caller that leaves and asks again at once
+    /// (a generation runs hundreds of parallel loops a step) goes behind the ones already waiting, instead of
+    /// taking the pool back before they wake (a server's generation once waited out another's whole run that way).
+    @Test func callersTakeTurnsInTheOrderTheyAsked() throws {
+        let turns = TurnQueue()
+        let order = Mutex<[String]>([])
+        func waitUntil(_ count: Int) throws {
+            // Bounded: a thread that never reaches `enter` fails the test rather than hanging it.
+            for _ in 0..<20_000 where turns.waiting < count { usleep(500) }
+            try #require(turns.waiting == count)
+        }
+        turns.enter()
+        order.withLock { $0.append("first") }
+        let done = DispatchGroup()
+        for name in ["second", "third"] {
+            let thread = Thread {
+                turns.enter()
+                order.withLock { $0.append(name) }
+                turns.leave()
+                done.leave()
+            }
+            done.enter()
+            try waitUntil(name == "second" ? 0 : 1)
+            thread.start()
+            try waitUntil(name == "second" ? 1 : 2)
+        }
+        turns.leave()
+        turns.enter()
+        order.withLock { $0.append("first again") }
+        turns.leave()
+        done.wait()
+        #expect(order.withLock { $0 } == ["first", "second", "third", "first again"])
     }
 }
