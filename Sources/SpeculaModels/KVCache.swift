@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Keys and values of every layer for the tokens a model has seen, preallocated for the context.
 ///
 /// Rows are appended by a forward pass (a batch of tokens, possibly a tree), then either kept (`commit`: the accepted
@@ -7,8 +13,8 @@ public final class KVCache: @unchecked Sendable {
     public let layerCount: Int
     public let width: Int
     /// keys[layer]: [capacity, width]
-    var keys: [[Float]]
-    var values: [[Float]]
+    let keys: [KVRows]
+    let values: [KVRows]
     /// Position id of each row.
     var positions: [Int]
     /// Rows in use.
@@ -28,8 +34,9 @@ public final class KVCache: @unchecked Sendable {
         self.capacity = capacity
         layerCount = config.layerCount
         width = config.kvWidth
-        keys = [[Float]](repeating: [Float](repeating: 0, count: capacity * width), count: config.layerCount)
-        values = keys
+        let elements = capacity * config.kvWidth
+        keys = (0..<config.layerCount).map { _ in KVRows(count: elements) }
+        values = (0..<config.layerCount).map { _ in KVRows(count: elements) }
         positions = [Int](repeating: 0, count: capacity)
     }
 
@@ -82,5 +89,54 @@ public final class KVCache: @unchecked Sendable {
             positions[to] = positions[from]
         }
         length = prefix + kept.count
+    }
+}
+
+/// One layer's keys or values for the whole context: zero pages mapped on demand, so a cache sized for 4,096 tokens
+/// costs memory (and page clearing) only for the rows a conversation reaches. An array of zeros would write the
+/// whole context when made — 235 MB for the pinned target's cache at 4,096 tokens, paid by the first pass of every
+/// new conversation.
+final class KVRows: @unchecked Sendable {
+    let count: Int
+    private let base: UnsafeMutablePointer<Float>
+    private let mapped: Bool
+
+    init(count: Int) {
+        self.count = count
+        let bytes = max(1, count) * MemoryLayout<Float>.stride
+        #if canImport(Glibc)
+            if bytes >= 1 << 20 {
+                let memory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                if let memory, memory != MAP_FAILED {
+                    base = memory.bindMemory(to: Float.self, capacity: max(1, count))
+                    mapped = true
+                    return
+                }
+            }
+        #endif
+        guard let memory = calloc(max(1, count), MemoryLayout<Float>.stride) else {
+            fatalError("out of memory: a cache layer of \(bytes) bytes")
+        }
+        base = memory.bindMemory(to: Float.self, capacity: max(1, count))
+        mapped = false
+    }
+
+    deinit {
+        if mapped {
+            munmap(UnsafeMutableRawPointer(base), max(1, count) * MemoryLayout<Float>.stride)
+        } else {
+            free(base)
+        }
+    }
+
+    func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: base, count: count))
+    }
+
+    func withUnsafeMutableBufferPointer<R>(_ body: (inout UnsafeMutableBufferPointer<Float>) throws -> R) rethrows
+        -> R
+    {
+        var buffer = UnsafeMutableBufferPointer(start: base, count: count)
+        return try body(&buffer)
     }
 }
