@@ -81,6 +81,12 @@ public struct AdaptivePolicy: Sendable, Equatable {
     /// the target's (for `d` and `c`).
     public var prefillPerToken: Double?
     public var draftCostRatio: Double
+    /// Measured before the generation (a server with several slots measures both models alone once at start): the
+    /// target's one-row pass, through which the line of pass costs is drawn while the generation itself has run
+    /// fewer than three one-row passes, and a draft step, the prior for `d`. A generation in a batch never runs a
+    /// pass alone, so without these its costs would rest on an extrapolation.
+    public var targetStepPrior: Double?
+    public var draftTokenPrior: Double?
 
     /// Acceptance per drafted position: the draft model's, and lookup's by match length 1, 2, ≥ 3.
     public var model: Rate
@@ -129,6 +135,8 @@ public struct AdaptivePolicy: Sendable, Equatable {
             draftPerRow = other.draftPerRow
         }
         prefillPerToken = prefillPerToken ?? other.prefillPerToken
+        targetStepPrior = targetStepPrior ?? other.targetStepPrior
+        draftTokenPrior = draftTokenPrior ?? other.draftTokenPrior
     }
 
     /// Costs given outright (``fixedCosts``): `t(n) = targetStep + targetPerRow·(n − 1)`, `draftPerToken` a draft,
@@ -185,6 +193,24 @@ public struct AdaptivePolicy: Sendable, Equatable {
             sxy += weight * x * passSeconds[index]
             if index > 0 { wide += weight }
         }
+        if let anchor = targetStepPrior, passCounts[0] < 3 {
+            // Few passes of one row (a generation in a batch runs none): the line goes through the one-row pass
+            // measured alone, and only its slope is fitted — a line fitted through passes of 15 to 20 rows alone
+            // puts t₁ near zero, and with it every cost estimated from t₁ (the draft's).
+            let prior = prefillPerToken ?? 0.1 * anchor
+            var (sxr, sxxr) = (0.0, 0.0)
+            for index in passCounts.indices where passCounts[index] > 0 && index > 0 {
+                let weight = Double(min(passCounts[index], 8))
+                let x = Double(index)
+                sxr += weight * x * (passSeconds[index] - anchor)
+                sxxr += weight * x * x
+            }
+            // Not shrunk toward the prior: anchored, the fitted slope is stable, and a slope shrunk toward a
+            // smaller prior would put the line below the passes it was fitted to.
+            targetPerRow = sxxr > 0 ? max(0, sxr / sxxr) : prior
+            targetStep = anchor
+            return
+        }
         let prior = prefillPerToken ?? 0.1 * (passCounts[0] > 0 ? passSeconds[0] : sy / w)
         let spread = sxx - sx * sx / w
         let fitted = spread > 1e-12 ? max(0, (sxy - sx * sy / w) / spread) : prior
@@ -193,7 +219,7 @@ public struct AdaptivePolicy: Sendable, Equatable {
         targetStep = max(1e-6, (sy - slope * sx) / w)
     }
 
-    public var draftToken: Double? { draftPerToken ?? targetStep.map { $0 * draftCostRatio } }
+    public var draftToken: Double? { draftPerToken ?? draftTokenPrior ?? targetStep.map { $0 * draftCostRatio } }
     public var draftRow: Double? {
         draftPerRow ?? (targetPerRow ?? prefillPerToken ?? targetStep.map { 0.1 * $0 }).map { $0 * draftCostRatio }
     }

@@ -134,9 +134,12 @@ extension SpeculativeDecoder {
         let drafted = telemetry.draftedTokens - before.draftedTokens
         // The round may have updated the policy (the target's confidence): learn on top of that.
         // The pass's cost is that of all its rows (this generation's and, in a batch, the others').
+        // In a batch, the pass's own seconds: this generation's wait for the others to line up (their drafting
+        // included) is not what a pass of these rows costs.
         let passRows = targetCache.lastPass?.rows ?? (drafted + 1)
+        let passSeconds = targetCache.lastPass?.seconds ?? (telemetry.targetPassSeconds - before.targetPassSeconds)
         adaptive?.observe(
-            choice, rows: passRows, targetSeconds: telemetry.targetPassSeconds - before.targetPassSeconds,
+            choice, rows: passRows, targetSeconds: passSeconds,
             draftSeconds: telemetry.draftSeconds - before.draftSeconds, backlog: backlog, drafted: drafted,
             accepted: telemetry.acceptedTokens - before.acceptedTokens, matchLength: match.length)
         if let observer = roundObserver, let policy = adaptive {

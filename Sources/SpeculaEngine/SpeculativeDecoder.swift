@@ -236,9 +236,18 @@ public final class SpeculativeDecoder {
         telemetry = Telemetry()
         if !body.isEmpty {
             let start = ContinuousClock.now
+            targetCache.lastPass = nil
             _ = try target.forward(tokens: body, cache: targetCache, logitRows: [])
             telemetry.targetPrefillSeconds = Self.seconds(since: start)
-            adaptive?.observePrompt(tokens: body.count, seconds: telemetry.targetPrefillSeconds)
+            // A prompt pass shared with others or fed in pieces (a batch) says little about a row's cost alone; one
+            // that ran whole and alone in a batch is timed by the pass itself, not by this generation's wait.
+            if let shared = targetCache.lastPass {
+                if shared.segments == 1 && shared.ownRows == body.count {
+                    adaptive?.observePrompt(tokens: body.count, seconds: shared.seconds)
+                }
+            } else {
+                adaptive?.observePrompt(tokens: body.count, seconds: telemetry.targetPrefillSeconds)
+            }
         }
         history = prompt
         promptLength = prompt.count

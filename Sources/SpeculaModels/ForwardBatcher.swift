@@ -41,16 +41,19 @@ public final class ForwardBatcher: @unchecked Sendable {
         public func leave() { batcher.leave(self) }
     }
 
-    /// A pass as one member saw it: all its rows, the member's own, and how many sequences it carried.
+    /// A pass as one member saw it: all its rows, the member's own, how many sequences it carried, and the seconds
+    /// the pass itself took (its forward call, not the member's wait for the others to line up).
     public struct PassShare: Sendable, Equatable {
         public var rows = 0
         public var ownRows = 0
         public var segments = 0
+        public var seconds = 0.0
 
-        public init(rows: Int = 0, ownRows: Int = 0, segments: Int = 0) {
+        public init(rows: Int = 0, ownRows: Int = 0, segments: Int = 0, seconds: Double = 0) {
             self.rows = rows
             self.ownRows = ownRows
             self.segments = segments
+            self.seconds = seconds
         }
     }
 
@@ -64,6 +67,8 @@ public final class ForwardBatcher: @unchecked Sendable {
         public var sharedPasses = 0
         /// Prompt passes fed in pieces.
         public var splitPrompts = 0
+        /// Seconds spent inside the passes.
+        public var passSeconds = 0.0
     }
 
     final class Request {
@@ -205,13 +210,17 @@ public final class ForwardBatcher: @unchecked Sendable {
         unlock()
         var results: [[[Float]]] = []
         var failure: (any Error)?
+        let start = ContinuousClock.now
         do { results = try model.forward(batch: pieces) } catch { failure = error }
+        let elapsed = (ContinuousClock.now - start).components
+        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
         lock()
         let rows = taken.reduce(0, +)
         if !pieces.isEmpty {
             counters.passes += 1
             counters.rows += rows
             counters.segments += pieces.count
+            counters.passSeconds += seconds
             if pieces.count > 1 { counters.sharedPasses += 1 }
         }
         for (index, request) in included.enumerated() {
@@ -222,7 +231,8 @@ public final class ForwardBatcher: @unchecked Sendable {
             }
             request.logits += results[index]
             request.fed += taken[index]
-            request.segment.cache.lastPass = PassShare(rows: rows, ownRows: taken[index], segments: pieces.count)
+            request.segment.cache.lastPass = PassShare(
+                rows: rows, ownRows: taken[index], segments: pieces.count, seconds: seconds)
             if request.fed == request.segment.tokens.count { request.done = true }
         }
         pending.removeAll { $0.done }

@@ -90,6 +90,8 @@ final class GenerationWorker: @unchecked Sendable {
     private var freeCaches: [PrefixCache]
     /// The last adaptive generation's policy: the next one starts from its measured costs (``ServerOptions/rememberCosts``).
     private var lastPolicy: AdaptivePolicy?
+    /// Priors measured at start (``measureAlone()``), the costs a first generation starts from.
+    private var measuredAlone: AdaptivePolicy?
     var rememberCosts = true
 
     init(
@@ -110,6 +112,7 @@ final class GenerationWorker: @unchecked Sendable {
     }
 
     func start() {
+        if batcher != nil && rememberCosts { measureAlone() }
         for index in 0..<parallel {
             let thread = Thread { [self] in loop() }
             thread.name = "specula-slot-\(index)"
@@ -278,7 +281,19 @@ extension GenerationWorker {
     func inheritedCosts() -> AdaptivePolicy? {
         condition.lock()
         defer { condition.unlock() }
-        return lastPolicy
+        return lastPolicy ?? measuredAlone
+    }
+
+    /// With several slots, a generation runs its passes beside the others' and never times one alone: the models'
+    /// one-row steps are measured here once, before the first request (five passes each, a few hundred
+    /// milliseconds), as the default mode's priors (``AdaptivePolicy/targetStepPrior``).
+    func measureAlone() {
+        var policy = AdaptivePolicy(hasDraftModel: models.usableDraft != nil)
+        policy.targetStepPrior = try? ModelTiming.stepSeconds(models.target.transformer)
+        if let draft = models.usableDraft { policy.draftTokenPrior = try? ModelTiming.stepSeconds(draft.transformer) }
+        condition.lock()
+        measuredAlone = policy
+        condition.unlock()
     }
 
     func remember(_ policy: AdaptivePolicy) {

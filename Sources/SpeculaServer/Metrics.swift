@@ -134,6 +134,10 @@ final class ServerMetrics: @unchecked Sendable {
             out += "specula:batch_rows_total \(batch.rows)\n"
             header("specula:batch_split_prompts_total", "counter", "Prompt passes fed in pieces beside others.")
             out += "specula:batch_split_prompts_total \(batch.splitPrompts)\n"
+            header(
+                "specula:batch_pass_seconds_total", "counter",
+                "Seconds inside the passes (the rest of the wall time the slots spend sampling, verifying, sending).")
+            out += "specula:batch_pass_seconds_total \(batch.passSeconds)\n"
         }
         header("specula:prompt_tokens_total", "counter", "Prompt tokens of finished generations.")
         out += "specula:prompt_tokens_total \(promptTokens)\n"

@@ -243,4 +243,43 @@ struct AdaptivePolicyTests {
         }
         #expect(shared < lone, "beside three others the chain should be shorter (\(shared) vs \(lone))")
     }
+
+    /// A generation in a batch of 16 times only passes of 16 to 18 rows. Measured alone beforehand, the target's
+    /// one-row step anchors the line of pass costs (t₁ is the measured step, the slope fitted through the passes)
+    /// and a draft step is the prior of the draft's cost — fitted without them, the line put t₁ near zero and the
+    /// draft's cost with it, and such a batch drafted on passes that were already compute-bound.
+    @Test func aBatchedGenerationPlansFromTheCostsMeasuredAlone() {
+        func line(_ n: Int) -> Double { 0.040 + 0.007 * Double(n - 1) }
+        func batched(priors: Bool) -> AdaptivePolicy {
+            var policy = AdaptivePolicy(hasDraftModel: true)
+            if priors {
+                policy.targetStepPrior = 0.040
+                policy.draftTokenPrior = 0.020
+            }
+            // The pass's own seconds; this generation waited longer, behind the others' drafting (not recorded).
+            policy.observe(.plain, rows: 16, targetSeconds: 1, draftSeconds: 0, backlog: 0, drafted: 0, accepted: 0)
+            for n in [16, 17, 16, 18, 16, 17, 16, 16] {
+                policy.observe(
+                    n == 16 ? .plain : .lookup(n - 16), rows: n, targetSeconds: line(n), draftSeconds: 0, backlog: 0,
+                    drafted: n - 16, accepted: 0, matchLength: 2)
+            }
+            policy.model = .init(prior: 0.7, weight: 1000)
+            return policy
+        }
+        let anchored = batched(priors: true)
+        #expect(anchored.targetStep == 0.040)
+        #expect(abs(anchored.targetPerRow! - 0.007) < 1e-12)
+        #expect(anchored.draftToken == 0.020)
+        for n in [1, 16, 17, 18, 24] { #expect(abs(anchored.targetPass(n)! - line(n)) < 1e-12, "t(\(n))") }
+        // Beside 15 others on this line a chain never pays: γ drafts cost 7 ms of pass and 20 ms of drafting each,
+        // and bring 0.7 + 0.49 + … tokens, against 16 tokens per 145 ms.
+        let choice = anchored.choose(
+            proposal: 0, matchLength: 0, backlog: 0, generated: 64, remaining: 1000, room: 64, otherRows: 15,
+            otherMembers: 15)
+        #expect(choice == .plain)
+        // Without the priors the same passes leave t₁ at its floor, and the draft's estimated cost with it.
+        let unanchored = batched(priors: false)
+        #expect(unanchored.targetStep! < 0.001)
+        #expect(unanchored.draftToken! < 0.001)
+    }
 }
