@@ -246,7 +246,8 @@ public struct AdaptivePolicy: Sendable, Equatable {
     /// pass: the choice maximises the batch's expected tokens per second, `(otherMembers + E) / (t(otherRows + r) +
     /// D)` for a round of `r` rows, `E` expected tokens and `D` seconds of drafting (each other generation counted
     /// as one token a pass). Rows cost little while the pass reads weights and a full `t(n)` slope once it computes:
-    /// a generation alone drafts as before, one in a large batch drafts less or not at all.
+    /// a generation alone drafts as before, one in a large batch drafts less or not at all. In a batch the draft's
+    /// catch-up on `backlog` rows is charged whole to the round that pays it, not spread over a horizon.
     public func choose(
         proposal: Int, matchLength: Int, backlog: Int, generated: Int, remaining: Int, room: Int, otherRows: Int = 0,
         otherMembers: Int = 0
@@ -277,8 +278,11 @@ public struct AdaptivePolicy: Sendable, Equatable {
             for gamma in 1...min(maxChain, room) {
                 guard let pass = targetPass(otherRows + gamma + 1) else { break }
                 let tokens = Self.expectedTokens(drafts: gamma, acceptance: a)
-                // The catch-up, spread over the horizon, charged for this round's share of it.
-                let cost = pass + d * Double(gamma) + catchUp * tokens / horizon
+                // The catch-up, spread over the horizon, charged for this round's share of it — alone. In a batch
+                // all of it now: it stalls every generation's pass, and beside others drafting seldom pays for
+                // long enough to spread it (16 clients: 10 chains of one or two drafts paid 2.4 s of catch-up).
+                let share = otherMembers > 0 ? 1 : tokens / horizon
+                let cost = pass + d * Double(gamma) + catchUp * share
                 let rate = (others + tokens) / cost
                 if rate > bestRate {
                     best = .chain(gamma)

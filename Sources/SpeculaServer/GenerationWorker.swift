@@ -286,11 +286,16 @@ extension GenerationWorker {
 
     /// With several slots, a generation runs its passes beside the others' and never times one alone: the models'
     /// one-row steps are measured here once, before the first request (five passes each, a few hundred
-    /// milliseconds), as the default mode's priors (``AdaptivePolicy/targetStepPrior``).
+    /// milliseconds, after as many again to warm up), as the default mode's priors (``AdaptivePolicy/targetStepPrior``).
     func measureAlone() {
         var policy = AdaptivePolicy(hasDraftModel: models.usableDraft != nil)
-        policy.targetStepPrior = try? ModelTiming.stepSeconds(models.target.transformer)
-        if let draft = models.usableDraft { policy.draftTokenPrior = try? ModelTiming.stepSeconds(draft.transformer) }
+        // Each model's first passes after the load run cold (a third slower here): a warm-up round first.
+        func step(_ model: Transformer) -> Double? {
+            _ = try? ModelTiming.stepSeconds(model, repeats: 3)
+            return try? ModelTiming.stepSeconds(model)
+        }
+        policy.targetStepPrior = step(models.target.transformer)
+        if let draft = models.usableDraft { policy.draftTokenPrior = step(draft.transformer) }
         condition.lock()
         measuredAlone = policy
         condition.unlock()

@@ -242,6 +242,24 @@ struct AdaptivePolicyTests {
             return
         }
         #expect(shared < lone, "beside three others the chain should be shorter (\(shared) vs \(lone))")
+        // A 100-row catch-up (0.1 s): alone it is spread over the 64 tokens expected and the chain still pays;
+        // beside three others it stalls all four passes and is charged whole, so no chain pays — by hand, the best
+        // chain's rate (3 + E)/(t(3 + γ + 1) + 5 ms·γ + 0.1 s) against 4/t(4).
+        func withBacklog(rows: Int, members: Int) -> AdaptivePolicy.Choice {
+            policy.choose(
+                proposal: 0, matchLength: 0, backlog: 100, generated: 64, remaining: 1000, room: 64, otherRows: rows,
+                otherMembers: members)
+        }
+        guard case .chain = withBacklog(rows: 0, members: 0) else {
+            Issue.record("alone, a 100-row catch-up spread over 64 tokens should not stop a chain")
+            return
+        }
+        let bestWithCatchUp = (1...8).map { gamma in
+            (3 + AdaptivePolicy.expectedTokens(drafts: gamma, acceptance: 0.8))
+                / (0.050 + 0.002 * Double(3 + gamma) + 0.005 * Double(gamma) + 0.1)
+        }.max()!
+        #expect(bestWithCatchUp < 4 / (0.050 + 0.002 * 3))
+        #expect(withBacklog(rows: 3, members: 3) == .plain)
     }
 
     /// A generation in a batch of 16 times only passes of 16 to 18 rows. Measured alone beforehand, the target's
