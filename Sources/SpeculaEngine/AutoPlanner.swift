@@ -51,9 +51,7 @@ public struct CostModel: Sendable, Equatable {
                 let batch = [Int](repeating: body.last ?? 0, count: tokens)
                 let start = ContinuousClock.now
                 _ = try model.forward(tokens: batch, cache: cache, logitRows: Array(0..<tokens))
-                let elapsed = ContinuousClock.now - start
-                samples.append(
-                    Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+                samples.append((ContinuousClock.now - start).inSeconds)
                 _ = cache.trim(to: body.count)
             }
             return samples.sorted()[samples.count / 2]

@@ -688,7 +688,6 @@ public final class GenerationSession: @unchecked Sendable {
     }
 
     static func seconds(between start: ContinuousClock.Instant, and end: ContinuousClock.Instant) -> Double {
-        let elapsed = end - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        (end - start).inSeconds
     }
 }

@@ -167,8 +167,9 @@ public final class WorkerPool: @unchecked Sendable {
     }
 }
 
-/// A fair lock (public for the tests of a package that links these kernels from outside): callers enter in the order they asked (a ticket each), each waiter asleep on a condition variable.
-/// Uncontended, `enter` and `leave` are one mutex round each.
+/// A fair lock: callers enter in the order they asked (a ticket each), each waiter asleep on a condition variable.
+/// Uncontended, `enter` and `leave` are one mutex round each. Public for the kernel tests, which the portable
+/// package links from outside this one.
 public final class TurnQueue: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let turn = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -192,7 +193,7 @@ public final class TurnQueue: @unchecked Sendable {
     public var waiting: Int {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return nextTicket - serving - 1 < 0 ? 0 : nextTicket - serving - 1
+        return max(0, nextTicket - serving - 1)
     }
 
     public func enter() {

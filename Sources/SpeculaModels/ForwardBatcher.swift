@@ -212,8 +212,7 @@ public final class ForwardBatcher: @unchecked Sendable {
         var failure: (any Error)?
         let start = ContinuousClock.now
         do { results = try model.forward(batch: pieces) } catch { failure = error }
-        let elapsed = (ContinuousClock.now - start).components
-        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+        let seconds = (ContinuousClock.now - start).inSeconds
         lock()
         let rows = taken.reduce(0, +)
         if !pieces.isEmpty {

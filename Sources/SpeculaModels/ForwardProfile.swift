@@ -28,3 +28,8 @@ public final class ForwardProfile: @unchecked Sendable {
         last = now
     }
 }
+
+extension Duration {
+    /// The duration in seconds, as the timings of passes and rounds are kept.
+    package var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
