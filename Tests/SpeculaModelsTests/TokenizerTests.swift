@@ -117,6 +117,113 @@ struct TokenizerTests {
     }
 }
 
+/// One megabyte of mixed text (Spec-Bench's prompts with code, whitespace runs, numbers, eight scripts, emoji and
+/// special-token text between them) against llama.cpp's ids, on all three tokenizers, with and without special-token
+/// parsing. The text is rebuilt here from the recipe in the fixture (scripts/make-tokenizer-1mb-golden.py); the
+/// fixture keeps llama.cpp's id count and a hash of each block of 4,096 ids, so a failure names the first block
+/// that differs and shows the text there.
+@Suite("Tokenizers on a megabyte against llama.cpp's", .enabled(if: PinnedModels.allPresent || PinnedModels.required))
+struct TokenizerMegabyteTests {
+    struct Setting: Decodable {
+        var count: Int
+        var blocks: [String]
+    }
+    struct Model: Decodable {
+        var file: String
+        var plain: Setting
+        var special: Setting
+    }
+    struct Golden: Decodable {
+        var source: String
+        var seed: UInt64
+        var bytes: Int
+        var extras: [String]
+        var block: Int
+        var textLength: Int
+        var textFNV1a64: String
+        var models: [String: Model]
+    }
+    struct Question: Decodable { var turns: [String] }
+
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static func golden() throws -> Golden {
+        let url = root.appendingPathComponent("Tests/SpeculaModelsTests/Fixtures/tokenizer-1mb-golden.json")
+        return try JSONDecoder().decode(Golden.self, from: Data(contentsOf: url))
+    }
+
+    static func fnv1a64<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { h = (h ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// The recipe of scripts/make-tokenizer-1mb-golden.py: splitmix64 picks a turn, then an extra; pieces are
+    /// appended while the text stays within `bytes`.
+    static func text(_ golden: Golden) throws -> [UInt8] {
+        let lines = try String(contentsOf: root.appendingPathComponent(golden.source), encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: true)
+        let turns = try lines.flatMap { try JSONDecoder().decode(Question.self, from: Data($0.utf8)).turns }
+        var state = golden.seed
+        func next() -> UInt64 {
+            state &+= 0x9e37_79b9_7f4a_7c15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+            return z ^ (z >> 31)
+        }
+        var text: [UInt8] = []
+        while true {
+            let turn = turns[Int(next() % UInt64(turns.count))]
+            let extra = golden.extras[Int(next() % UInt64(golden.extras.count))]
+            let piece = Array((turn + "\n" + extra).utf8)
+            if text.count + piece.count > golden.bytes { return text }
+            text += piece
+        }
+    }
+
+    /// The recipe itself is checked first, so that a changed text is not reported as a tokenizer difference.
+    @Test func theTextIsTheOneLlamaCppTokenized() throws {
+        let golden = try Self.golden()
+        let text = try Self.text(golden)
+        #expect(text.count == golden.textLength)
+        #expect(Self.fnv1a64(text) == golden.textFNV1a64)
+    }
+
+    @Test(arguments: ["qwen2", "smollm2", "gemma3"], [false, true])
+    func sameIdsAsLlamaCpp(model: String, parseSpecial: Bool) throws {
+        let golden = try Self.golden()
+        let expected = try #require(golden.models[model])
+        let setting = parseSpecial ? expected.special : expected.plain
+        let text = try Self.text(golden)
+        try #require(Self.fnv1a64(text) == golden.textFNV1a64, "the text's recipe changed")
+        let tokenizer = try TokenizerTests.tokenizer(model)
+        let ids = tokenizer.encode(bytes: text, addSpecial: true, parseSpecial: parseSpecial)
+        var blocks: [String] = []
+        var start = 0
+        while start < ids.count {
+            let end = min(start + golden.block, ids.count)
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(4 * (end - start))
+            for id in ids[start..<end] { withUnsafeBytes(of: Int32(id).littleEndian) { bytes += $0 } }
+            blocks.append(Self.fnv1a64(bytes))
+            start = end
+        }
+        #expect(ids.count == setting.count, "\(model): \(ids.count) ids, llama.cpp \(setting.count)")
+        if let first = blocks.indices.first(where: { $0 >= setting.blocks.count || blocks[$0] != setting.blocks[$0] }) {
+            let from = first * golden.block
+            let shown = ids[from..<min(from + 24, ids.count)]
+            Issue.record(
+                "\(model) parseSpecial=\(parseSpecial): block \(first) (ids \(from)…) differs from llama.cpp's; ours begin \(Array(shown)), decoding to \(tokenizer.decode(Array(shown)).debugDescription)"
+            )
+        } else {
+            #expect(blocks.count == setting.blocks.count)
+        }
+    }
+}
+
 @Suite("SentencePiece cuts", .enabled(if: PinnedModels.allPresent || PinnedModels.required))
 struct SentencePieceCutTests {
     /// The encoder cuts the text between characters that no token holds side by side. Gemma 3 has one token with
