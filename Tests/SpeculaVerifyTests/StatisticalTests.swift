@@ -110,8 +110,9 @@ struct StatisticalTests {
     static let fullDraft = Fixture.peaked(size: 151_936, seed: 22)
     /// Trials per verifier at the full vocabulary and bins for its test: with these a 3 % total-variation error
     /// between bins is caught with probability ≥ 0.99 (``powerAtThreePercent()`` checks it). A 1 % error needs about
-    /// 110,000 trials per verifier (the test's noncentrality grows with trials × distance²), about two minutes each
-    /// on a 2-core host: more than the suite affords for six verifiers.
+    /// 136,000 trials per verifier for this test (its noncentrality grows with trials × distance²), and at least
+    /// 68,000 for any test: 1 % moved onto the head token is a χ² divergence of 7.3e-4, and (z(1e-6) + z(0.99))² /
+    /// 7.3e-4 ≈ 68,000. At about 0.9 ms a trial that is more than the suite affords for six verifiers.
     static let fullTrials = 20_000
     static let detectable = 0.03
     static let binCount = 24
