@@ -129,20 +129,51 @@ public enum DraftShape: Sendable, Equatable {
                 throw EngineError.badInput(field: "tree", reason: "bad tree '\(spec)': \(expected)")
             }
         }
+        // A named shape's size is known from its numbers: refuse one past `maxNodes` before building it (building
+        // costs about nodes × depth, so `nary:1:3665` took over 10 s in the fuzz build only to be refused after).
+        func bounded(_ nodes: (branching: Int, depth: Int)) throws {
+            let (branching, depth) = nodes
+            guard branching >= 1, depth >= 1 else { return }  // the builders name what is wrong
+            var total = 1
+            var level = 1
+            for _ in 0..<depth {
+                let (next, overflow) = level.multipliedReportingOverflow(by: branching)
+                if overflow || total > maxNodes - next {
+                    throw EngineError.badInput(
+                        field: "tree",
+                        reason: "tree '\(spec)' has more than \(maxNodes) nodes; at most \(maxNodes) here")
+                }
+                level = next
+                total += level
+            }
+        }
         do {
             switch parts.first {
             case "chain":
                 try arity(2)
+                try bounded((1, try number(1)))
                 return try TreeTopology.chain(try number(1))
             case "drafts":
                 try arity(3)
-                return try TreeTopology.sequences(count: try number(1), depth: try number(2))
+                let (count, depth) = (try number(1), try number(2))
+                if count >= 1 && depth >= 1 {
+                    let (drafts, overflow) = count.multipliedReportingOverflow(by: depth)
+                    if overflow || drafts >= maxNodes {
+                        throw EngineError.badInput(
+                            field: "tree",
+                            reason: "tree '\(spec)' has more than \(maxNodes) nodes; at most \(maxNodes) here")
+                    }
+                }
+                return try TreeTopology.sequences(count: count, depth: depth)
             case "nary":
                 try arity(3)
+                try bounded((try number(1), try number(2)))
                 return try TreeTopology.complete(branching: try number(1), depth: try number(2))
             case "binary":
                 try arity(2)
-                return try TreeTopology.binary(levels: try number(1))
+                let levels = try number(1)
+                if levels >= 2 { try bounded((2, levels - 1)) }
+                return try TreeTopology.binary(levels: levels)
             case "eagle":
                 try arity(1)
                 return try TreeTopology.eagle()

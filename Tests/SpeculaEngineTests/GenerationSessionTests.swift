@@ -299,6 +299,25 @@ struct DecodingPlanTests {
         #expect(throws: EngineError.self) { try DraftShape(spelling: spelling) }
     }
 
+    /// A named shape is measured from its numbers and refused past the bound before it is built: the fuzz target
+    /// found `nary:1:3665` (a chain of 3,665) taking over 10 s to build in the fuzz build, only to be refused for
+    /// its size after. The largest shape of each kind that fits is accepted, one more node is not.
+    @Test func namedShapesPastTheBoundAreRefusedBeforeTheyAreBuilt() throws {
+        for spelling in [
+            "nary:1:3665", "chain:256", "nary:2:8", "binary:9", "drafts:16:16", "nary:1:9223372036854775807",
+        ] {
+            #expect("\(spelling)") {
+                try DraftShape(spelling: spelling, readingFiles: false, maxNodes: 256)
+            } throws: { error in
+                "\(error)".contains("has more than 256 nodes")
+            }
+        }
+        for spelling in ["chain:255", "nary:2:7", "binary:8", "drafts:5:51", "nary:15:2"] {
+            #expect(try DraftShape(spelling: spelling, readingFiles: false, maxNodes: 256).nodeCount <= 256)
+        }
+        #expect(try DraftShape(spelling: "drafts:5:51", readingFiles: false, maxNodes: 256).nodeCount == 256)
+    }
+
     @Test(arguments: [
         "chain:4/nope", "chain:4+turbo/token", "plain/token", "ngram+lookup", "ngram:x", "a/b/c",
         "ngram-adaptive+lookup",

@@ -180,6 +180,37 @@ struct OptimalAcceptanceTests {
         #expect(abs(result.value - OptimalAcceptance.threeDraftsExact(sorted, q)) < 1e-12)
     }
 
+    /// A draft with almost all its mass on one token (the rest 1e-14) and a target on another: α* for three drafts
+    /// without replacement is the chance the target's token is among the two drafted after the big one. Its pair
+    /// terms need Σ q over all but two tokens; as a plain difference of two prefix sums near 1 that kept two or three
+    /// digits, and α* came out 3.6e-5 below RRSw's exact acceptance (the `bound` fuzz target's finding; the vectors
+    /// are the ones it reported, after its sampling settings). Held to the exact max-flow over the draft tuples and
+    /// to RRSw by enumeration; also with a small vocabulary around it through the series method.
+    @Test func aDraftWithNearlyAllItsMassOnOneToken() throws {
+        let p = [8.51101739147944e-16, 0.9999999999999973, 8.799499292079622e-16, 8.799499292079622e-16]
+        let q = [0.9999999999998992, 2.6366907715484863e-14, 2.6366907715484863e-14, 4.80436382565466e-14]
+        let closed = try OptimalAcceptance.withoutReplacement(target: p, draft: q, count: 3)
+        #expect(closed.method == .exactPairs)
+        let flow = try OptimalAcceptance.maxFlow(law: .withoutReplacement, target: p, draft: q, count: 3)
+        #expect(abs(closed.value - flow) < 1e-12, "closed form \(closed.value), max-flow \(flow)")
+        let rrsw = try AcceptanceRate.exact(verifier: RRSWithoutReplacementVerifier(), target: p, draft: q, count: 3)
+        #expect(rrsw <= closed.value + 1e-12, "RRSw \(rrsw) above α* \(closed.value)")
+        #expect(try NodeBounds(target: p, draft: q, drafts: 3, samples: 64, seed: 1).violations.isEmpty)
+        // The same shape at a vocabulary where the series method runs: the big token, the target's token, and
+        // 3,000 tokens of 1e-14 each; the series and the exact pairs must agree.
+        let size = 3002
+        var big = [Double](repeating: 1e-14, count: size)
+        big[0] = 1 - 3000e-14
+        big[1] = 0
+        var target = [Double](repeating: 0, count: size)
+        target[1] = 1
+        let draft = big.enumerated().map { $0.offset == 1 ? 2e-14 : $0.element }
+        let sorted = OptimalAcceptance.SortedSupport(target: target, draft: draft)
+        let series = OptimalAcceptance.threeDraftsSeries(sorted, draft)
+        let pairs = OptimalAcceptance.threeDraftsExact(sorted, draft)
+        #expect(abs(series - pairs) < 1e-12, "series \(series), exact pairs \(pairs)")
+    }
+
     /// The Monte-Carlo estimator agrees with the exact value within five standard errors (and is seeded).
     @Test func monteCarloAgreesWithExact() throws {
         var generator = SplitMix64(seed: 4)
