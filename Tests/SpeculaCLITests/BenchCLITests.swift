@@ -91,6 +91,23 @@ struct BenchCLITests {
         }
     }
 
+    /// `bench lone` runs on the synthetic target and prints both medians and the paired ratio; a bad count is an
+    /// error naming its flag.
+    @Test func loneRunsAndChecksItsFlags() throws {
+        let (directory, _) = try Self.setUp()
+        let model = directory + "/synthetic-target.gguf"
+        let lone = try runSpecula(["bench", "lone", "--model", model, "--max-tokens", "4", "--pairs", "2"])
+        #expect(lone.status == 0, "\(lone.standardError)")
+        #expect(lone.standardOutput.contains("through the batcher, alone in it:"))
+        #expect(lone.standardOutput.contains("(mean of 2 paired ratios, Student-t 95 %)"), "\(lone.standardOutput)")
+        for (flag, value) in [("--pairs", "1"), ("--max-tokens", "1"), ("--max-tokens", "5000")] {
+            let bad = try runSpecula(["bench", "lone", "--model", model, flag, value])
+            #expect(bad.status != 0 && bad.standardError.contains(flag), "\(flag) \(value): \(bad.standardError)")
+        }
+        let missing = try runSpecula(["bench", "lone", "--model", directory + "/none.gguf"])
+        #expect(missing.status == 1 && missing.standardError.contains("none.gguf"), "\(missing.standardError)")
+    }
+
     @Test func badInputIsAClearError() throws {
         let (directory, common) = try Self.setUp()
         let unknown = try runSpecula(["bench", "acceptance"] + common + ["--dataset", "no-such-set"])
