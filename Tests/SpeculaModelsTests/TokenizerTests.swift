@@ -117,7 +117,7 @@ struct TokenizerTests {
     }
 }
 
-/// One megabyte of mixed text (Spec-Bench's prompts with code, whitespace runs, numbers, eight scripts, emoji and
+/// One megabyte of mixed text (Spec-Bench's prompts with code, whitespace runs, numbers, ten scripts, emoji and
 /// special-token text between them) against llama.cpp's ids, on all three tokenizers, with and without special-token
 /// parsing. The text is rebuilt here from the recipe in the fixture (scripts/make-tokenizer-1mb-golden.py); the
 /// fixture keeps llama.cpp's id count and a hash of each block of 4,096 ids, so a failure names the first block
