@@ -27,6 +27,11 @@ public struct AdaptivePolicy: Sendable, Equatable {
         /// Draft a chain of at most `γ` tokens with the draft model.
         case chain(Int)
 
+        public var isChain: Bool {
+            if case .chain = self { return true }
+            return false
+        }
+
         public var description: String {
             switch self {
             case .plain: return "plain"
@@ -91,6 +96,17 @@ public struct AdaptivePolicy: Sendable, Equatable {
     /// Acceptance per drafted position: the draft model's, and lookup's by match length 1, 2, ≥ 3.
     public var model: Rate
     public var lookup: [Rate]
+    /// The draft model's acceptance by its confidence where it drafted (its largest probability at temperature 1,
+    /// binned at ``confidenceEdges``): the chance that a drafted token is kept once the chain reached it. A chain
+    /// stops on it (``extends(reach:confidence:drafted:lookaheadReady:otherRows:)``).
+    public var byConfidence: [Rate]
+    /// Upper edges of the confidence bins (the last bin runs to 1).
+    public static let confidenceEdges: [Double] = [0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99]
+    /// Each observation in a confidence bin multiplies that bin's earlier counts by this.
+    public var confidenceMemory = 0.97
+    /// Chains verified token by token (and the greedy walk) stop on the draft's confidence; block verification
+    /// drafts whole chains.
+    public var confidenceStop = true
 
     /// The longest chain considered, and the longest lookup proposal verified.
     public var maxChain: Int
@@ -115,7 +131,17 @@ public struct AdaptivePolicy: Sendable, Equatable {
         self.maxLookup = maxLookup
         model = Rate(prior: 0.7, weight: 4)
         lookup = [Rate(prior: 0.3, weight: 2), Rate(prior: 0.5, weight: 2), Rate(prior: 0.7, weight: 2)]
+        // Priors at the bins' middles: a draft that gives its token probability m is right about that often.
+        let edges = [0] + Self.confidenceEdges + [1]
+        byConfidence = (0..<(edges.count - 1)).map { Rate(prior: (edges[$0] + edges[$0 + 1]) / 2, weight: 2) }
     }
+
+    static func confidenceBin(_ confidence: Double) -> Int {
+        Self.confidenceEdges.firstIndex { confidence < $0 } ?? Self.confidenceEdges.count
+    }
+
+    /// The chance that a token the draft drafted with confidence `confidence` is kept, once the chain reached it.
+    public func acceptance(confidence: Double) -> Double { byConfidence[Self.confidenceBin(confidence)].value }
 
     /// Starts from the costs another generation measured on the same models (a server's earlier request): the
     /// target's pass times (their counts capped at 4, so this generation's own passes soon weigh as much), the
@@ -252,7 +278,20 @@ public struct AdaptivePolicy: Sendable, Equatable {
         proposal: Int, matchLength: Int, backlog: Int, generated: Int, remaining: Int, room: Int, otherRows: Int = 0,
         otherMembers: Int = 0
     ) -> Choice {
-        guard targetStep != nil, room > 0, let plainPass = targetPass(otherRows + 1) else { return .plain }
+        plan(
+            proposal: proposal, matchLength: matchLength, backlog: backlog, generated: generated, remaining: remaining,
+            room: room, otherRows: otherRows, otherMembers: otherMembers
+        ).choice
+    }
+
+    /// ``choose(proposal:matchLength:backlog:generated:remaining:room:otherRows:otherMembers:)`` with the expected
+    /// tokens per second of the round chosen (the batch's, in a batch; 0 before any pass was timed): what a
+    /// chain's next draft must beat to be drafted.
+    public func plan(
+        proposal: Int, matchLength: Int, backlog: Int, generated: Int, remaining: Int, room: Int, otherRows: Int = 0,
+        otherMembers: Int = 0
+    ) -> (choice: Choice, rate: Double) {
+        guard targetStep != nil, room > 0, let plainPass = targetPass(otherRows + 1) else { return (.plain, 0) }
         let others = Double(otherMembers)
         var best = Choice.plain
         var bestRate = (others + 1) / plainPass
@@ -290,7 +329,26 @@ public struct AdaptivePolicy: Sendable, Equatable {
                 }
             }
         }
-        return best
+        return (best, bestRate)
+    }
+
+    /// Whether a chain drafts one more token: it has drafted `drafted`, the last with confidence `confidence`, and
+    /// reaches its last draft with probability `reach` (the product of their ``acceptance(confidence:)``). The next
+    /// draft is expected to add `reach · a` tokens, `a` the last draft's acceptance (a draft sure of one token tends
+    /// to be sure of the next), for a draft step (none when a lookahead already computed it) and one more row of
+    /// the target's pass: it is drafted when that beats `rate`, the expected tokens per second of the round chosen
+    /// (``plan(proposal:matchLength:backlog:generated:remaining:room:otherRows:otherMembers:)``) — a token worth
+    /// less than the time it costs at the rate the policy already expects is not drafted. The choice depends on the
+    /// draft's side of the round alone (its logits), so token verification keeps the target's law.
+    public func extends(
+        reach: Double, confidence: Double, drafted: Int, rate: Double, lookaheadReady: Bool, otherRows: Int = 0
+    ) -> Bool {
+        guard confidenceStop, rate > 0, let d = draftToken, let pass = targetPass(otherRows + drafted + 1),
+            let wider = targetPass(otherRows + drafted + 2)
+        else { return true }
+        let gain = reach * acceptance(confidence: confidence)
+        let cost = (lookaheadReady ? 0 : d) + max(0, wider - pass)
+        return gain >= rate * cost
     }
 
     /// The target's confidence at the rounds' first rows (its largest probability at temperature 1), a moving
@@ -313,9 +371,12 @@ public struct AdaptivePolicy: Sendable, Equatable {
 
     /// Learns from a round that ran: the choice, its target pass (`rows`, seconds), its draft time with the backlog
     /// it caught up on, and the drafts and acceptances (for lookup, the match length).
+    ///
+    /// `confidences`: a chain's drafts' confidences, in order: each draft the verification reached counts in its
+    /// confidence bin, kept or not.
     public mutating func observe(
         _ choice: Choice, rows: Int, targetSeconds: Double, draftSeconds: Double, backlog: Int, drafted: Int,
-        accepted: Int, matchLength: Int = 0
+        accepted: Int, matchLength: Int = 0, confidences: [Double] = []
     ) {
         choices[choice.description.split(separator: ":")[0].description, default: 0] += 1
         // The first pass after the prompt's is often slow (caches and cores still cold): not a cost to plan with.
@@ -330,6 +391,10 @@ public struct AdaptivePolicy: Sendable, Equatable {
             model.decay(drift)
         case .chain:
             model.observe(drafted: drafted, accepted: accepted, memory: memory)
+            for (position, confidence) in confidences.enumerated() where position <= accepted {
+                byConfidence[Self.confidenceBin(confidence)].observe(
+                    drafted: 1, accepted: position < accepted ? 1 : 0, memory: confidenceMemory)
+            }
             if !fixedCosts && drafted > 0 && draftSeconds > 0 {
                 let rows = backlog
                 if rows <= 4 {

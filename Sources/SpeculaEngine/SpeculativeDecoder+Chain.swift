@@ -24,7 +24,22 @@ extension SpeculativeDecoder {
         var ready: [[Float]] = []  // logits already computed for the next positions
         var assumed: [Int] = []  // the proposed tokens they assume, fed to the draft cache
         let draftStart = ContinuousClock.now
+        // The adaptive mode: a chain verified token by token stops where the next draft is not worth its cost
+        // (``AdaptivePolicy/extends(reach:confidence:drafted:rate:lookaheadReady:otherRows:)``), from the draft's
+        // confidence at each draft; `reach` is the chance that the verification keeps every draft so far.
+        let stopping = adaptive != nil && chainRate > 0 && verifier != .block
+        chainConfidences = []
+        var reach = 1.0
         for position in 0..<gamma {
+            if stopping, position > 0, let policy = adaptive, let confidence = chainConfidences.last,
+                !policy.extends(
+                    reach: reach, confidence: confidence, drafted: position, rate: chainRate,
+                    lookaheadReady: !ready.isEmpty, otherRows: chainOtherRows)
+            {
+                // The last draft is not fed (as at a chain's natural end): the commit puts it in the backlog.
+                telemetry.stoppedEarly += 1
+                break
+            }
             let logits: [Float]
             if ready.isEmpty {
                 let look =
@@ -50,6 +65,11 @@ extension SpeculativeDecoder {
                 telemetry.stoppedEarly += 1
                 // The last draft was fed: its row stays in the draft cache like an unfed one would not.
                 break
+            }
+            if stopping, let policy = adaptive {
+                let confidence = Double(Ops.maximumProbability(logits))
+                chainConfidences.append(confidence)
+                reach *= policy.acceptance(confidence: confidence)
             }
             // Temperature 0 with no penalty: the argmax, with no distribution built (the walk needs none).
             let q = fastGreedy ? [] : try process(logits, path: drafts)

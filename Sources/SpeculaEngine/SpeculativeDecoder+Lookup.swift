@@ -105,10 +105,11 @@ extension SpeculativeDecoder {
         // In a batch: the rows and generations that shared this generation's last target pass (a policy with fixed
         // costs plans from acceptance alone).
         let shared = policy.fixedCosts ? nil : targetCache.lastPass
-        let choice = policy.choose(
+        let otherRows = shared.map { $0.rows - $0.ownRows } ?? 0
+        let (choice, rate) = policy.plan(
             proposal: match.proposal.count, matchLength: match.length, backlog: backlog,
             generated: history.count - promptLength, remaining: tokensLeft, room: room,
-            otherRows: shared.map { $0.rows - $0.ownRows } ?? 0, otherMembers: shared.map { $0.segments - 1 } ?? 0)
+            otherRows: otherRows, otherMembers: shared.map { $0.segments - 1 } ?? 0)
         targetCache.lastPass = nil
         let before = telemetry
         let emitted: [Int]
@@ -129,6 +130,9 @@ extension SpeculativeDecoder {
                 lazyDraftVocabulary = nil
                 telemetry.draftSeconds += Self.seconds(since: start)
             }
+            chainRate = rate
+            chainOtherRows = otherRows
+            defer { chainRate = 0 }
             emitted = try chainRound(draft: draft, draftCache: draftCache, length: gamma)
         }
         let drafted = telemetry.draftedTokens - before.draftedTokens
@@ -141,7 +145,8 @@ extension SpeculativeDecoder {
         adaptive?.observe(
             choice, rows: passRows, targetSeconds: passSeconds,
             draftSeconds: telemetry.draftSeconds - before.draftSeconds, backlog: backlog, drafted: drafted,
-            accepted: telemetry.acceptedTokens - before.acceptedTokens, matchLength: match.length)
+            accepted: telemetry.acceptedTokens - before.acceptedTokens, matchLength: match.length,
+            confidences: choice.isChain ? chainConfidences : [])
         if let observer = roundObserver, let policy = adaptive {
             observer(
                 AdaptiveRound(

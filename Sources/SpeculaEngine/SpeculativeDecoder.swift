@@ -81,6 +81,11 @@ public final class SpeculativeDecoder {
     /// The default mode: each round's kind — a plain step, a lookup round, a draft-model chain and its length — is
     /// chosen by this policy from the costs and acceptance of the rounds before (nil: the fixed shape).
     public var adaptive: AdaptivePolicy?
+    /// The adaptive mode's chain round: the expected tokens per second of the round chosen (0: no stop on the
+    /// draft's confidence), the other rows of the batch's last pass, and the confidences of the chain's drafts.
+    var chainRate = 0.0
+    var chainOtherRows = 0
+    var chainConfidences: [Double] = []
     /// Tokens the generation may still emit (the adaptive policy spreads the draft's catch-up over them).
     public var tokensLeft = Int.max
     /// ``start(prompt:)`` leaves the prompt for the draft to catch up on when it first drafts (a generation that never

@@ -66,6 +66,45 @@ struct AdaptivePolicyTests {
         }
     }
 
+    /// The chain's stop on the draft's confidence: the next draft is drafted when `reach · a` tokens are worth its
+    /// draft step and row at the rate the policy expects, computed here from that definition; and the acceptance by
+    /// confidence is learned from the chains the verification reached.
+    @Test func aChainStopsWhereTheNextDraftIsNotWorthItsCost() {
+        var policy = Self.policy()
+        // Bin priors at their middles: 0.995 above 0.99, 0.4 in [0.3, 0.5).
+        #expect(abs(policy.acceptance(confidence: 0.999) - 0.995) < 1e-12)
+        #expect(abs(policy.acceptance(confidence: 0.42) - 0.4) < 1e-12)
+        let rate = Self.rate(.chain(4), acceptance: 0.8)
+        // A draft step and a row: 25 ms; at the rate of a chain of 4 at 0.8 (22.4 tokens/s) a draft is worth it
+        // when it adds more than 0.56 of a token.
+        for (reach, confidence) in [(1.0, 0.999), (0.9, 0.999), (0.9, 0.96), (0.6, 0.999), (1.0, 0.42), (0.2, 0.85)] {
+            let gain = reach * policy.acceptance(confidence: confidence)
+            let expected = gain >= rate * 0.025
+            let got = policy.extends(
+                reach: reach, confidence: confidence, drafted: 2, rate: rate, lookaheadReady: false)
+            #expect(got == expected, "reach \(reach), confidence \(confidence): gain \(gain) vs \(rate * 0.025)")
+        }
+        #expect(policy.extends(reach: 1, confidence: 0.999, drafted: 2, rate: rate, lookaheadReady: false))
+        #expect(!policy.extends(reach: 1, confidence: 0.42, drafted: 2, rate: rate, lookaheadReady: false))
+        // A lookahead row already computed costs only the target's row (5 ms): drafted at a smaller gain.
+        #expect(policy.extends(reach: 0.5, confidence: 0.42, drafted: 2, rate: rate, lookaheadReady: true))
+        // No rate (nothing timed yet) or the stop switched off: always drafted.
+        #expect(policy.extends(reach: 0.01, confidence: 0.1, drafted: 2, rate: 0, lookaheadReady: false))
+        policy.confidenceStop = false
+        #expect(policy.extends(reach: 0.01, confidence: 0.1, drafted: 2, rate: rate, lookaheadReady: false))
+        // Learning: drafts at 0.999 kept, drafts at 0.42 rejected; a draft past the first rejection is not reached
+        // and not counted.
+        var learner = Self.policy()
+        for _ in 0..<30 {
+            learner.observe(
+                .chain(3), rows: 4, targetSeconds: 0.065, draftSeconds: 0.06, backlog: 0, drafted: 3, accepted: 1,
+                confidences: [0.999, 0.42, 0.85])
+        }
+        #expect(learner.acceptance(confidence: 0.999) > 0.995)
+        #expect(learner.acceptance(confidence: 0.42) < 0.1)
+        #expect(abs(learner.acceptance(confidence: 0.85) - 0.85) < 1e-12, "an unreached draft was counted")
+    }
+
     @Test func withoutADraftModelOnlyLookupAndPlainSteps() {
         var policy = Self.policy(draft: false)
         policy.model = .init(prior: 0.99, weight: 100)
