@@ -17,7 +17,7 @@ extension SpeculativeDecoder {
         /// The prompt passes of ``SpeculativeDecoder/start(prompt:)``: the target's, and the draft model's.
         public var targetPrefillSeconds = 0.0
         public var draftPrefillSeconds = 0.0
-        /// Chains cut short by `draftStop`.
+        /// Chains cut short by `draftStop`, or by the adaptive mode's stop on the draft's confidence.
         public var stoppedEarly = 0
         /// Draft forward passes, and drafts whose distribution came from a lookahead row (no pass of their own).
         public var draftPasses = 0
