@@ -27,11 +27,6 @@ public struct AdaptivePolicy: Sendable, Equatable {
         /// Draft a chain of at most `γ` tokens with the draft model.
         case chain(Int)
 
-        public var isChain: Bool {
-            if case .chain = self { return true }
-            return false
-        }
-
         public var description: String {
             switch self {
             case .plain: return "plain"
@@ -98,7 +93,7 @@ public struct AdaptivePolicy: Sendable, Equatable {
     public var lookup: [Rate]
     /// The draft model's acceptance by its confidence where it drafted (its largest probability at temperature 1,
     /// binned at ``confidenceEdges``): the chance that a drafted token is kept once the chain reached it. A chain
-    /// stops on it (``extends(reach:confidence:drafted:lookaheadReady:otherRows:)``).
+    /// stops on it (``extends(reach:confidence:drafted:rate:lookaheadReady:otherRows:)``).
     public var byConfidence: [Rate]
     /// Upper edges of the confidence bins (the last bin runs to 1).
     public static let confidenceEdges: [Double] = [0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99]

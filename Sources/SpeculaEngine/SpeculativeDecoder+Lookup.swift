@@ -146,7 +146,7 @@ extension SpeculativeDecoder {
             choice, rows: passRows, targetSeconds: passSeconds,
             draftSeconds: telemetry.draftSeconds - before.draftSeconds, backlog: backlog, drafted: drafted,
             accepted: telemetry.acceptedTokens - before.acceptedTokens, matchLength: match.length,
-            confidences: choice.isChain ? chainConfidences : [])
+            confidences: chainConfidences)
         if let observer = roundObserver, let policy = adaptive {
             observer(
                 AdaptiveRound(

@@ -82,7 +82,8 @@ public final class SpeculativeDecoder {
     /// chosen by this policy from the costs and acceptance of the rounds before (nil: the fixed shape).
     public var adaptive: AdaptivePolicy?
     /// The adaptive mode's chain round: the expected tokens per second of the round chosen (0: no stop on the
-    /// draft's confidence), the other rows of the batch's last pass, and the confidences of the chain's drafts.
+    /// draft's confidence), the other rows of the batch's last pass, and the confidences of the last chain's drafts (the
+    /// policy reads them after chain rounds only).
     var chainRate = 0.0
     var chainOtherRows = 0
     var chainConfidences: [Double] = []
