@@ -266,6 +266,17 @@ public func parseTemperature(_ configuration: String) -> Double {
 }
 
 /// The per-prompt metrics of a speculative decoding.
+/// How much faster a run was than plain decoding of the same prompt: its tokens per second over plain decoding's.
+/// At T > 0 the two runs sample different texts, of different lengths, so a ratio of times would not compare like
+/// with like; at T = 0 both emit the same tokens and this is plain time over the run's. Where either emitted
+/// nothing, the ratio of times.
+public func speedRatio(tokens: Int, seconds: Double, plainTokens: Int, plainSeconds: Double) -> Double {
+    let counted = min(tokens, plainTokens) > 0
+    let rate = Double(counted ? tokens : 1) / max(seconds, 1e-9)
+    let plainRate = Double(counted ? plainTokens : 1) / max(plainSeconds, 1e-9)
+    return rate / plainRate
+}
+
 public func decodingMetrics(_ outcome: DecodingOutcome) -> [String: [Double]] {
     var metrics: [String: [Double]] = [
         "seconds": [outcome.seconds], "tokens": [Double(outcome.output.count)],

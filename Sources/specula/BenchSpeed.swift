@@ -92,10 +92,16 @@ struct BenchSpeed: ParsableCommand {
                     )
                 }
                 for (name, values) in decodingMetrics(outcome) { metrics["\(method.label)|\(name)"] = values }
-                metrics["\(method.label)|speedup"] = [plain.seconds / max(outcome.seconds, 1e-9)]
+                // Ratios of tokens per second (`speedRatio`): at T > 0 the two runs' texts differ in length.
+                metrics["\(method.label)|speedup"] = [
+                    speedRatio(
+                        tokens: outcome.output.count, seconds: outcome.seconds, plainTokens: plain.output.count,
+                        plainSeconds: plain.seconds)
+                ]
                 metrics["\(method.label)|decodeSpeedup"] = [
-                    (plain.seconds - plain.targetPrefillSeconds)
-                        / max(outcome.seconds - outcome.targetPrefillSeconds, 1e-9)
+                    speedRatio(
+                        tokens: outcome.output.count, seconds: outcome.seconds - outcome.targetPrefillSeconds,
+                        plainTokens: plain.output.count, plainSeconds: plain.seconds - plain.targetPrefillSeconds)
                 ]
             }
             return metrics

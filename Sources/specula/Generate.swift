@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SpeculaBench
 import SpeculaEngine
 import SpeculaModels
 import SpeculaVerify
@@ -161,7 +162,16 @@ struct Generate: ParsableCommand {
             if let plain {
                 fields.append(("plainSeconds", .number(plain.seconds)))
                 fields.append(("speculativeSeconds", .number(result.seconds)))
-                fields.append(("speedup", .number(plain.seconds / result.seconds)))
+                // Tokens per second over plain decoding's (`speedRatio`): at T > 0 the two texts differ in length.
+                fields.append(("plainTokens", .number(Double(plain.tokens.count))))
+                fields.append(
+                    (
+                        "speedup",
+                        .number(
+                            speedRatio(
+                                tokens: session.generated.count, seconds: result.seconds,
+                                plainTokens: plain.tokens.count, plainSeconds: plain.seconds))
+                    ))
                 fields.append(("plainFirstTokenSeconds", .number(plain.firstToken)))
                 if plan.sampling.isGreedy {
                     fields.append(("sameOutput", .bool(plain.tokens == session.generated)))

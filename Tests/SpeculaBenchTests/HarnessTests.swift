@@ -27,6 +27,16 @@ struct HarnessTests {
         #"{"question_id": "q3", "category": "translation", "turns": ["Translate: Hallo."]}"#,
     ]
 
+    /// A speedup is tokens per second over plain decoding's: with equal lengths (T = 0) the ratio of times; with
+    /// different lengths (T > 0) not — 40 tokens in 1.6 s against 20 in 1 s is 1.25× faster, though it took longer.
+    @Test func speedupsAreRatiosOfRates() {
+        #expect(abs(speedRatio(tokens: 30, seconds: 1.5, plainTokens: 30, plainSeconds: 3) - 2) < 1e-12)
+        #expect(abs(speedRatio(tokens: 40, seconds: 1.6, plainTokens: 20, plainSeconds: 1) - 1.25) < 1e-12)
+        #expect(abs(speedRatio(tokens: 10, seconds: 1, plainTokens: 128, plainSeconds: 6.4) - 0.5) < 1e-12)
+        // Nothing emitted by either run: the ratio of times.
+        #expect(abs(speedRatio(tokens: 0, seconds: 0.2, plainTokens: 5, plainSeconds: 0.3) - 1.5) < 1e-12)
+    }
+
     @Test func parsesBothFormatsAndReportsBadLinesByNumber() {
         let (prompts, warnings) = Dataset.parse(Self.lines.joined(separator: "\n"), path: "set.jsonl")
         #expect(prompts.map(\.id) == ["81", "HumanEval/0", "q3"])
