@@ -146,15 +146,18 @@ extension SpeculativeDecoder {
             choice, rows: passRows, targetSeconds: passSeconds,
             draftSeconds: telemetry.draftSeconds - before.draftSeconds, backlog: backlog, drafted: drafted,
             accepted: telemetry.acceptedTokens - before.acceptedTokens, matchLength: match.length,
-            confidences: chainConfidences)
+            confidences: chainConfidences, verifySeconds: telemetry.verificationSeconds - before.verificationSeconds)
         if let observer = roundObserver, let policy = adaptive {
             observer(
                 AdaptiveRound(
                     choice: choice.description, targetSeconds: telemetry.targetPassSeconds - before.targetPassSeconds,
-                    draftSeconds: telemetry.draftSeconds - before.draftSeconds, backlog: backlog, drafted: drafted,
+                    draftSeconds: telemetry.draftSeconds - before.draftSeconds,
+                    verifySeconds: telemetry.verificationSeconds - before.verificationSeconds, backlog: backlog,
+                    drafted: drafted,
                     accepted: telemetry.acceptedTokens - before.acceptedTokens,
                     targetConfidence: policy.targetConfidence ?? 0, targetStep: policy.targetStep ?? 0,
-                    targetPerRow: policy.targetPerRow ?? 0, modelAcceptance: policy.model.value))
+                    targetPerRow: policy.targetPerRow ?? 0, modelAcceptance: policy.model.value,
+                    verifyPerRow: policy.verifyPerRow ?? 0))
         }
         return emitted
     }
@@ -166,6 +169,8 @@ public struct AdaptiveRound: Sendable, Codable, Equatable {
     public var choice: String
     public var targetSeconds: Double
     public var draftSeconds: Double
+    /// The processing of the round's rows after the target's pass (distributions, verification, commit).
+    public var verifySeconds: Double = 0
     /// Rows the draft caught up on before the round (the prompt's, at the first chain).
     public var backlog: Int
     public var drafted: Int
@@ -174,4 +179,6 @@ public struct AdaptiveRound: Sendable, Codable, Equatable {
     public var targetStep: Double
     public var targetPerRow: Double
     public var modelAcceptance: Double
+    /// The policy's processing cost per row after learning from the round.
+    public var verifyPerRow: Double = 0
 }
