@@ -7,9 +7,7 @@
 /// cost per token as the prior for `s`. A draft costs `d` seconds per drafted token (its passes and sampling, the
 /// lookahead's savings included) and `c` per row it must catch up on (rows of plain and lookup rounds, and of the
 /// prompt, which the draft is not fed until it first drafts); `d`'s prior is `t₁` scaled by the draft's share of
-/// the two models' weight bytes. Each row the target scores also costs `v` seconds of processing after its pass
-/// (its distribution — at T > 0 an O(|V|) pass over the vocabulary — its verification and commit), measured from
-/// the rounds.
+/// the two models' weight bytes.
 ///
 /// Acceptance: per drafted position, geometric — a round that drafted `k` tokens and accepted `j` counts `j`
 /// acceptances and, if `j < k`, one rejection — in counts that decay by ``memory`` per observation, so the
@@ -79,9 +77,6 @@ public struct AdaptivePolicy: Sendable, Equatable {
     public private(set) var targetPerRow: Double?
     public private(set) var draftPerToken: Double?
     public private(set) var draftPerRow: Double?
-    /// `v`: the processing of one of the generation's own rows after the target's pass (building its distribution,
-    /// verifying, committing), a running estimate from every round (0 until the first).
-    public private(set) var verifyPerRow: Double?
     /// Priors: the prompt pass's seconds per token (for `s` and `c`), and the draft's share of the weight bytes relative to
     /// the target's (for `d` and `c`).
     public var prefillPerToken: Double?
@@ -166,15 +161,13 @@ public struct AdaptivePolicy: Sendable, Equatable {
     }
 
     /// Costs given outright (``fixedCosts``): `t(n) = targetStep + targetPerRow·(n − 1)`, `draftPerToken` a draft,
-    /// `draftPerRow` a row of backlog, `verifyPerRow` the processing of a row after the pass.
-    public mutating func setCosts(
-        targetStep: Double, targetPerRow: Double, draftPerToken: Double, draftPerRow: Double, verifyPerRow: Double = 0
-    ) {
+    /// `draftPerRow` a row of backlog.
+    public mutating func setCosts(targetStep: Double, targetPerRow: Double, draftPerToken: Double, draftPerRow: Double)
+    {
         self.targetStep = targetStep
         self.targetPerRow = targetPerRow
         self.draftPerToken = draftPerToken
         self.draftPerRow = draftPerRow
-        self.verifyPerRow = verifyPerRow
         fixedCosts = true
     }
 
@@ -300,13 +293,12 @@ public struct AdaptivePolicy: Sendable, Equatable {
         guard targetStep != nil, room > 0, let plainPass = targetPass(otherRows + 1) else { return (.plain, 0) }
         let others = Double(otherMembers)
         var best = Choice.plain
-        let v = verifyPerRow ?? 0
-        var bestRate = (others + 1) / (plainPass + v)
+        var bestRate = (others + 1) / plainPass
         if proposal > 0 {
             let a = lookup[Self.bucket(matchLength: matchLength)].value
             for k in 1...min(proposal, maxLookup, room) {
                 guard let pass = targetPass(otherRows + k + 1) else { break }
-                let rate = (others + Self.expectedTokens(drafts: k, acceptance: a)) / (pass + v * Double(k + 1))
+                let rate = (others + Self.expectedTokens(drafts: k, acceptance: a)) / pass
                 if rate > bestRate {
                     best = .lookup(k)
                     bestRate = rate
@@ -328,7 +320,7 @@ public struct AdaptivePolicy: Sendable, Equatable {
                 // all of it now: it stalls every generation's pass, and beside others drafting seldom pays for
                 // long enough to spread it (16 clients: 10 chains of one or two drafts paid 2.4 s of catch-up).
                 let share = otherMembers > 0 ? 1 : tokens / horizon
-                let cost = pass + v * Double(gamma + 1) + d * Double(gamma) + catchUp * share
+                let cost = pass + d * Double(gamma) + catchUp * share
                 let rate = (others + tokens) / cost
                 if rate > bestRate {
                     best = .chain(gamma)
@@ -343,7 +335,7 @@ public struct AdaptivePolicy: Sendable, Equatable {
     /// reaches its last draft with probability `reach` (the product of their ``acceptance(confidence:)``). The next
     /// draft is expected to add `reach · a` tokens, `a` the last draft's acceptance (a draft sure of one token tends
     /// to be sure of the next), for a draft step (none when a lookahead already computed it) and one more row of
-    /// the target's pass and its processing: it is drafted when that beats `rate`, the expected tokens per second of the round chosen
+    /// the target's pass: it is drafted when that beats `rate`, the expected tokens per second of the round chosen
     /// (``plan(proposal:matchLength:backlog:generated:remaining:room:otherRows:otherMembers:)``) — a token worth
     /// less than the time it costs at the rate the policy already expects is not drafted. The choice depends on the
     /// draft's side of the round alone (its logits), so token verification keeps the target's law.
@@ -354,7 +346,7 @@ public struct AdaptivePolicy: Sendable, Equatable {
             let wider = targetPass(otherRows + drafted + 2)
         else { return true }
         let gain = reach * acceptance(confidence: confidence)
-        let cost = (lookaheadReady ? 0 : d) + max(0, wider - pass) + (verifyPerRow ?? 0)
+        let cost = (lookaheadReady ? 0 : d) + max(0, wider - pass)
         return gain >= rate * cost
     }
 
@@ -380,22 +372,15 @@ public struct AdaptivePolicy: Sendable, Equatable {
     /// it caught up on, and the drafts and acceptances (for lookup, the match length).
     ///
     /// `confidences`: a chain's drafts' confidences, in order: each draft the verification reached counts in its
-    /// confidence bin, kept or not. `verifySeconds`: the round's processing of its `drafted + 1` rows after the pass.
+    /// confidence bin, kept or not.
     public mutating func observe(
         _ choice: Choice, rows: Int, targetSeconds: Double, draftSeconds: Double, backlog: Int, drafted: Int,
-        accepted: Int, matchLength: Int = 0, confidences: [Double] = [], verifySeconds: Double = 0
+        accepted: Int, matchLength: Int = 0, confidences: [Double] = []
     ) {
         choices[choice.description.split(separator: ":")[0].description, default: 0] += 1
         // The first pass after the prompt's is often slow (caches and cores still cold): not a cost to plan with.
         if !fixedCosts && targetSeconds > 0 {
-            if sawFirstPass {
-                recordPass(rows: rows, seconds: targetSeconds)
-                if verifySeconds > 0 {
-                    verifyPerRow = Self.blend(verifyPerRow, verifySeconds / Double(max(drafted, 0) + 1))
-                }
-            } else {
-                sawFirstPass = true
-            }
+            if sawFirstPass { recordPass(rows: rows, seconds: targetSeconds) } else { sawFirstPass = true }
         }
         switch choice {
         case .plain:

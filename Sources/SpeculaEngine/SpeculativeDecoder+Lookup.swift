@@ -146,7 +146,7 @@ extension SpeculativeDecoder {
             choice, rows: passRows, targetSeconds: passSeconds,
             draftSeconds: telemetry.draftSeconds - before.draftSeconds, backlog: backlog, drafted: drafted,
             accepted: telemetry.acceptedTokens - before.acceptedTokens, matchLength: match.length,
-            confidences: chainConfidences, verifySeconds: telemetry.verificationSeconds - before.verificationSeconds)
+            confidences: chainConfidences)
         if let observer = roundObserver, let policy = adaptive {
             observer(
                 AdaptiveRound(
@@ -156,8 +156,7 @@ extension SpeculativeDecoder {
                     drafted: drafted,
                     accepted: telemetry.acceptedTokens - before.acceptedTokens,
                     targetConfidence: policy.targetConfidence ?? 0, targetStep: policy.targetStep ?? 0,
-                    targetPerRow: policy.targetPerRow ?? 0, modelAcceptance: policy.model.value,
-                    verifyPerRow: policy.verifyPerRow ?? 0))
+                    targetPerRow: policy.targetPerRow ?? 0, modelAcceptance: policy.model.value))
         }
         return emitted
     }
@@ -179,6 +178,4 @@ public struct AdaptiveRound: Sendable, Codable, Equatable {
     public var targetStep: Double
     public var targetPerRow: Double
     public var modelAcceptance: Double
-    /// The policy's processing cost per row after learning from the round.
-    public var verifyPerRow: Double = 0
 }

@@ -175,58 +175,6 @@ struct AdaptivePolicyTests {
         #expect(few >= 40)
     }
 
-    /// Each row the target scores costs its processing after the pass too (at T > 0 a pass over the vocabulary):
-    /// every option is priced with it, so a lookup row that pays on the pass alone may not, and the estimate is
-    /// learned from the rounds' processing seconds per row.
-    @Test func rowsArePricedWithTheirProcessing() {
-        // t(n) = 50 ms + 5 ms·(n − 1); lookup of one token right 12 % of the time: 1.12 / 55 ms beats 1 / 50 ms on
-        // the pass alone, but with 3 ms of processing a row 1.12 / 61 ms loses to 1 / 53 ms.
-        var bare = Self.policy(draft: false)
-        bare.lookup = Array(repeating: .init(prior: 0.12, weight: 1), count: 3)
-        #expect(
-            bare.choose(proposal: 1, matchLength: 1, backlog: 0, generated: 8, remaining: 64, room: 20) == .lookup(1))
-        var priced = bare
-        priced.setCosts(
-            targetStep: 0.050, targetPerRow: 0.005, draftPerToken: 0.020, draftPerRow: 0.002, verifyPerRow: 0.003)
-        #expect(priced.choose(proposal: 1, matchLength: 1, backlog: 0, generated: 8, remaining: 64, room: 20) == .plain)
-        // Every acceptance: the choice is the fastest round, each priced t(n) + v·n (+ its drafts), computed here.
-        var withDraft = Self.policy()
-        withDraft.setCosts(
-            targetStep: 0.050, targetPerRow: 0.005, draftPerToken: 0.020, draftPerRow: 0.002, verifyPerRow: 0.003)
-        for a in stride(from: 0.0, through: 0.95, by: 0.05) {
-            var policy = withDraft
-            policy.model = .init(prior: a, weight: 1)
-            policy.lookup = Array(repeating: .init(prior: a / 2, weight: 1), count: 3)
-            let choice = policy.choose(proposal: 4, matchLength: 2, backlog: 0, generated: 64, remaining: 64, room: 20)
-            func tokens(_ k: Int, _ a: Double) -> Double { (0...k).reduce(0) { $0 + pow(a, Double($1)) } }
-            func rate(_ choice: AdaptivePolicy.Choice) -> Double {
-                switch choice {
-                case .plain: return 1 / 0.053
-                case .lookup(let k): return tokens(k, a / 2) / (0.050 + 0.008 * Double(k) + 0.003)
-                case .chain(let k): return tokens(k, a) / (0.050 + 0.028 * Double(k) + 0.003)
-                }
-            }
-            let options: [AdaptivePolicy.Choice] =
-                [.plain] + (1...4).map { .lookup($0) } + (1...policy.maxChain).map { .chain($0) }
-            #expect(abs(rate(choice) - options.map(rate).max()!) < 1e-12, "a = \(a): chose \(choice)")
-        }
-        // Learned: the first round is the warm-up; then a running estimate of seconds per row (the first value,
-        // then a quarter of each new one).
-        var learning = AdaptivePolicy(hasDraftModel: true)
-        learning.observe(
-            .plain, rows: 1, targetSeconds: 0.05, draftSeconds: 0, backlog: 0, drafted: 0, accepted: 0,
-            verifySeconds: 0.5)
-        #expect(learning.verifyPerRow == nil)
-        learning.observe(
-            .lookup(3), rows: 4, targetSeconds: 0.065, draftSeconds: 0, backlog: 0, drafted: 3, accepted: 1,
-            matchLength: 2, verifySeconds: 0.008)
-        #expect(abs(learning.verifyPerRow! - 0.002) < 1e-15)
-        learning.observe(
-            .plain, rows: 1, targetSeconds: 0.05, draftSeconds: 0, backlog: 0, drafted: 0, accepted: 0,
-            verifySeconds: 0.006)
-        #expect(abs(learning.verifyPerRow! - (0.002 + 0.25 * (0.006 - 0.002))) < 1e-15)
-    }
-
     /// The draft's catch-up on its backlog is a prompt pass of the draft's: before one was measured it is priced at
     /// the target's prompt pass per token times the draft's share of the bytes, not at the slope of the target's
     /// short passes (a third of it on the pinned pair); and a short generation then does not pay for it.
