@@ -121,7 +121,9 @@ try:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for (temperature, task), rows in results.items():
         def ratio(mode):
-            return statistics.median(r["plain"]["seconds"] / r[mode]["seconds"] for r in rows)
+            # Tokens per second over plain decoding's (the modes' texts may differ in length).
+            return statistics.median((r[mode]["tokens"] / r[mode]["seconds"]) / (r["plain"]["tokens"] / r["plain"]["seconds"])
+                                     for r in rows)
         draft_modes = [m for m, _ in modes if m.startswith("draft:")]
         best = max(draft_modes, key=ratio)
         same = (sum(r[best]["text"] == r["plain"]["text"] for r in rows),
