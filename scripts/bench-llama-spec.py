@@ -122,8 +122,9 @@ try:
     for (temperature, task), rows in results.items():
         def ratio(mode):
             # Tokens per second over plain decoding's (the modes' texts may differ in length).
-            return statistics.median((r[mode]["tokens"] / r[mode]["seconds"]) / (r["plain"]["tokens"] / r["plain"]["seconds"])
-                                     for r in rows)
+            def rate(r, m):
+                return r[m]["tokens"] / r[m]["seconds"]
+            return statistics.median(rate(r, mode) / rate(r, "plain") for r in rows)
         draft_modes = [m for m, _ in modes if m.startswith("draft:")]
         best = max(draft_modes, key=ratio)
         same = (sum(r[best]["text"] == r["plain"]["text"] for r in rows),

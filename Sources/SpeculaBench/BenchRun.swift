@@ -265,7 +265,6 @@ public func parseTemperature(_ configuration: String) -> Double {
     return 0
 }
 
-/// The per-prompt metrics of a speculative decoding.
 /// How much faster a run was than plain decoding of the same prompt: its tokens per second over plain decoding's.
 /// At T > 0 the two runs sample different texts, of different lengths, so a ratio of times would not compare like
 /// with like; at T = 0 both emit the same tokens and this is plain time over the run's. Where either emitted
@@ -277,6 +276,7 @@ public func speedRatio(tokens: Int, seconds: Double, plainTokens: Int, plainSeco
     return rate / plainRate
 }
 
+/// The per-prompt metrics of a speculative decoding.
 public func decodingMetrics(_ outcome: DecodingOutcome) -> [String: [Double]] {
     var metrics: [String: [Double]] = [
         "seconds": [outcome.seconds], "tokens": [Double(outcome.output.count)],

@@ -77,8 +77,8 @@ public struct AdaptivePolicy: Sendable, Equatable {
     public private(set) var targetPerRow: Double?
     public private(set) var draftPerToken: Double?
     public private(set) var draftPerRow: Double?
-    /// Priors: the prompt pass's seconds per token (for `s` and `c`), and the draft's share of the weight bytes relative to
-    /// the target's (for `d` and `c`).
+    /// Priors: the prompt pass's seconds per token (for `s` and `c`), and the draft's share of the weight bytes
+    /// relative to the target's (for `d` and `c`).
     public var prefillPerToken: Double?
     public var draftCostRatio: Double
     /// Measured before the generation (a server with several slots measures both models alone once at start): the
@@ -297,8 +297,8 @@ public struct AdaptivePolicy: Sendable, Equatable {
         if proposal > 0 {
             let a = lookup[Self.bucket(matchLength: matchLength)].value
             for k in 1...min(proposal, maxLookup, room) {
-                guard let pass = targetPass(otherRows + k + 1) else { break }
-                let rate = (others + Self.expectedTokens(drafts: k, acceptance: a)) / pass
+                guard let cost = targetPass(otherRows + k + 1) else { break }
+                let rate = (others + Self.expectedTokens(drafts: k, acceptance: a)) / cost
                 if rate > bestRate {
                     best = .lookup(k)
                     bestRate = rate
