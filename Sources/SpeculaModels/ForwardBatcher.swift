@@ -18,8 +18,11 @@
 ///   sending); a pass waits for every counted member to ask for one, so the members' passes line up.
 /// - When members wait on different models, the one listed first in `priority` runs first (the draft before the
 ///   target: the drafting members then join the next target pass).
-/// - A prompt pass (consecutive positions, causal) is fed in pieces of at most ``prefillChunk`` rows while another
-///   member is generating, so a long prompt delays the others' next tokens by a bounded time; alone it runs whole.
+/// - A prompt pass (consecutive positions, causal) is fed in pieces while another member is generating, so a long
+///   prompt delays the others' next tokens by a bounded time; alone it runs whole. With a ``prefillBound`` the
+///   pieces are sized in time: each model's budget of prompt rows per pass starts at ``prefillChunk`` and is steered
+///   by every pass that carried a piece toward the rows that make such a pass take the bound on this host
+///   (``PromptBudget``); without one every piece is ``prefillChunk`` rows.
 /// - No thread of its own: the member whose request completes the line-up runs the pass on its thread.
 public final class ForwardBatcher: @unchecked Sendable {
     /// One generation's access to the batcher, shared by its caches (target and draft).
@@ -69,6 +72,32 @@ public final class ForwardBatcher: @unchecked Sendable {
         public var splitPrompts = 0
         /// Seconds spent inside the passes.
         public var passSeconds = 0.0
+        /// Passes that carried a piece of a prompt beside another member's rows, and the longest of them (seconds):
+        /// the longest stall a prompt caused the others.
+        public var piecePasses = 0
+        public var longestPiecePass = 0.0
+    }
+
+    /// Prompt rows one pass may carry while others generate, steered toward a time bound. After a pass whose pieces
+    /// filled the budget, or that took longer than the bound, the budget becomes rows × bound ÷ seconds (at most
+    /// twice or half the last budget, within ``minimum``…``maximum``). A pass costs about a + b · rows (a: reading
+    /// the weights and the other members' rows; b: a prompt row), and the step's fixed point is a + b · rows =
+    /// bound: the most rows whose pass takes the bound. Where one pass costs more than the bound, the budget stays
+    /// at ``minimum``.
+    public struct PromptBudget: Sendable, Equatable {
+        public static let minimum = 8
+        public static let maximum = 1024
+        public private(set) var rows: Int
+
+        public init(rows: Int) { self.rows = min(max(rows, Self.minimum), Self.maximum) }
+
+        /// After a pass that carried `pieceRows` prompt rows and took `seconds`.
+        public mutating func update(pieceRows: Int, seconds: Double, bound: Double) {
+            guard pieceRows > 0, seconds > 0, bound > 0, pieceRows >= rows || seconds > bound else { return }
+            let target = Double(pieceRows) * bound / seconds
+            let steered = min(max(target, Double(rows) / 2), Double(rows) * 2)
+            rows = min(max(Int(steered), Self.minimum), Self.maximum)
+        }
     }
 
     final class Request {
@@ -93,8 +122,14 @@ public final class ForwardBatcher: @unchecked Sendable {
 
     /// Models whose passes run first when members wait on several (earlier first).
     public let priority: [ObjectIdentifier]
-    /// The most rows of a prompt fed in one pass while other members generate.
+    /// The rows of prompt pieces in one pass while other members generate: fixed without a ``prefillBound``, the
+    /// first budget with one.
     public let prefillChunk: Int
+    /// The seconds a pass that carries prompt pieces should take while other members generate (nil: pieces of
+    /// ``prefillChunk`` rows whatever they cost).
+    public let prefillBound: Double?
+    /// Per model: its budget of prompt rows per pass (with a ``prefillBound``).
+    private var budgets: [ObjectIdentifier: PromptBudget] = [:]
 
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
@@ -103,9 +138,10 @@ public final class ForwardBatcher: @unchecked Sendable {
     private var running = false
     private var counters = Statistics()
 
-    public init(priority: [Transformer] = [], prefillChunk: Int = 64) {
+    public init(priority: [Transformer] = [], prefillChunk: Int = 64, prefillBound: Double? = nil) {
         self.priority = priority.map { ObjectIdentifier($0) }
         self.prefillChunk = max(2, prefillChunk)
+        self.prefillBound = prefillBound.flatMap { $0 > 0 && $0.isFinite ? $0 : nil }
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&condition, nil)
     }
@@ -126,6 +162,14 @@ public final class ForwardBatcher: @unchecked Sendable {
         lock()
         defer { unlock() }
         return active
+    }
+
+    /// The budget of prompt rows per pass that `model`'s pieces get now (nil without a ``prefillBound``).
+    public func promptBudget(of model: Transformer) -> Int? {
+        lock()
+        defer { unlock() }
+        guard prefillBound != nil else { return nil }
+        return budgets[ObjectIdentifier(model), default: PromptBudget(rows: prefillChunk)].rows
     }
 
     public var statistics: Statistics {
@@ -183,13 +227,29 @@ public final class ForwardBatcher: @unchecked Sendable {
         let model = first.model
         let group = pending.filter { $0.model === model }
         let shared = group.count > 1 || active > 1
+        let key = ObjectIdentifier(model)
+        // With a bound, the prompt pieces of this pass share one budget (first come, first fed); without, each
+        // prompt gets `prefillChunk` rows.
+        var budget = prefillBound.map { _ in budgets[key, default: PromptBudget(rows: prefillChunk)].rows }
         var pieces: [ForwardSegment] = []
         var taken: [Int] = []
         var included: [Request] = []
+        var pieceRows = 0
         for request in group {
             let segment = request.segment
             let remaining = segment.tokens.count - request.fed
-            let take = shared && segment.isSplittable ? min(remaining, prefillChunk) : remaining
+            var take = remaining
+            if let left = budget, shared && segment.isSplittable && remaining > PromptBudget.minimum {
+                // A prompt (or its rest) longer than the smallest piece; shorter segments — a decoding step, a
+                // chain to verify, a prompt's last rows — always run whole.
+                take = min(remaining, left)
+                if take == 0 { continue }  // the budget is spent: this prompt waits for the next pass
+                budget = left - take
+                pieceRows += take
+            } else if budget == nil && shared && segment.isSplittable {
+                take = min(remaining, prefillChunk)
+                if take < remaining || request.fed > 0 { pieceRows += take }
+            }
             var piece = segment
             if take < segment.tokens.count {
                 let range = request.fed..<(request.fed + take)
@@ -221,6 +281,14 @@ public final class ForwardBatcher: @unchecked Sendable {
             counters.segments += pieces.count
             counters.passSeconds += seconds
             if pieces.count > 1 { counters.sharedPasses += 1 }
+            if shared && pieceRows > 0 {
+                counters.piecePasses += 1
+                counters.longestPiecePass = max(counters.longestPiecePass, seconds)
+                if let prefillBound, failure == nil {
+                    budgets[key, default: PromptBudget(rows: prefillChunk)].update(
+                        pieceRows: pieceRows, seconds: seconds, bound: prefillBound)
+                }
+            }
         }
         for (index, request) in included.enumerated() {
             if let failure {

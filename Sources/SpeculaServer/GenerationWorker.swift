@@ -96,7 +96,7 @@ final class GenerationWorker: @unchecked Sendable {
 
     init(
         models: ServedModels, context: Int, queueLimit: Int, timeout: Double?, metrics: ServerMetrics,
-        parallel: Int = 1
+        parallel: Int = 1, prefillPassSeconds: Double? = nil
     ) {
         self.models = models
         self.context = context
@@ -106,7 +106,9 @@ final class GenerationWorker: @unchecked Sendable {
         self.parallel = max(1, parallel)
         batcher =
             parallel > 1
-            ? ForwardBatcher(priority: [models.usableDraft?.transformer, models.target.transformer].compactMap { $0 })
+            ? ForwardBatcher(
+                priority: [models.usableDraft?.transformer, models.target.transformer].compactMap { $0 },
+                prefillBound: prefillPassSeconds)
             : nil
         freeCaches = (0..<max(1, parallel)).map { _ in PrefixCache() }
     }

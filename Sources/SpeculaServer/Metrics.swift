@@ -135,6 +135,14 @@ final class ServerMetrics: @unchecked Sendable {
             header("specula:batch_split_prompts_total", "counter", "Prompt passes fed in pieces beside others.")
             out += "specula:batch_split_prompts_total \(batch.splitPrompts)\n"
             header(
+                "specula:batch_piece_passes_total", "counter",
+                "Passes that carried a piece of a prompt beside another generation's rows.")
+            out += "specula:batch_piece_passes_total \(batch.piecePasses)\n"
+            header(
+                "specula:batch_piece_pass_seconds_max", "gauge",
+                "The longest of those passes: the longest a prompt held up the others (see --prefill-pass-ms).")
+            out += "specula:batch_piece_pass_seconds_max \(batch.longestPiecePass)\n"
+            header(
                 "specula:batch_pass_seconds_total", "counter",
                 "Seconds inside the passes (the rest of the wall time the slots spend sampling, verifying, sending).")
             out += "specula:batch_pass_seconds_total \(batch.passSeconds)\n"

@@ -28,6 +28,9 @@ public struct ServerOptions: Sendable {
     /// Generations served at once (slots); their passes run together (continuous batching), the rest wait in the
     /// queue. Each slot keeps caches of the whole context.
     public var parallel = 4
+    /// While generations run, a new prompt is fed in pieces sized so that a pass carrying them takes about this
+    /// many seconds on this host (``ForwardBatcher/PromptBudget``); nil: pieces of 64 rows whatever they cost.
+    public var prefillPassSeconds: Double? = 0.25
 
     public static let defaultContext = 4096
 
@@ -58,7 +61,7 @@ final class ServerState: @unchecked Sendable {
         let context = min(options.context ?? min(trained, ServerOptions.defaultContext), trained)
         let worker = GenerationWorker(
             models: models, context: context, queueLimit: options.queueLimit, timeout: options.timeout,
-            metrics: metrics, parallel: options.parallel)
+            metrics: metrics, parallel: options.parallel, prefillPassSeconds: options.prefillPassSeconds)
         worker.rememberCosts = options.rememberCosts
         worker.start()
         lock.withLock { _ready = (models, worker, context) }

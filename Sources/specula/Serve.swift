@@ -31,6 +31,12 @@ struct Serve: ParsableCommand {
         name: [.customLong("np", withSingleDash: true), .customLong("parallel")],
         help: "Generations served at once, their passes batched together (the rest wait in the queue).")
     var parallel = 4
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "While other requests generate, a new prompt is fed in pieces sized so each shared pass takes about this "
+                + "many milliseconds on this host (0: pieces of 64 tokens).", valueName: "ms"))
+    var prefillPassMs = 250.0
     @Option(name: .long, help: "Requests that may wait while the slots are busy; more get 503 with Retry-After.")
     var queue = 16
     @Option(name: .long, help: "Seconds a request may take, queue and generation (0: no limit).") var timeout = 600.0
@@ -44,6 +50,9 @@ struct Serve: ParsableCommand {
         if !(1...65535).contains(port) { throw ValidationError("--port must be in 1…65535 (got \(port))") }
         if let ctxSize, ctxSize < 2 { throw ValidationError("--ctx-size must be ≥ 2 (got \(ctxSize))") }
         if !(1...64).contains(parallel) { throw ValidationError("--parallel must be in 1…64 (got \(parallel))") }
+        if !(prefillPassMs >= 0 && prefillPassMs.isFinite) {
+            throw ValidationError("--prefill-pass-ms must be ≥ 0 (got \(prefillPassMs))")
+        }
         if queue < 0 { throw ValidationError("--queue must be ≥ 0 (got \(queue))") }
         if !(timeout >= 0 && timeout.isFinite) { throw ValidationError("--timeout must be ≥ 0 (got \(timeout))") }
         if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
@@ -60,6 +69,7 @@ struct Serve: ParsableCommand {
         options.apiKey = apiKey
         options.queueLimit = queue
         options.parallel = parallel
+        options.prefillPassSeconds = prefillPassMs == 0 ? nil : prefillPassMs / 1000
         options.timeout = timeout == 0 ? nil : timeout
         options.modelID = alias
         options.rememberCosts = !noCostMemory

@@ -83,6 +83,8 @@ struct RobustnessCLITests {
             ("serve, empty API key", ["serve"] + target + ["--api-key", ""]),
             ("serve, no slots", ["serve"] + target + ["-np", "0"]),
             ("serve, 65 slots", ["serve"] + target + ["--parallel", "65"]),
+            ("serve, negative prompt pass bound", ["serve"] + target + ["--prefill-pass-ms=-5"]),
+            ("serve, infinite prompt pass bound", ["serve"] + target + ["--prefill-pass-ms", "inf"]),
         ]
         for (name, arguments) in cases {
             let result = try runSpecula(arguments)

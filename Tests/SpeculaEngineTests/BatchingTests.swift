@@ -171,6 +171,52 @@ struct BatchingTests {
         #expect(batcher.members == 0, "every generation left")
     }
 
+    /// Prompt pieces sized in time: a bound no pass can meet keeps them at the smallest budget, one every pass
+    /// meets lets them grow; either way each generation gives its lone output.
+    @Test(arguments: [1e-12, 1e6])
+    func timeBoundedPiecesKeepEveryOutput(bound: Double) throws {
+        let (target, draft) = try Self.models()
+        let alone = try Self.jobs.map { try Self.runAlone($0, target, draft) }
+        let batcher = ForwardBatcher(
+            priority: [draft.transformer, target.transformer], prefillChunk: 8, prefillBound: bound)
+        let together = Self.runTogether(Self.jobs, order: [0, 1, 2, 3, 4, 5, 6], batcher: batcher, target, draft)
+        for (index, job) in Self.jobs.enumerated() {
+            #expect(together[index].error == nil, "\(job): \(together[index].error ?? "")")
+            #expect(together[index].tokens == alone[index], "\(job): output differs beside others")
+        }
+        let statistics = batcher.statistics
+        #expect(statistics.piecePasses > 0, "no pass carried a prompt piece beside another generation")
+        #expect(statistics.longestPiecePass > 0)
+        let budget = try #require(batcher.promptBudget(of: target.transformer))
+        if bound < 1 {
+            #expect(budget == ForwardBatcher.PromptBudget.minimum)
+        } else {
+            #expect(budget >= 8)
+        }
+        #expect(ForwardBatcher(priority: [target.transformer]).promptBudget(of: target.transformer) == nil)
+    }
+
+    /// The budget's steps on passes that cost a + b · rows reach the rows whose pass takes the bound, from above
+    /// and from below, and stay in bounds where no piece fits.
+    @Test(arguments: [(0.04, 0.006, 0.25), (0.04, 0.001, 0.25), (0.1, 0.02, 0.25), (0.3, 0.01, 0.25)])
+    func thePromptBudgetFindsTheRowsThatTakeTheBound(a: Double, b: Double, bound: Double) {
+        typealias Budget = ForwardBatcher.PromptBudget
+        let ideal = (bound - a) / b
+        for start in [8, 64, 1024] {
+            var budget = Budget(rows: start)
+            for _ in 0..<40 {
+                let rows = budget.rows
+                budget.update(pieceRows: rows, seconds: a + b * Double(rows), bound: bound)
+            }
+            let expected = min(max(ideal, Double(Budget.minimum)), Double(Budget.maximum))
+            #expect(abs(Double(budget.rows) - expected) <= max(1, 0.02 * expected), "start \(start): \(budget.rows)")
+            // A pass whose pieces were a short prompt's whole remainder, under the bound, teaches nothing.
+            let before = budget.rows
+            budget.update(pieceRows: 3, seconds: a + 3 * b, bound: bound)
+            if a + 3 * b <= bound { #expect(budget.rows == before) }
+        }
+    }
+
     @Test func aCancelledGenerationLeavesTheOthersUnchanged() throws {
         let (target, draft) = try Self.models()
         let jobs = Array(Self.jobs.prefix(4))
