@@ -45,3 +45,34 @@ public enum SyntheticPair {
 
     static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
 }
+
+/// A weaker draft that changes which tokens it favours, not only how sharply: the draft's distribution with seeded
+/// Gaussian noise on its log-probabilities, q'(x) ∝ q(x) · e^(σ·g_x) for every x with q(x) > 0 (tokens the draft
+/// rules out stay out). Unlike a hotter draft, whose most likely token stays the same, the noise also reorders the
+/// draft's top tokens. Every verifier stays exact for any draft distribution, so this changes acceptance, never the
+/// output's law.
+public enum NoisyDraft {
+    /// - Parameters:
+    ///   - q: a probability vector.
+    ///   - sigma: the noise's standard deviation (0 returns `q`).
+    ///   - seed: the generator seed (the same seed, the same noise).
+    /// - Complexity: O(|V|).
+    public static func perturb(_ q: [Double], sigma: Double, seed: UInt64) -> [Double] {
+        if sigma == 0 || q.isEmpty { return q }
+        var generator = SplitMix64(seed: seed)
+        var logits = [Double](repeating: -Double.infinity, count: q.count)
+        var maximum = -Double.infinity
+        for (index, value) in q.enumerated() {
+            let noise = SyntheticPair.gaussian(&generator)
+            guard value > 0 else { continue }
+            logits[index] = log(value) + sigma * noise
+            maximum = max(maximum, logits[index])
+        }
+        guard maximum.isFinite else { return q }
+        var total = 0.0
+        var result = logits.map { $0.isFinite ? exp($0 - maximum) : 0 }
+        for value in result { total += value }
+        for index in result.indices { result[index] /= total }
+        return result
+    }
+}

@@ -34,6 +34,12 @@ struct BenchAcceptance: ParsableCommand {
             "Draft temperature as a multiple of the target's, each a setting of its own (a weaker draft; the target's continuation is the same for every factor).",
             valueName: "factor"))
     var draftTemperatureFactor: [Double] = [1]
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Noise on the draft's log-probabilities (standard deviation; 0 = none), each a setting of its own with each factor: a weaker draft whose favourite tokens change too.",
+            valueName: "sigma"))
+    var draftNoise: [Double] = [0]
 
     func validate() throws {
         if drafts.isEmpty || drafts.contains(where: { $0 < 1 || $0 > 4 }) {
@@ -43,6 +49,9 @@ struct BenchAcceptance: ParsableCommand {
         if options.temperature.contains(0) { throw ValidationError("--temperature must be > 0 (a sampled law)") }
         if draftTemperatureFactor.isEmpty || draftTemperatureFactor.contains(where: { !($0 > 0 && $0.isFinite) }) {
             throw ValidationError("--draft-temperature-factor takes positive numbers")
+        }
+        if draftNoise.isEmpty || draftNoise.contains(where: { !($0 >= 0 && $0.isFinite) }) {
+            throw ValidationError("--draft-noise takes numbers ≥ 0")
         }
     }
 
@@ -56,7 +65,9 @@ struct BenchAcceptance: ParsableCommand {
             temperatures: [0.3, 0.7, 1.0])
         guard let drafter = run.draft else { throw CommandError("bench acceptance needs --draft") }
         let configurations = run.temperatures.flatMap { t in
-            draftTemperatureFactor.map { Self.label(temperature: t, draftFactor: $0) }
+            draftTemperatureFactor.flatMap { factor in
+                draftNoise.map { Self.label(temperature: t, draftFactor: factor, noise: $0) }
+            }
         }
         // The estimate: a target step and the bounds of one position.
         let steps = try run.stepSeconds()
@@ -99,8 +110,14 @@ struct BenchAcceptance: ParsableCommand {
             let draftVectors = try Scoring.distributions(
                 drafter.transformer, context: tokens, continuation: continuation, settings: draftSettings)
             var metrics: [String: [Double]] = [:]
-            for (position, q) in draftVectors.enumerated() {
+            let sigma = Self.draftNoise(configuration)
+            for (position, drafted) in draftVectors.enumerated() {
                 let p = targetVectors[position]
+                // The noise of a position depends on the prompt and the position only: every σ and factor sees
+                // the same draws, so settings compare on common random numbers.
+                let q = NoisyDraft.perturb(
+                    drafted, sigma: sigma,
+                    seed: ResultLog.stableHash("\(set) \(prompt.id) noise") &+ UInt64(position))
                 for n in drafts {
                     let report = try BoundReport(
                         target: p, draft: q, drafts: n, samples: samples, seed: options.seed &+ UInt64(position))
@@ -115,9 +132,18 @@ struct BenchAcceptance: ParsableCommand {
         return try report(run, configurations: configurations)
     }
 
-    /// `T=0.7`, or `T=0.7 draft×1.5` when the draft samples at 1.5 times the target's temperature.
-    static func label(temperature: Double, draftFactor: Double) -> String {
+    /// `T=0.7`, or `T=0.7 draft×1.5` when the draft samples at 1.5 times the target's temperature, with
+    /// ` noise=σ` when its log-probabilities carry noise.
+    static func label(temperature: Double, draftFactor: Double, noise: Double = 0) -> String {
         temperatureLabel(temperature) + (draftFactor == 1 ? "" : " draft×" + String(format: "%g", draftFactor))
+            + (noise == 0 ? "" : " noise=" + String(format: "%g", noise))
+    }
+
+    static func draftNoise(_ configuration: String) -> Double {
+        for part in configuration.split(separator: " ") where part.hasPrefix("noise=") {
+            return Double(part.dropFirst("noise=".count)) ?? 0
+        }
+        return 0
     }
 
     static func draftFactor(_ configuration: String) -> Double {
