@@ -76,6 +76,10 @@ public final class ForwardBatcher: @unchecked Sendable {
         /// the longest stall a prompt caused the others.
         public var piecePasses = 0
         public var longestPiecePass = 0.0
+        /// Passes that carried only prompt pieces while other members were generating: every other member was
+        /// waiting on another model then (the draft's pass runs first), or a decoding step was held back behind
+        /// a prompt — with one model, always the latter.
+        public var pieceOnlyPasses = 0
     }
 
     /// Prompt rows one pass may carry while others generate, steered toward a time bound. After a pass whose pieces
@@ -284,6 +288,7 @@ public final class ForwardBatcher: @unchecked Sendable {
             if shared && pieceRows > 0 {
                 counters.piecePasses += 1
                 counters.longestPiecePass = max(counters.longestPiecePass, seconds)
+                if pieceRows == rows { counters.pieceOnlyPasses += 1 }
                 if let prefillBound, failure == nil {
                     budgets[key, default: PromptBudget(rows: prefillChunk)].update(
                         pieceRows: pieceRows, seconds: seconds, bound: prefillBound)

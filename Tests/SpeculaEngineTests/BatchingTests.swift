@@ -196,6 +196,29 @@ struct BatchingTests {
         #expect(ForwardBatcher(priority: [target.transformer]).promptBudget(of: target.transformer) == nil)
     }
 
+    /// A generation decoding while a long prompt is fed under the smallest budget: every pass carries its step
+    /// beside the prompt's piece (with one model, a pass of pieces alone would mean the step was held back).
+    @Test func aDecodingStepIsNeverHeldBackByAPromptsBudget() throws {
+        let (target, draft) = try Self.models()
+        let jobs = [
+            Job(method: "plain", prompt: [1, 2, 3], maxTokens: 60),
+            Job(method: "plain", prompt: Array(0..<120).map { ($0 * 11) % 200 }, maxTokens: 2),
+        ]
+        let alone = try jobs.map { try Self.runAlone($0, target, draft) }
+        // The second starts 3 ms after the first, which may have finished by then on this small model: run again
+        // until the two overlapped.
+        var overlapped = false
+        for _ in 0..<50 where !overlapped {
+            let batcher = ForwardBatcher(priority: [target.transformer], prefillChunk: 8, prefillBound: 1e-12)
+            let together = Self.runTogether(jobs, order: [0, 1], batcher: batcher, target, draft)
+            for index in jobs.indices { #expect(together[index].tokens == alone[index]) }
+            let statistics = batcher.statistics
+            overlapped = statistics.piecePasses > 0
+            #expect(statistics.pieceOnlyPasses == 0, "\(statistics.pieceOnlyPasses) passes held a decoding step back")
+        }
+        #expect(overlapped, "the long prompt was never fed beside the decoding generation")
+    }
+
     /// The budget's steps on passes that cost a + b · rows reach the rows whose pass takes the bound, from above
     /// and from below, and stay in bounds where no piece fits.
     @Test(arguments: [(0.04, 0.006, 0.25), (0.04, 0.001, 0.25), (0.1, 0.02, 0.25), (0.3, 0.01, 0.25)])
