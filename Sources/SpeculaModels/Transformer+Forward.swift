@@ -163,10 +163,16 @@ extension Transformer {
                 let to = starts[s] * c.kvWidth
                 let count = counts[s] * c.kvWidth
                 segment.cache.keys[index].withUnsafeMutableBufferPointer { keys in
-                    for i in 0..<count { keys[to + i] = k[from + i] }
+                    k.withUnsafeBufferPointer { source in
+                        guard let destination = keys.baseAddress, let base = source.baseAddress else { return }
+                        (destination + to).update(from: base + from, count: count)
+                    }
                 }
                 segment.cache.values[index].withUnsafeMutableBufferPointer { values in
-                    for i in 0..<count { values[to + i] = v[from + i] }
+                    v.withUnsafeBufferPointer { source in
+                        guard let destination = values.baseAddress, let base = source.baseAddress else { return }
+                        (destination + to).update(from: base + from, count: count)
+                    }
                 }
             }
             profile?.mark("rope, cache store")
