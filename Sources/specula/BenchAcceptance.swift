@@ -121,7 +121,9 @@ struct BenchAcceptance: ParsableCommand {
                 for n in drafts {
                     let report = try BoundReport(
                         target: p, draft: q, drafts: n, samples: samples, seed: options.seed &+ UInt64(position))
-                    try check(report, n: n, prompt: prompt.id, position: position)
+                    try check(
+                        report, n: n, prompt: prompt.id, position: position, target: p, draft: q,
+                        seed: options.seed &+ UInt64(position))
                     for (name, value) in report.acceptance + report.optimal.map({ ("α* " + $0.0, $0.1) }) {
                         metrics["\(name)@\(n)", default: []].append(value)
                     }
@@ -228,11 +230,27 @@ struct BenchAcceptance: ParsableCommand {
 
     /// No verifier may accept more often than the α* of its own draft law, beyond the precision of its value (1e-9
     /// for exact values, four standard errors for a Monte-Carlo estimate): a violation stops the run as a bug.
-    func check(_ report: BoundReport, n: Int, prompt: String, position: Int) throws {
-        if let violation = report.bounds.violations.first {
-            throw CommandError(
-                "prompt \(prompt), position \(position), n = \(n): \(violation.verifier) acceptance \(violation.acceptance) exceeds α* \(violation.optimum) of its draft law — a bug"
-            )
+    /// Stops the run on an acceptance above the α* of its law beyond its precision, after writing the position's
+    /// two distributions beside the records so that `specula bound` can replay it.
+    func check(
+        _ report: BoundReport, n: Int, prompt: String, position: Int, target: [Double], draft: [Double], seed: UInt64
+    ) throws {
+        guard let violation = report.bounds.violations.first else { return }
+        let stem = (options.out as NSString).appendingPathComponent("violation-\(prompt)-\(position)-n\(n)")
+        var replay = ""
+        do {
+            for (suffix, vector) in [("target", target), ("draft", draft)] {
+                let text = "[" + vector.map { String($0) }.joined(separator: ",") + "]\n"
+                try text.write(toFile: "\(stem)-\(suffix).json", atomically: true, encoding: .utf8)
+            }
+            replay =
+                "; replay: specula bound --target \(stem)-target.json --draft \(stem)-draft.json --drafts \(n) "
+                + "--temperature 1 --samples \(samples) --seed \(seed)"
+        } catch {
+            replay = "; the distributions could not be written (\(error))"
         }
+        throw CommandError(
+            "prompt \(prompt), position \(position), n = \(n): \(violation.verifier) acceptance \(violation.acceptance) exceeds α* \(violation.optimum) of its draft law — a bug\(replay)"
+        )
     }
 }
