@@ -94,6 +94,31 @@ public struct NodeBounds: Sendable {
         "rrsw": "withoutReplacement", "greedy": "greedy", "spechub": "greedy",
     ]
 
+    /// The violations that survive a second look. A Monte-Carlo value above its α* beyond four of its standard
+    /// errors can be a false alarm: where almost every draft tuple is accepted with certainty and a few rare ones
+    /// much less, a mean of a few thousand tuples that meets too few of the rare ones lies further above the truth
+    /// than its own standard error says. Each flagged Monte-Carlo value is estimated again with `factor` times its
+    /// samples (seed `seed`) and is a violation only if that estimate is above its α* too. Exact values are never
+    /// re-estimated, and a wrong α* or a wrong estimator is flagged at both sample sizes.
+    public func confirmedViolations(target p: [Double], draft q: [Double], factor: Int = 100, seed: UInt64) throws
+        -> [(verifier: String, acceptance: Double, optimum: Double)]
+    {
+        let flagged = violations
+        var refined = self
+        var changed = false
+        for (index, entry) in acceptance.enumerated() where entry.name == "rrsw" {
+            guard case .monteCarlo(let samples, _) = entry.method, flagged.contains(where: { $0.verifier == "rrsw" })
+            else { continue }
+            let count = samples * max(1, factor)
+            let estimate = try RRSwMonteCarlo(target: p, draft: q).estimate(count: drafts, samples: count, seed: seed)
+            refined.acceptance[index] = Value(
+                name: entry.name, value: estimate.mean,
+                method: .monteCarlo(samples: count, standardError: estimate.standardError))
+            changed = true
+        }
+        return changed ? refined.violations : flagged
+    }
+
     /// The slack a value is allowed above its α*: rounding (1e-9) for exact values, four of its own standard errors
     /// for a Monte-Carlo estimate — the standard error of its samples with two more, one at 0 and one at 1
     /// (``guardedStandardError(mean:standardError:samples:)``).

@@ -54,6 +54,36 @@ struct NodeBoundsTests {
         }
     }
 
+    /// The second look: a Monte-Carlo value pushed 5 standard errors above its α* (as a sample that met too few
+    /// rare tuples gives) is cleared by 100× the tuples; a wrong α* and a wrong exact value are not.
+    @Test func aMonteCarloAlarmIsConfirmedBeforeItStopsARun() throws {
+        let (p, q) = try SyntheticPair.make(vocabularySize: 40, seed: 9)
+        let bounds = try NodeBounds(target: p, draft: q, drafts: 3, samples: 400, seed: 1)
+        try #require(bounds.violations.isEmpty)
+        let rrsw = try #require(bounds.acceptance.firstIndex { $0.name == "rrsw" })
+        guard case .monteCarlo(_, let error) = bounds.acceptance[rrsw].method else {
+            Issue.record("RRSw at n = 3 over 40 tokens should be a Monte-Carlo estimate")
+            return
+        }
+        let optimum = try #require(bounds.optimal.first { $0.name == "withoutReplacement" }).value
+        var alarm = bounds
+        alarm.acceptance[rrsw].value = min(1, optimum + 5 * max(error, 0.01))
+        alarm.acceptance[rrsw].method = .monteCarlo(samples: 400, standardError: max(error, 0.01))
+        #expect(alarm.violations.map(\.verifier) == ["rrsw"])
+        #expect(try alarm.confirmedViolations(target: p, draft: q, seed: 7).isEmpty)
+        // A bound well below the true acceptance (a wrong α*) is flagged at both sample sizes.
+        var wrongBound = bounds
+        let value = bounds.acceptance[rrsw].value
+        wrongBound.optimal = wrongBound.optimal.map { $0.name == "withoutReplacement" ? ($0.name, 0.6 * value) : $0 }
+        #expect(wrongBound.violations.map(\.verifier) == ["rrsw"])
+        #expect(try wrongBound.confirmedViolations(target: p, draft: q, seed: 7).map(\.verifier) == ["rrsw"])
+        // An exact value is not estimated again.
+        var exact = bounds
+        let greedy = try #require(exact.acceptance.firstIndex { $0.name == "greedy" })
+        exact.acceptance[greedy].value += 1e-7
+        #expect(try exact.confirmedViolations(target: p, draft: q, seed: 7).map(\.verifier) == ["greedy"])
+    }
+
     @Test func theCheckCatchesMutations() throws {
         let (p, q) = try SyntheticPair.make(vocabularySize: 40, seed: 9)
         let bounds = try NodeBounds(target: p, draft: q, drafts: 2, samples: 400, seed: 1)
