@@ -22,7 +22,8 @@
 ///   prompt delays the others' next tokens by a bounded time; alone it runs whole. With a ``prefillBound`` the
 ///   pieces are sized in time: each model's budget of prompt rows per pass starts at ``prefillChunk`` and is steered
 ///   by every pass that carried a piece toward the rows that make such a pass take the bound on this host
-///   (``PromptBudget``); without one every piece is ``prefillChunk`` rows.
+///   (``PromptBudget``), and only the rows before a segment's first logit row are cut (a chain or tree to verify
+///   never is); without one every piece is ``prefillChunk`` rows.
 /// - No thread of its own: the member whose request completes the line-up runs the pass on its thread.
 public final class ForwardBatcher: @unchecked Sendable {
     /// One generation's access to the batcher, shared by its caches (target and draft).
@@ -243,12 +244,15 @@ public final class ForwardBatcher: @unchecked Sendable {
             let segment = request.segment
             let remaining = segment.tokens.count - request.fed
             var take = remaining
-            if let left = budget, shared && segment.isSplittable && remaining > PromptBudget.minimum {
-                // A prompt (or its rest) longer than the smallest piece; shorter segments — a decoding step, a
-                // chain to verify, a prompt's last rows — always run whole.
-                take = min(remaining, left)
+            // The rows fed before the first row whose logits are asked for: a prompt's (all of them, or all but
+            // the last), a draft's catch-up before its chain; none of a chain or tree to verify.
+            let feedable = (request.rows.min() ?? segment.tokens.count) - request.fed
+            if let left = budget, shared && segment.isSplittable && feedable > PromptBudget.minimum {
+                // Fed in pieces; a segment with at most the smallest piece before its logit rows — a decoding step,
+                // a chain to verify, a prompt's last rows — always runs whole.
+                take = left >= feedable ? remaining : left
                 if take == 0 { continue }  // the budget is spent: this prompt waits for the next pass
-                budget = left - take
+                budget = max(0, left - take)
                 pieceRows += take
             } else if budget == nil && shared && segment.isSplittable {
                 take = min(remaining, prefillChunk)

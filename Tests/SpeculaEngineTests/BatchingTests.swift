@@ -219,6 +219,28 @@ struct BatchingTests {
         #expect(overlapped, "the long prompt was never fed beside the decoding generation")
     }
 
+    /// Only a segment's rows before its first logit row are cut: with every prompt at most the smallest piece,
+    /// nothing is split under the smallest budget — not the 13-row chains to verify, which ask for every row.
+    @Test func aChainToVerifyIsNeverCut() throws {
+        let (target, draft) = try Self.models()
+        let jobs = [
+            Job(method: "chain:12/token", prompt: Array("the cat".utf8).map(Int.init), maxTokens: 40),
+            Job(method: "plain", prompt: [5, 6, 7], maxTokens: 40),
+        ]
+        let alone = try jobs.map { try Self.runAlone($0, target, draft) }
+        var shared = false
+        for _ in 0..<50 where !shared {
+            let batcher = ForwardBatcher(
+                priority: [draft.transformer, target.transformer], prefillChunk: 8, prefillBound: 1e-12)
+            let together = Self.runTogether(jobs, order: [0, 1], batcher: batcher, target, draft)
+            for index in jobs.indices { #expect(together[index].tokens == alone[index]) }
+            let statistics = batcher.statistics
+            shared = statistics.sharedPasses > 0
+            #expect(statistics.splitPrompts == 0, "a segment was cut \(statistics.splitPrompts) times")
+        }
+        #expect(shared, "the two generations never shared a pass")
+    }
+
     /// The budget's steps on passes that cost a + b · rows reach the rows whose pass takes the bound, from above
     /// and from below, and stay in bounds where no piece fits.
     @Test(arguments: [(0.04, 0.006, 0.25), (0.04, 0.001, 0.25), (0.1, 0.02, 0.25), (0.3, 0.01, 0.25)])
