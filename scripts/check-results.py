@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Recompute the acceptance tables of docs/results.md from their records, and check the document against them.
+
+Every number in the tables of "The papers' claims beside ours" that comes from an acceptance run (the temperature
+tables, the weaker-draft and noisy-draft tables) is a mean over prompts of a per-prompt mean over positions, ± a
+Student-t 95 % half-width over the prompt means (prompts − 1 degrees of freedom); a difference is taken position by
+position first (the same target continuation and draft vectors on both sides), so it is paired. This script reads the
+records (docs/results/hu, hu-weak, hu-noise: one JSON line per prompt and setting, one value per position and
+verifier/bound), computes each cell that way, parses the tables in docs/results.md, and reports any cell whose
+printed value or half-width differs from the recomputed one by more than half a unit of its last printed digit.
+
+    python3 scripts/check-results.py            # check docs/results.md; exit 1 on a mismatch
+    python3 scripts/check-results.py --print    # print every cell it recomputed
+
+Standard library only (CI runs it).
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+RESULTS = os.path.join(ROOT, "docs", "results")
+
+# Column headers of the tables → the dataset's name in the records' configuration.
+DATASETS = {
+    "translation": "translation",
+    "AlpacaEval": "alpaca",
+    "HumanEval": "humaneval",
+    "summarization": "summarization",
+    "GSM8K": "math",
+    "MT-Bench": "mt-bench",
+}
+
+# Row labels → (minuend, subtrahend or None, drafts n). Keys of the records' metrics are "<name>@<n>".
+QUANTITIES = [
+    (r"^single-draft acceptance", ("token", None, 1)),
+    (r"^α\*_wo − α\*_w$", ("α* withoutReplacement", "α* withReplacement", 2)),
+    (r"^α\*_w − RRS$", ("α* withReplacement", "rrs", 2)),
+    (r"^α\*_wo − RRSw$", ("α* withoutReplacement", "rrsw", 2)),
+    (r"^greedy \(= SpecHub.*\) − RRSw$", ("greedy", "rrsw", 2)),
+    (r"^RRSw − RRS$", ("rrsw", "rrs", 2)),
+    (r"^α\*_greedy − α\*_wo, n = 3$", ("α* greedy", "α* withoutReplacement", 3)),
+    (r"^α\*_greedy − α\*_wo$", ("α* greedy", "α* withoutReplacement", 2)),
+    (r"^SpecHub − RRS \(from the means\)$", ("spechub", "rrs", 2)),
+]
+
+
+def t_quantile(p, df):
+    """The Student-t quantile at probability p (0.5 < p < 1) by bisection on its CDF (regularized incomplete beta
+    by continued fraction)."""
+
+    def incomplete_beta(a, b, x):
+        if x <= 0:
+            return 0.0
+        if x >= 1:
+            return 1.0
+        front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(1 - x))
+        if x > (a + 1) / (a + b + 2):
+            return 1 - incomplete_beta(b, a, 1 - x)
+        # Lentz's continued fraction.
+        c, d = 1.0, 1 - (a + b) * x / (a + 1)
+        d = 1 / (d if abs(d) > 1e-300 else 1e-300)
+        result = d
+        for m in range(1, 300):
+            for numerator in (
+                m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+            ):
+                d = 1 + numerator * d
+                d = 1 / (d if abs(d) > 1e-300 else 1e-300)
+                c = 1 + numerator / c
+                c = c if abs(c) > 1e-300 else 1e-300
+                result *= c * d
+            if abs(c * d - 1) < 1e-15:
+                break
+        return front * result / a
+
+    def cdf(t):
+        x = df / (df + t * t)
+        tail = 0.5 * incomplete_beta(df / 2, 0.5, x)
+        return 1 - tail if t > 0 else tail
+
+    low, high = 0.0, 100.0
+    for _ in range(200):
+        middle = (low + high) / 2
+        if cdf(middle) < p:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def summary(values):
+    """Mean ± Student-t 95 % half-width of `values` (one per prompt)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan"), n
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, t_quantile(0.975, n - 1) * math.sqrt(variance / n), n
+
+
+class Records:
+    """Per-prompt metric arrays of one acceptance run's jsonl, by configuration."""
+
+    def __init__(self, path):
+        self.by_configuration = {}
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                self.by_configuration.setdefault(record["configuration"], {})[record["prompt"]] = record["metrics"]
+
+    def cell(self, configuration, quantity):
+        minuend, subtrahend, n = quantity
+        prompts = self.by_configuration.get(configuration)
+        if not prompts:
+            return None
+        means = []
+        for metrics in prompts.values():
+            a = metrics.get(f"{minuend}@{n}")
+            if a is None:
+                return None
+            b = metrics.get(f"{subtrahend}@{n}") if subtrahend else [0.0] * len(a)
+            pairs = [x - y for x, y in zip(a, b) if x is not None and y is not None]
+            if pairs:
+                means.append(sum(pairs) / len(pairs))
+        return summary(means) if means else None
+
+
+NUMBER = r"([+\-−]?\d+\.\d+)"
+CELL = re.compile(NUMBER + r"(?:\s*±\s*" + NUMBER + r")?")
+
+
+def parse_number(text):
+    return float(text.replace("−", "-"))
+
+
+def decimals(text):
+    return len(text.split(".")[1])
+
+
+def quantity_of(label):
+    for pattern, quantity in QUANTITIES:
+        if re.search(pattern, label):
+            return quantity
+    return None
+
+
+def tables(document):
+    """Markdown tables as (header cells, rows of cells), in document order."""
+    block = []
+    for line in document.splitlines() + [""]:
+        if line.startswith("|"):
+            block.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif block:
+            if len(block) >= 3:
+                yield block[0], block[2:]
+            block = []
+
+
+def columns(header, row):
+    """The (configuration suffix builder, cell text) pairs a row of a known table gives, or [] for other tables."""
+    out = []
+    if len(header) >= 3 and header[1] == "T" and all(h in DATASETS for h in header[2:]):
+        # Temperature tables: quantity | T | datasets…
+        temperature = row[1]
+        for name, text in zip(header[2:], row[2:]):
+            out.append((("hu", f"{DATASETS[name]} T={temperature}"), text))
+    elif header[0].startswith("quantity (n = 2), ") and header[0].split(", ", 1)[1] in DATASETS:
+        # One dataset's weakening: ×1 (the hu run) | ×f | … or σ = 0 | σ = s | …
+        dataset = DATASETS[header[0].split(", ", 1)[1]]
+        for name, text in zip(header[1:], row[1:]):
+            factor = name.lstrip("×")
+            if name in ("×1", "σ = 0"):
+                out.append((("hu", f"{dataset} T=0.7"), text))
+            elif name.startswith("×"):
+                out.append((("hu-weak", f"{dataset} T=0.7 draft×{factor}"), text))
+            elif name.startswith("σ = "):
+                out.append((("hu-noise", f"{dataset} T=0.7 noise={name[4:]}"), text))
+    elif header[0] == "quantity (n = 2)" and all(h.startswith("×") or " ×" in h for h in header[1:]):
+        # Several datasets' weakening: "translation ×1 | ×1.5 | ×2 | AlpacaEval ×1 | …" (a bare factor is the
+        # dataset to its left's).
+        dataset = None
+        for name, text in zip(header[1:], row[1:]):
+            if name.startswith("×"):
+                factor = name[1:]
+            else:
+                dataset, factor = name.rsplit(" ×", 1)
+            if dataset not in DATASETS:
+                return []
+            run = ("hu", f"{DATASETS[dataset]} T=0.7") if factor == "1" else (
+                "hu-weak", f"{DATASETS[dataset]} T=0.7 draft×{factor}")
+            out.append((run, text))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--document", default=os.path.join(ROOT, "docs", "results.md"))
+    parser.add_argument("--print", action="store_true", help="print every recomputed cell")
+    args = parser.parse_args()
+
+    runs = {}
+    for run in ("hu", "hu-weak", "hu-noise"):
+        path = os.path.join(RESULTS, run, "acceptance.jsonl")
+        if os.path.exists(path):
+            runs[run] = Records(path)
+    with open(args.document, encoding="utf-8") as file:
+        document = file.read()
+
+    checked, mismatches, unknown = 0, [], []
+    for header, rows in tables(document):
+        for row in rows:
+            quantity = quantity_of(row[0])
+            cells = columns(header, row)
+            if not cells:
+                break
+            if quantity is None:
+                unknown.append(row[0])
+                continue
+            for (run, configuration), text in cells:
+                match = CELL.fullmatch(text.strip())
+                records = runs.get(run)
+                computed = records.cell(configuration, quantity) if records else None
+                if match is None or computed is None:
+                    mismatches.append(f"{row[0]} [{configuration}, {run}]: '{text}' — no records or no number")
+                    continue
+                mean, half, prompts = computed
+                printed = parse_number(match.group(1))
+                ok = abs(printed - mean) <= 0.5 * 10 ** -decimals(match.group(1)) + 1e-12
+                if match.group(2):
+                    printed_half = parse_number(match.group(2))
+                    ok = ok and abs(printed_half - half) <= 0.5 * 10 ** -decimals(match.group(2)) + 1e-12
+                checked += 1
+                line = f"{row[0]} [{configuration}, {run}]: printed {text}, records {mean:+.5f} ± {half:.5f} ({prompts} prompts)"
+                if args.print:
+                    print(("ok   " if ok else "DIFF ") + line)
+                if not ok:
+                    mismatches.append(line)
+    for label in unknown:
+        mismatches.append(f"a row this script cannot recompute: '{label}'")
+    print(f"check-results: {checked} cells of docs/results.md recomputed from the records; {len(mismatches)} problems")
+    for problem in mismatches:
+        print("  " + problem)
+    return 1 if mismatches or checked == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
