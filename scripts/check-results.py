@@ -165,7 +165,7 @@ def tables(document):
 
 
 def columns(header, row):
-    """The (configuration suffix builder, cell text) pairs a row of a known table gives, or [] for other tables."""
+    """The ((run, configuration), cell text) pairs of a row of a known table, or [] for any other table."""
     out = []
     if len(header) >= 3 and header[1] == "T" and all(h in DATASETS for h in header[2:]):
         # Temperature tables: quantity | T | datasets…
@@ -176,11 +176,10 @@ def columns(header, row):
         # One dataset's weakening: ×1 (the hu run) | ×f | … or σ = 0 | σ = s | …
         dataset = DATASETS[header[0].split(", ", 1)[1]]
         for name, text in zip(header[1:], row[1:]):
-            factor = name.lstrip("×")
             if name in ("×1", "σ = 0"):
                 out.append((("hu", f"{dataset} T=0.7"), text))
             elif name.startswith("×"):
-                out.append((("hu-weak", f"{dataset} T=0.7 draft×{factor}"), text))
+                out.append((("hu-weak", f"{dataset} T=0.7 draft{name}"), text))
             elif name.startswith("σ = "):
                 out.append((("hu-noise", f"{dataset} T=0.7 noise={name[4:]}"), text))
     elif header[0] == "quantity (n = 2)" and all(h.startswith("×") or " ×" in h for h in header[1:]):
