@@ -209,9 +209,15 @@ def main():
     for run in ("hu", "hu-weak", "hu-noise"):
         path = os.path.join(RESULTS, run, "acceptance.jsonl")
         if os.path.exists(path):
-            runs[run] = Records(path)
-    with open(args.document, encoding="utf-8") as file:
-        document = file.read()
+            try:
+                runs[run] = Records(path)
+            except (ValueError, KeyError) as error:
+                sys.exit(f"check-results: {path}: not a result log ({error})")
+    try:
+        with open(args.document, encoding="utf-8") as file:
+            document = file.read()
+    except OSError as error:
+        sys.exit(f"check-results: cannot read --document {args.document}: {error.strerror}")
 
     checked, mismatches, unknown = 0, [], []
     for header, rows in tables(document):
