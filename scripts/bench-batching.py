@@ -88,6 +88,7 @@ def stream(port, text, speculative):
     start = time.perf_counter()
     arrivals = []
     tokens = None
+    report = None
     with urllib.request.urlopen(request, timeout=1800) as response:
         for raw in response:
             line = raw.decode().strip()
@@ -98,9 +99,16 @@ def stream(port, text, speculative):
                 arrivals.append(time.perf_counter() - start)
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
+            if chunk.get("specula"):
+                report = chunk["specula"]
     wall = time.perf_counter() - start
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    return {"ttft": arrivals[0] if arrivals else None, "seconds": wall, "tokens": tokens, "gaps": gaps}
+    result = {"ttft": arrivals[0] if arrivals else None, "seconds": wall, "tokens": tokens, "gaps": gaps}
+    if report:
+        # Specula's account of the request: the kinds of round it ran, drafts and acceptances.
+        result["specula"] = {key: report.get(key) for key in
+                             ("round_kinds", "rounds", "drafted_tokens", "accepted_tokens", "tokens_per_pass")}
+    return result
 
 
 def run(port, clients, speculative):
