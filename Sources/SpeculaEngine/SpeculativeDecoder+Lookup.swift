@@ -66,14 +66,21 @@ extension SpeculativeDecoder {
 
     /// A round without drafts (a one-node tree, which ``AutoPlanner`` picks when speculation does not pay): one
     /// target step. The draft model is not run; the root joins the rows it will be fed when drafting resumes.
-    func plainRound() throws -> [Int] {
-        let prefix = targetCache.length
-        if prefix + 1 > targetCache.capacity {
-            throw ModelError.contextOverflow(needed: prefix + 1, capacity: targetCache.capacity)
+    ///
+    /// `fed`: the root's logits when the root was already fed (the prompt pass's last row): no pass is run.
+    func plainRound(fed: [Float]? = nil) throws -> [Int] {
+        let logits: [Float]
+        if let fed {
+            logits = fed
+        } else {
+            let prefix = targetCache.length
+            if prefix + 1 > targetCache.capacity {
+                throw ModelError.contextOverflow(needed: prefix + 1, capacity: targetCache.capacity)
+            }
+            let verifyStart = ContinuousClock.now
+            logits = try target.forward(tokens: [root], cache: targetCache)[0]
+            telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
         }
-        let verifyStart = ContinuousClock.now
-        let logits = try target.forward(tokens: [root], cache: targetCache)[0]
-        telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
         if adaptive != nil { adaptive?.observeConfidence(Double(Ops.maximumProbability(logits))) }
         defer { step += 1 }
         let token: Int
@@ -106,17 +113,23 @@ extension SpeculativeDecoder {
         // costs plans from acceptance alone).
         let shared = policy.fixedCosts ? nil : targetCache.lastPass
         let otherRows = shared.map { $0.rows - $0.ownRows } ?? 0
-        let (choice, rate) = policy.plan(
-            proposal: match.proposal.count, matchLength: match.length, backlog: backlog,
-            generated: history.count - promptLength, remaining: tokensLeft, room: room,
-            otherRows: otherRows, otherMembers: shared.map { $0.segments - 1 } ?? 0)
+        // The first round after a prompt pass that fed the root is a plain step from that pass's last row.
+        let fed = promptRootLogits
+        promptRootLogits = nil
+        let (choice, rate) =
+            fed != nil
+            ? (AdaptivePolicy.Choice.plain, 0)
+            : policy.plan(
+                proposal: match.proposal.count, matchLength: match.length, backlog: backlog,
+                generated: history.count - promptLength, remaining: tokensLeft, room: room,
+                otherRows: otherRows, otherMembers: shared.map { $0.segments - 1 } ?? 0)
         targetCache.lastPass = nil
         let before = telemetry
         let emitted: [Int]
         switch choice {
         case .plain:
             let start = ContinuousClock.now
-            emitted = try plainRound()
+            emitted = try plainRound(fed: fed)
             telemetry.roundSeconds += Self.seconds(since: start)
         case .lookup(let k):
             emitted = try ngramRound(proposal: Array(match.proposal.prefix(k)))

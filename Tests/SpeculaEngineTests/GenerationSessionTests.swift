@@ -46,6 +46,36 @@ struct GenerationSessionTests {
         }
     }
 
+    /// The default mode's first token comes with the prompt pass, as plain decoding's does: one target pass (the
+    /// prompt's, which feeds its last token too) before the first token, not two. A fixed shape (here n-gram chains,
+    /// so that every pass counted is the target's) feeds the last token with its first round's drafts, so its first
+    /// token takes a second pass. Counted by a batcher the generation runs alone in.
+    @Test(arguments: [("adaptive", 1), ("ngram-adaptive", 1), ("plain", 1), ("ngram", 2)])
+    func theDefaultModesFirstTokenComesWithThePromptPass(method: String, passes: Int) throws {
+        let (target, draft) = try Self.models()
+        let stop = StopConditions(maxTokens: 12, atEndOfGeneration: false)
+        let plan =
+            method == "plain" ? .plain(stop: stop) : try DecodingPlan(method: method, base: DecodingPlan(stop: stop))
+        let batcher = ForwardBatcher()
+        let session = try GenerationSession(target: target, draft: draft, plan: plan)
+        session.batcher = batcher
+        let prompt = Self.prompts[0]
+        try session.start(prompt: prompt)
+        let first = try #require(try session.next())
+        #expect(!first.tokens.isEmpty)
+        let targetPasses = batcher.statistics.passes
+        #expect(targetPasses == passes, "\(method): \(targetPasses) passes before the first token")
+        while try session.next() != nil {}
+        let plain = try Self.generate(target, nil, .plain(stop: stop), prompt: prompt)
+        #expect(session.generated == plain.tokens)
+        // A restart returns to the state after the prompt pass: the same first token without a pass.
+        try session.restart()
+        let before = batcher.statistics.passes
+        let again = try #require(try session.next())
+        #expect(again.tokens.first == plain.tokens.first)
+        if method.hasSuffix("adaptive") { #expect(batcher.statistics.passes == before) }
+    }
+
     @Test(arguments: ["chain:6/token", "binary:4/rrsw", "eagle/rrs", "ngram"])
     func aFullContextShortensTheLastRounds(method: String) throws {
         // A context of exactly the prompt and the token limit: trees give way to chains, chains shorten, and the
