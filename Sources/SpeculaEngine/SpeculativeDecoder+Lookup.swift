@@ -115,7 +115,6 @@ extension SpeculativeDecoder {
         let otherRows = shared.map { $0.rows - $0.ownRows } ?? 0
         // The first round after a prompt pass that fed the root is a plain step from that pass's last row.
         let fed = promptRootLogits
-        promptRootLogits = nil
         let (choice, rate) =
             fed != nil
             ? (AdaptivePolicy.Choice.plain, 0)

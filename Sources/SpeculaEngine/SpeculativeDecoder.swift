@@ -97,14 +97,14 @@ public final class SpeculativeDecoder {
     /// The token ids of a reduced draft head to build when the adaptive mode first drafts (nil: none pending).
     public var lazyDraftVocabulary: [Int]?
     /// The default mode's first round is a plain step (nothing is known yet to plan from): ``start(prompt:)`` feeds
-    /// the whole prompt and keeps its last row's logits here, and that round chooses from them without a pass of
-    /// its own — the first token comes with the prompt pass, as in plain decoding, not one pass later. The logits
-    /// are the ones that round's one-row pass would give (each row's are computed as in a pass of its own), and its
-    /// random stream is the same, so the output is too.
-    var promptRootLogits: [Float]?
-    /// The prompt pass's last row as ``start(prompt:)`` left it (nil when the root was not fed):
+    /// the whole prompt and keeps its last row's logits here (nil when it left the last token to the first round),
+    /// and that round chooses from them without a pass of its own — the first token comes with the prompt pass, as
+    /// in plain decoding, not one pass later. The logits are the ones that round's one-row pass would give (each
+    /// row's are computed as in a pass of its own), and its random stream is the same, so the output is too.
     /// ``restart(prompt:)`` returns to that state.
     var startRootLogits: [Float]?
+    /// The root's logits while the root is fed and no round has run since the prompt (``startRootLogits``).
+    var promptRootLogits: [Float]? { history.count == promptLength ? startRootLogits : nil }
     /// Chains at temperature > 0: also compute, each round, the exact expected tokens per step of token and of block
     /// verification of the round's own drafts (a paired comparison: the same drafts verified both ways, whatever
     /// verifier runs), summed in the telemetry. O(γ·|V|) a round.
@@ -237,7 +237,7 @@ public final class SpeculativeDecoder {
 
     /// Feeds the prompt (all but its last token) to both models; the last token becomes the first root. Rows of
     /// adopted caches that match the prompt's beginning are kept (``reusedPromptTokens``). The default mode feeds
-    /// the target the last token too, for its first round (``promptRootLogits``).
+    /// the target the last token too, for its first round (``startRootLogits``).
     public func start(prompt: [Int]) throws {
         guard let last = prompt.last else { throw ModelError.invalid(path: "prompt", reason: "the prompt is empty") }
         let kept = min(Self.commonPrefix(adoptedTarget, prompt), prompt.count - 1, targetCache.length)
@@ -247,7 +247,7 @@ public final class SpeculativeDecoder {
         _ = targetCache.trim(to: kept)
         _ = draftCache?.trim(to: draftKept)
         reusedPromptTokens = kept
-        // The default mode feeds the last token too (``promptRootLogits``); the fixed shapes feed it with their
+        // The default mode feeds the last token too (``startRootLogits``); the fixed shapes feed it with their
         // first round's drafts.
         let foldsFirstRound = adaptive != nil
         if foldsFirstRound && prompt.count > targetCache.capacity {
@@ -256,15 +256,13 @@ public final class SpeculativeDecoder {
         let body = Array(prompt[kept..<(foldsFirstRound ? prompt.count : prompt.count - 1)])
         let draftBody = Array(prompt[draftKept..<(prompt.count - 1)])
         telemetry = Telemetry()
-        promptRootLogits = nil
         startRootLogits = nil
         if !body.isEmpty {
             let start = ContinuousClock.now
             targetCache.lastPass = nil
             let rows = try target.forward(
                 tokens: body, cache: targetCache, logitRows: foldsFirstRound ? [body.count - 1] : [])
-            if foldsFirstRound { promptRootLogits = rows.first }
-            startRootLogits = promptRootLogits
+            if foldsFirstRound { startRootLogits = rows.first }
             telemetry.targetPrefillSeconds = Self.seconds(since: start)
             // A prompt pass shared with others or fed in pieces (a batch) says little about a row's cost alone; one
             // that ran whole and alone in a batch is timed by the pass itself, not by this generation's wait.
@@ -298,12 +296,11 @@ public final class SpeculativeDecoder {
             throw ModelError.invalid(path: "prompt", reason: "restart needs the prompt given to start")
         }
         // A start that fed the root (the default mode) is returned to with the root fed and its logits kept.
-        if let fed = startRootLogits, targetCache.length >= prompt.count {
+        if startRootLogits != nil && targetCache.length >= prompt.count {
             _ = targetCache.trim(to: prompt.count)
-            promptRootLogits = fed
         } else {
             _ = targetCache.trim(to: prompt.count - 1)
-            promptRootLogits = nil
+            startRootLogits = nil
         }
         history = prompt
         root = last
