@@ -115,10 +115,6 @@ extension SpeculativeDecoder {
         let otherRows = shared.map { $0.rows - $0.ownRows } ?? 0
         // The first round after a prompt pass that fed the root is a plain step from that pass's last row.
         let fed = promptRootLogits
-        // A round that runs no pass leaves the prompt pass's share for the next round: in a batch the generation's
-        // second round then plans beside its companions, not as if alone (which would pay the draft's catch-up on
-        // the whole prompt while every other generation's pass waits).
-        let promptShare = fed != nil ? targetCache.lastPass : nil
         let (choice, rate) =
             fed != nil
             ? (AdaptivePolicy.Choice.plain, 0)
@@ -174,7 +170,6 @@ extension SpeculativeDecoder {
                     targetConfidence: policy.targetConfidence ?? 0, targetStep: policy.targetStep ?? 0,
                     targetPerRow: policy.targetPerRow ?? 0, modelAcceptance: policy.model.value))
         }
-        if let promptShare { targetCache.lastPass = promptShare }
         return emitted
     }
 }

@@ -76,25 +76,6 @@ struct GenerationSessionTests {
         if method.hasSuffix("adaptive") { #expect(batcher.statistics.passes == before) }
     }
 
-    /// The first round runs no pass of its own, so in a batch the second round plans from the prompt pass's share
-    /// (its companions: their rows, and that a chain's catch-up would stall them), not as if alone.
-    @Test func theDefaultModesSecondRoundPlansBesideThePromptPasssCompanions() throws {
-        let (target, draft) = try Self.models()
-        let stop = StopConditions(maxTokens: 12, atEndOfGeneration: false)
-        let plan = try DecodingPlan(method: "adaptive", base: DecodingPlan(stop: stop))
-        let session = try GenerationSession(target: target, draft: draft, plan: plan)
-        try session.start(prompt: Self.prompts[0])
-        let decoder = try #require(session.decoder)
-        // As a batch leaves it: the prompt's last rows shared a pass with three other generations' rows.
-        let share = ForwardBatcher.PassShare(rows: 20, ownRows: 5, segments: 4, seconds: 0.01)
-        decoder.targetCache.lastPass = share
-        let first = try #require(try session.next())
-        #expect(first.tokens.count == 1)
-        #expect(decoder.targetCache.lastPass == share, "the first round dropped the prompt pass's share")
-        _ = try session.next()
-        #expect(decoder.targetCache.lastPass == nil, "a round that ran its own pass (alone) keeps no share")
-    }
-
     @Test(arguments: ["chain:6/token", "binary:4/rrsw", "eagle/rrs", "ngram"])
     func aFullContextShortensTheLastRounds(method: String) throws {
         // A context of exactly the prompt and the token limit: trees give way to chains, chains shorten, and the
