@@ -132,6 +132,7 @@ for background_mode in args.background_modes:
     process = subprocess.Popen([args.specula, "serve", "-m", args.target, "-md", args.draft, "--port", str(port),
                                 "-c", "4096", "--queue", "64", "-np", str(args.parallel)],
                                stdout=subprocess.DEVNULL, stderr=open("/tmp/specula-first-token.log", "w"))
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
     try:
         wait_healthy(port, process)
         stream(port, body_for("Hello", 4, "off"))  # warm-up
@@ -159,7 +160,7 @@ for background_mode in args.background_modes:
                 tag = f"(request {background_mode}-{pair}-{mode})\n"
                 result = stream(port, body_for(tag + text_of(record), args.probe_tokens, mode))
                 report = result["specula"] or {}
-                row = {"benchmark": "first-token-probe", "background_mode": background_mode, "probe_mode": mode,
+                row = {"benchmark": "first-token-probe", "run": run_id, "background_mode": background_mode, "probe_mode": mode,
                        "pair": pair, "prompt": record.get("question_id"), "background": args.background,
                        "parallel": args.parallel, "ttft": result["ttft"],
                        "prompt_tokens": (result["usage"] or {}).get("prompt_tokens"),
@@ -180,7 +181,7 @@ for background_mode in args.background_modes:
         a, b = args.probe_modes
         diffs = []
         for pair in range(args.probes // 2):
-            twin = {r["probe_mode"]: r["ttft"] for r in rows if r["pair"] == pair}
+            twin = {r["probe_mode"]: r["ttft"] for r in rows if r["pair"] == pair}  # this run's rows only
             if twin.get(a) is not None and twin.get(b) is not None:
                 diffs.append(twin[b] - twin[a])
         if diffs:
