@@ -16,15 +16,13 @@ Usage: python3 scripts/bench-llama-spec.py --server PATH/llama-server --target T
 """
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
+
+import benchlib
 
 TASKS = {
-    "mt-bench": ["writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"],
+    "mt-bench": benchlib.CONVERSATION,
     "translation": ["translation"],
     "summarization": ["summarization"],
     "qa": ["qa"],
@@ -36,7 +34,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--server", required=True)
 parser.add_argument("--target", required=True)
 parser.add_argument("--draft", required=True)
-parser.add_argument("--data", default=os.path.expanduser("~/.cache/specula/models/spec-bench.jsonl"))
+parser.add_argument("--data", default=benchlib.DEFAULT_DATA)
 parser.add_argument("--prompts", type=int, default=10)
 parser.add_argument("--max-tokens", type=int, default=128)
 parser.add_argument("--temperature", type=float, nargs="+", default=[0.0])
@@ -46,7 +44,7 @@ parser.add_argument("--port", type=int, default=8190)
 parser.add_argument("--out", default="llama-spec-bench.jsonl")
 args = parser.parse_args()
 
-records = [json.loads(line) for line in open(args.data) if line.strip()]
+records = benchlib.load_records(args.data)
 
 
 def prompts_of(task):
@@ -65,28 +63,14 @@ servers = {}
 def start(mode, extra, port):
     command = [args.server, "-m", args.target, "-t", str(args.threads), "-c", "4096", "-np", "1", "--port", str(port),
                "--host", "127.0.0.1", "--no-webui"] + extra
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(f"/tmp/llama-{mode}.log", "w"))
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
-                if response.status == 200:
-                    return process
-        except Exception:
-            time.sleep(0.5)
-    process.kill()
-    sys.exit(f"llama-server ({mode}) did not start; see /tmp/llama-{mode}.log")
+    return benchlib.start_server(command, port, f"llama-server ({mode})", f"/tmp/llama-{mode}.log")
 
 
 def ask(port, text, temperature):
-    body = json.dumps({
-        "messages": [{"role": "user", "content": text}], "max_tokens": args.max_tokens,
-        "temperature": temperature, "seed": 0, "cache_prompt": False,
-    }).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
-                                     headers={"Content-Type": "application/json"})
+    body = {"messages": [{"role": "user", "content": text}], "max_tokens": args.max_tokens,
+            "temperature": temperature, "seed": 0, "cache_prompt": False}
     begin = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=600) as response:
-        answer = json.load(response)
+    answer = benchlib.post_json(port, "/v1/chat/completions", body)
     seconds = time.perf_counter() - begin
     timings = answer.get("timings", {})
     return {
@@ -134,4 +118,4 @@ try:
               f"{same[0]}/{len(rows)}, {same[1]}/{len(rows)} |")
 finally:
     for process, _ in servers.values():
-        process.terminate()
+        benchlib.stop_server(process)

@@ -14,19 +14,17 @@ A measurement tool only.
 """
 import argparse
 import json
-import math
-import os
 import statistics
 import subprocess
-import sys
 import time
-import urllib.request
+
+import benchlib
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--specula", default=".build/release/specula")
 parser.add_argument("--target", required=True)
 parser.add_argument("--draft", required=True)
-parser.add_argument("--data", default=os.path.expanduser("~/.cache/specula/models/spec-bench.jsonl"))
+parser.add_argument("--data", default=benchlib.DEFAULT_DATA)
 parser.add_argument("--pairs", type=int, default=20)
 parser.add_argument("--modes", nargs="+", default=["off", "default"])
 parser.add_argument("--parallel", type=int, default=4)
@@ -35,9 +33,7 @@ parser.add_argument("--pause", type=float, default=1.0)
 parser.add_argument("--out", default="lone-http.jsonl")
 args = parser.parse_args()
 
-records = [json.loads(line) for line in open(args.data) if line.strip()]
-prompts = [r["turns"][0] for r in records if r.get("category") in
-           ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")]
+prompts = [benchlib.first_turn(r) for r in benchlib.load_records(args.data, benchlib.CONVERSATION)]
 
 servers = {}
 for name, slots, port in (("np1", 1, 8401), ("npP", args.parallel, 8402)):
@@ -45,28 +41,14 @@ for name, slots, port in (("np1", 1, 8401), ("npP", args.parallel, 8402)):
         [args.specula, "serve", "-m", args.target, "-md", args.draft, "--port", str(port), "-c", "4096", "-np",
          str(slots)], stdout=subprocess.DEVNULL, stderr=open(f"/tmp/specula-lone-{name}.log", "w")))
 for name, (port, process) in servers.items():
-    for _ in range(2400):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except Exception:
-            if process.poll() is not None:
-                sys.exit(f"specula serve ({name}) exited; see /tmp/specula-lone-{name}.log")
-            time.sleep(0.25)
+    benchlib.wait_healthy(port, process, f"specula serve ({name})", f"/tmp/specula-lone-{name}.log")
 
 
 def request(port, text, mode):
-    body = {"messages": [{"role": "user", "content": text}], "max_tokens": args.max_tokens, "temperature": 0}
-    if mode != "default":
-        body["speculative"] = {"mode": mode}
-    data = json.dumps(body).encode()
+    body = benchlib.chat_body(text, args.max_tokens, mode, stream=False)
     time.sleep(args.pause)
     start = time.perf_counter()
-    with urllib.request.urlopen(urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/chat/completions", data=data,
-            headers={"Content-Type": "application/json"}), timeout=600) as response:
-        answer = json.load(response)
+    answer = benchlib.post_json(port, "/v1/chat/completions", body)
     wall = time.perf_counter() - start
     tokens = answer["usage"]["completion_tokens"]
     return {"tokens": tokens, "seconds": wall, "tps": tokens / wall,
@@ -94,16 +76,11 @@ for pair in range(args.pairs):
         print(f"pair {pair:2} {mode:8}: -np 1 {result['np1']['tps']:5.2f} tok/s, -np {args.parallel} "
               f"{result['npP']['tps']:5.2f} tok/s, ratio {ratio:.3f}{'' if same else ', TEXTS DIFFER'}", flush=True)
 
-T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 12: 2.18,
-       15: 2.13, 20: 2.09, 25: 2.06, 30: 2.04, 40: 2.02}
 for mode, values in ratios.items():
     n = len(values)
     if n < 2:
         continue
-    df = n - 1
-    t = T95[max(k for k in T95 if k <= df)]
-    half = t * statistics.stdev(values) / math.sqrt(n)
-    print(f"{mode}: -np {args.parallel} ÷ -np 1 = {statistics.mean(values):.3f} ± {half:.3f} "
+    print(f"{mode}: -np {args.parallel} ÷ -np 1 = {statistics.mean(values):.3f} ± {benchlib.interval(values):.3f} "
           f"(mean, Student-t 95 %, {n} pairs; median {statistics.median(values):.3f})")
 for _, process in servers.values():
-    process.terminate()
+    benchlib.stop_server(process)

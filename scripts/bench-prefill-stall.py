@@ -18,19 +18,18 @@ A measurement tool only.
 """
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
+
+import benchlib
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--specula", default=".build/release/specula")
 parser.add_argument("--target", required=True)
 parser.add_argument("--draft", required=True)
-parser.add_argument("--data", default=os.path.expanduser("~/.cache/specula/models/spec-bench.jsonl"))
+parser.add_argument("--data", default=benchlib.DEFAULT_DATA)
 parser.add_argument("--settings", type=float, nargs="+", default=[0, 250], help="--prefill-pass-ms values")
 parser.add_argument("--rounds", type=int, default=3, help="alternations of the settings")
 parser.add_argument("--long-prompts", type=int, default=3, help="long prompts per server run")
@@ -41,36 +40,25 @@ parser.add_argument("--port", type=int, default=8391)
 parser.add_argument("--out", default="prefill-stall.jsonl")
 args = parser.parse_args()
 
-records = [json.loads(line) for line in open(args.data) if line.strip()]
-conversation = [r["turns"][0] for r in records if r.get("category") in ("writing", "roleplay", "stem", "humanities")]
-long_prompts = [r["turns"][0] for r in records if r.get("category") in ("rag", "summarization")]
+conversation = [benchlib.first_turn(r) for r in
+                benchlib.load_records(args.data, ("writing", "roleplay", "stem", "humanities"))]
+long_prompts = [benchlib.first_turn(r) for r in benchlib.load_records(args.data, ("rag", "summarization"))]
 if not conversation or not long_prompts:
     sys.exit(f"no conversation or long prompts in {args.data}")
 
 
 def stream(text, max_tokens, arrivals, started=None):
-    body = {"messages": [{"role": "user", "content": text}], "max_tokens": max_tokens, "temperature": 0,
-            "stream": True, "speculative": {"mode": "off"}}
-    request = urllib.request.Request(f"http://127.0.0.1:{args.port}/v1/chat/completions",
-                                     data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=600) as response:
-        for raw in response:
-            line = raw.decode().strip()
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if any((choice.get("delta") or {}).get("content") for choice in chunk.get("choices", [])):
-                arrivals.append(time.perf_counter())
-                if started is not None and not started.is_set():
-                    started.set()
+    """Streams a plain (speculation off) generation; `arrivals` gets the clock time of every text chunk."""
+    def on_text():
+        arrivals.append(time.perf_counter())
+        if started is not None and not started.is_set():
+            started.set()
+
+    benchlib.stream_chat(args.port, benchlib.chat_body(text, max_tokens, "off"), timeout=600, on_text=on_text)
 
 
 def metric(name):
-    with urllib.request.urlopen(f"http://127.0.0.1:{args.port}/metrics", timeout=10) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith("specula:" + name + " "):
-                return float(line.rsplit(" ", 1)[1])
-    return None
+    return benchlib.server_metrics(args.port).get(name)
 
 
 def trial(index):
@@ -103,18 +91,10 @@ def trial(index):
 out = open(args.out, "a")
 for round_index in range(args.rounds):
     for setting in args.settings:
-        process = subprocess.Popen([args.specula, "serve", "-m", args.target, "-md", args.draft, "--port",
-                                    str(args.port), "-c", "4096", "-np", "4", "--prefill-pass-ms", str(setting)],
-                                   stdout=subprocess.DEVNULL, stderr=open("/tmp/specula-prefill-stall.log", "w"))
-        for _ in range(2400):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{args.port}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except Exception:
-                if process.poll() is not None:
-                    sys.exit("specula serve exited; see /tmp/specula-prefill-stall.log")
-                time.sleep(0.25)
+        process = benchlib.start_server(
+            [args.specula, "serve", "-m", args.target, "-md", args.draft, "--port", str(args.port), "-c", "4096",
+             "-np", "4", "--prefill-pass-ms", str(setting)], args.port, "specula serve",
+            "/tmp/specula-prefill-stall.log")
         stream("Hello", 4, [])  # warm-up
         for k in range(args.long_prompts):
             result = trial(round_index * args.long_prompts + k)
@@ -126,5 +106,4 @@ for round_index in range(args.rounds):
                   f"gap inside {result['inside_median']:.3f} / outside {result['outside_median']:.3f} s, "
                   f"long prompt TTFT {result['ttft']:.2f} s, server's longest piece pass "
                   f"{result['piece_pass_seconds_max']:.3f} s", flush=True)
-        process.terminate()
-        process.wait(60)
+        benchlib.stop_server(process)

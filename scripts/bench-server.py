@@ -21,13 +21,12 @@ Usage: python3 scripts/bench-server.py --specula .build/release/specula --llama-
 """
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
+
+import benchlib
 
 TASKS = ["writing", "roleplay", "reasoning", "coding", "translation", "summarization", "qa", "math_reasoning", "rag",
          "extraction", "stem", "humanities"]
@@ -37,7 +36,7 @@ parser.add_argument("--specula", default=".build/release/specula")
 parser.add_argument("--llama-server")
 parser.add_argument("--target", required=True)
 parser.add_argument("--draft", required=True)
-parser.add_argument("--data", default=os.path.expanduser("~/.cache/specula/models/spec-bench.jsonl"))
+parser.add_argument("--data", default=benchlib.DEFAULT_DATA)
 parser.add_argument("--prompts", type=int, default=8)
 parser.add_argument("--max-tokens", type=int, default=96)
 parser.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4])
@@ -48,58 +47,22 @@ parser.add_argument("--port", type=int, default=8290)
 parser.add_argument("--out", default="server-bench.jsonl")
 args = parser.parse_args()
 
-records = [json.loads(line) for line in open(args.data) if line.strip()]
+records = benchlib.load_records(args.data)
 by_task = {}
 for record in records:
     by_task.setdefault(record.get("category"), []).append(record)
 prompts = []
 for index in range(args.prompts):
     task = TASKS[index % len(TASKS)]
-    chosen = by_task[task][index // len(TASKS)]
-    turns = chosen.get("turns") or [chosen.get("prompt")]
-    prompts.append((task, turns[0]))
+    prompts.append((task, benchlib.first_turn(by_task[task][index // len(TASKS)])))
 
 
-def wait_healthy(port, process, name):
-    for _ in range(1200):
-        if process.poll() is not None:
-            sys.exit(f"{name} exited")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except Exception:
-            time.sleep(0.25)
-    process.kill()
-    sys.exit(f"{name} did not become healthy")
+def stream(port, text, mode):
+    result = benchlib.stream_chat(port, benchlib.chat_body(text, args.max_tokens, mode), timeout=600)
+    return {key: result[key] for key in ("ttft", "seconds", "tokens")}
 
 
-def stream(port, text, speculative):
-    body = {"messages": [{"role": "user", "content": text}], "max_tokens": args.max_tokens, "temperature": 0,
-            "stream": True, "stream_options": {"include_usage": True}}
-    if speculative is not None:
-        body["speculative"] = speculative
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    start = time.perf_counter()
-    first = None
-    tokens = None
-    with urllib.request.urlopen(request, timeout=600) as response:
-        for raw in response:
-            line = raw.decode().strip()
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            for choice in chunk.get("choices", []):
-                if first is None and (choice.get("delta") or {}).get("content"):
-                    first = time.perf_counter() - start
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-    wall = time.perf_counter() - start
-    return {"ttft": first, "seconds": wall, "tokens": tokens}
-
-
-def run_batch(port, clients, speculative):
+def run_batch(port, clients, mode):
     results = [None] * len(prompts)
     next_index = [0]
     lock = threading.Lock()
@@ -111,7 +74,7 @@ def run_batch(port, clients, speculative):
                 next_index[0] += 1
             if index >= len(prompts):
                 return
-            results[index] = stream(port, prompts[index][1], speculative)
+            results[index] = stream(port, prompts[index][1], mode)
 
     start = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(clients)]
@@ -144,14 +107,12 @@ def record(server, mode, clients, results, wall):
 
 # specula serve: both modes on one server, per request.
 port = args.port
-process = subprocess.Popen([args.specula, "serve", "-m", args.target, "-md", args.draft, "--port", str(port),
-                            "-c", "4096", "--queue", "64"], stdout=subprocess.DEVNULL,
-                           stderr=open("/tmp/specula-serve-bench.log", "w"))
-wait_healthy(port, process, "specula serve")
-stream(port, "Hello", {"mode": "off"})  # warm-up
+process = benchlib.start_server([args.specula, "serve", "-m", args.target, "-md", args.draft, "--port", str(port),
+                                 "-c", "4096", "--queue", "64"], port, "specula serve", "/tmp/specula-serve-bench.log")
+stream(port, "Hello", "off")  # warm-up
 for clients in args.clients:
-    for mode, speculative in (("off", {"mode": "off"}), ("default", None)):
-        results, wall = run_batch(port, clients, speculative)
+    for mode in ("off", "default"):
+        results, wall = run_batch(port, clients, mode)
         record("specula", mode, clients, results, wall)
 
 # Overhead over `specula generate`: plain decoding, the same raw-text prompt, interleaved. Before each timed request
@@ -162,10 +123,7 @@ server_tps, cli_tps, cached = [], [], []
 
 
 def post(path, body):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=600) as response:
-        return json.load(response)
+    return benchlib.post_json(port, path, body)
 
 
 for _ in range(args.overhead_runs):
@@ -180,8 +138,7 @@ for _ in range(args.overhead_runs):
                                text=True, check=True)
     stats = json.loads(completed.stderr.strip().splitlines()[-1])
     cli_tps.append(stats["tokensPerSecond"])
-process.terminate()
-process.wait()
+benchlib.stop_server(process)
 overhead = {"server": "specula", "mode": "overhead", "runs": args.overhead_runs,
             "server_tps_median": statistics.median(server_tps), "cli_tps_median": statistics.median(cli_tps),
             "server_tps": server_tps, "cli_tps": cli_tps, "cached_tokens": cached}
@@ -195,11 +152,8 @@ if args.llama_server:
         for clients in args.clients:
             command = [args.llama_server, "-m", args.target, "-t", str(args.threads), "-c", str(4096 * clients),
                        "-np", str(clients), "--port", str(port + 1), "--host", "127.0.0.1", "--no-webui"] + extra
-            llama = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                     stderr=open(f"/tmp/llama-server-bench-{mode}.log", "w"))
-            wait_healthy(port + 1, llama, "llama-server")
+            llama = benchlib.start_server(command, port + 1, "llama-server", f"/tmp/llama-server-bench-{mode}.log")
             stream(port + 1, "Hello", None)
             results, wall = run_batch(port + 1, clients, None)
             record("llama-server", mode, clients, results, wall)
-            llama.terminate()
-            llama.wait()
+            benchlib.stop_server(llama)
