@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Recompute the acceptance tables of docs/results.md from their records, and check the document against them.
+"""Recompute the acceptance and block-verification tables of docs/results.md from their records, and check the
+document against them.
 
 Every number in the tables of "The papers' claims beside ours" that comes from an acceptance run (the temperature
 tables, the weaker-draft and noisy-draft tables) is a mean over prompts of a per-prompt mean over positions, ± a
@@ -8,6 +9,12 @@ position first (the same target continuation and draft vectors on both sides), s
 records (docs/results/hu, hu-weak, hu-noise: one JSON line per prompt and setting, one value per position and
 verifier/bound), computes each cell that way, parses the tables in docs/results.md, and reports any cell whose
 printed value or half-width differs from the recomputed one by more than half a unit of its last printed digit.
+
+The block-verification table (header `dataset | T | γ | token: E[tokens/step] | …`) is recomputed from
+docs/results/block-40 (MT-Bench) and block-40-<dataset>: per prompt, the exact expected tokens per step of each
+verifier for the round's drafts (`pairedToken`, `pairedBlock`, `pairedGain`) pooled over the prompt's token and block
+runs; wall clock (`tokensPerSecond`) per verifier, and block − token per prompt; each a mean over prompts ±
+Student-t 95 %.
 
     python3 scripts/check-results.py            # check docs/results.md; exit 1 on a mismatch
     python3 scripts/check-results.py --print    # print every cell it recomputed
@@ -199,6 +206,89 @@ def columns(header, row):
     return out
 
 
+# Block table: dataset column → (records directory, the dataset's name in the configuration).
+BLOCK_DATASETS = {
+    "MT-Bench": ("block-40", "mt-bench"),
+    "GSM8K": ("block-40-math", "math"),
+    "translation": ("block-40-translation", "translation"),
+    "summarization": ("block-40-summarization", "summarization"),
+}
+BLOCK_HEADER = ["dataset", "T", "γ", "token: E[tokens/step]", "block: E[tokens/step]", "block gain (paired)",
+                "token: tokens/s", "block: tokens/s", "block − token tokens/s (paired by prompt)", "host"]
+
+
+class BlockRecords:
+    """One block run's records: metrics by (configuration, prompt)."""
+
+    def __init__(self, path):
+        self.metrics = {}
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    record = json.loads(line)
+                    self.metrics[(record["configuration"], record["prompt"])] = record["metrics"]
+
+    def prompts(self, configuration):
+        return sorted(p for c, p in self.metrics if c == configuration)
+
+    def cells(self, prefix):
+        """The table's six computed cells for configurations `prefix token` / `prefix block`, or None."""
+        token, block = f"{prefix} token", f"{prefix} block"
+        both = sorted(set(self.prompts(token)) & set(self.prompts(block)))
+        if not both:
+            return None
+
+        def mean_value(metrics, name):
+            values = metrics.get(name) or []
+            return sum(values) / len(values) if values else None
+
+        def pooled(name):
+            # Both runs of a prompt form one group: the mean of their values.
+            means = []
+            for prompt in both:
+                values = (self.metrics[(token, prompt)].get(name) or []) + (self.metrics[(block, prompt)].get(name) or [])
+                if values:
+                    means.append(sum(values) / len(values))
+            return summary(means)
+
+        def each(configuration, name):
+            return summary([mean_value(self.metrics[(configuration, p)], name) for p in self.prompts(configuration)])
+
+        gain = pooled("pairedGain")
+        return [pooled("pairedToken"), pooled("pairedBlock"), (100 * gain[0], 100 * gain[1], gain[2]),
+                each(token, "tokensPerSecond"), each(block, "tokensPerSecond"),
+                summary([mean_value(self.metrics[(block, p)], "tokensPerSecond")
+                         - mean_value(self.metrics[(token, p)], "tokensPerSecond") for p in both])]
+
+
+def block_cells(header, row, block_runs):
+    """(label, printed text, computed (mean, half, prompts)) for every number cell of a block-table row."""
+    if header != BLOCK_HEADER:
+        return None
+    name, temperature, gamma = row[0], row[1], row[2]
+    if name not in BLOCK_DATASETS:
+        return [(f"{name} T={temperature} γ={gamma}", row[0], None)]
+    directory, dataset = BLOCK_DATASETS[name]
+    records = block_runs.get(directory)
+    label = "T=" + ("%g" % float(temperature))
+    computed = records.cells(f"{dataset} {label} chain:{gamma}") if records else None
+    where = f"{name} {label} γ={gamma}"
+    return [(f"{where} {column}", text, computed[k] if computed else None)
+            for k, (column, text) in enumerate(zip(header[3:-1], row[3:-1]))]
+
+
+def check_cell(text, computed):
+    """Whether a printed "mean ± half" (a trailing " %" and size note allowed) matches `computed`."""
+    match = CELL.match(text.replace(" %", "").strip())
+    if match is None or computed is None:
+        return False
+    mean, half, _ = computed
+    ok = abs(parse_number(match.group(1)) - mean) <= 0.5 * 10 ** -decimals(match.group(1)) + 1e-12
+    if match.group(2):
+        ok = ok and abs(parse_number(match.group(2)) - half) <= 0.5 * 10 ** -decimals(match.group(2)) + 1e-12
+    return ok
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--document", default=os.path.join(ROOT, "docs", "results.md"))
@@ -213,6 +303,14 @@ def main():
                 runs[run] = Records(path)
             except (ValueError, KeyError) as error:
                 sys.exit(f"check-results: {path}: not a result log ({error})")
+    block_runs = {}
+    for directory, _ in BLOCK_DATASETS.values():
+        path = os.path.join(RESULTS, directory, "block.jsonl")
+        if os.path.exists(path):
+            try:
+                block_runs[directory] = BlockRecords(path)
+            except (ValueError, KeyError) as error:
+                sys.exit(f"check-results: {path}: not a result log ({error})")
     try:
         with open(args.document, encoding="utf-8") as file:
             document = file.read()
@@ -222,6 +320,18 @@ def main():
     checked, mismatches, unknown = 0, [], []
     for header, rows in tables(document):
         for row in rows:
+            cells = block_cells(header, row, block_runs)
+            if cells is not None:
+                for label, text, computed in cells:
+                    ok = check_cell(text, computed)
+                    checked += 1
+                    line = f"{label}: printed {text}, records " + (
+                        f"{computed[0]:+.5f} ± {computed[1]:.5f} ({computed[2]} prompts)" if computed else "none")
+                    if args.print:
+                        print(("ok   " if ok else "DIFF ") + line)
+                    if not ok:
+                        mismatches.append(line)
+                continue
             quantity = quantity_of(row[0])
             cells = columns(header, row)
             if not cells:
