@@ -250,6 +250,10 @@ public enum Drafter: Sendable, Equatable {
     /// Prompt lookup: the tokens that followed the latest earlier occurrence of the text's last n-gram (longest
     /// first, down to one token); no model.
     case ngram(longest: Int)
+    /// Suffix drafting: a tree of at most `nodes` nodes, the continuations after every earlier occurrence of the
+    /// text's longest repeated suffix (up to `longest` tokens), ranked by how often each occurred
+    /// (``SuffixDrafter``), verified with ``CandidateVerifier``; no model.
+    case suffix(longest: Int, nodes: Int)
 }
 
 /// When a generation ends.
@@ -333,6 +337,8 @@ public struct DecodingPlan: Sendable, Equatable {
     /// Upper bounds of the numeric settings (each a row of the target's pass or a table the size of the text).
     public static let maxLookahead = 64
     public static let maxNGram = 64
+    /// The suffix drafter's node budget when `suffix` is spelled without one.
+    public static let suffixNodesDefault = 8
 
     /// The cross-setting rules; throws ``EngineError/badInput(field:reason:)`` naming the setting.
     public func validate(hasDraftModel: Bool) throws {
@@ -357,6 +363,18 @@ public struct DecodingPlan: Sendable, Equatable {
             switch shape {
             case .chain, .adaptive: break
             default: throw bad("tree", "the n-gram drafter drafts chains")
+            }
+        case .suffix(let longest, let nodes):
+            if longest < 1 || longest > Self.maxNGram { throw bad("ngram", "must be in 1…\(Self.maxNGram)") }
+            if nodes < 1 || nodes >= DraftShape.maxNodes {
+                throw bad("drafter", "suffix:N takes 1…\(DraftShape.maxNodes - 1) nodes (got \(nodes))")
+            }
+            if lookahead > 0 || lookup > 0 || draftVocabulary > 0 || draftStop > 0 {
+                throw bad("drafter", "lookahead, lookup, draft-stop and draft-vocabulary need a draft model")
+            }
+            guard case .chain = shape else { throw bad("tree", "the suffix drafter builds its own trees") }
+            if !sampling.isGreedy && verifier != .token {
+                throw bad("verifier", "the suffix drafter's trees are verified by the candidate rule: drop --verifier")
             }
         case .model:
             if !hasDraftModel { throw bad("draft", "the plan drafts with a model: give a draft model") }
@@ -388,6 +406,7 @@ public struct DecodingPlan: Sendable, Equatable {
         switch drafter {
         case .none: return "plain"
         case .ngram: return shape == .adaptive ? "ngram-adaptive" : "ngram"
+        case .suffix(_, let nodes): return nodes == Self.suffixNodesDefault ? "suffix" : "suffix:\(nodes)"
         case .model:
             return shape.spelling + (lookahead > 0 ? "+lookahead:\(lookahead)" : "")
                 + (lookup > 0 ? "+lookup:\(lookup)" : "") + (draftStop > 0 ? "+stop:\(draftStop)" : "")
@@ -455,6 +474,17 @@ public struct DecodingPlan: Sendable, Equatable {
             shape = .chain(5)
             return
         }
+        if head == "suffix" || head.hasPrefix("suffix:") {
+            let nodes = head == "suffix" ? Self.suffixNodesDefault : Int(head.dropFirst("suffix:".count))
+            guard let nodes, pieces.count == 1, parts.count == 1 else {
+                throw EngineError.badInput(
+                    field: "method", reason: "method '\(text)': suffix[:NODES] takes a number and no modifier")
+            }
+            // Prompt lookup's n-grams (up to 3 tokens) and depth (5), as a tree of NODES nodes.
+            drafter = .suffix(longest: 3, nodes: nodes)
+            shape = .chain(5)
+            return
+        }
         drafter = .model
         shape = try DraftShape(spelling: head)
     }
@@ -475,8 +505,16 @@ public struct DecodingPlan: Sendable, Equatable {
         case "ngram":
             if hasDraftModel { throw EngineError.badInput(field: "drafter", reason: "--drafter ngram takes no draft") }
             drafter = .ngram(longest: ngram)
+        case let name? where name == "suffix" || name.hasPrefix("suffix:"):
+            if hasDraftModel { throw EngineError.badInput(field: "drafter", reason: "--drafter suffix takes no draft") }
+            let nodes = name == "suffix" ? Self.suffixNodesDefault : Int(name.dropFirst("suffix:".count))
+            guard let nodes else {
+                throw EngineError.badInput(field: "drafter", reason: "'\(name)': suffix:N takes a number of nodes")
+            }
+            drafter = .suffix(longest: ngram, nodes: nodes)
         case let other?:
-            throw EngineError.badInput(field: "drafter", reason: "unknown drafter '\(other)' (model, ngram)")
+            throw EngineError.badInput(
+                field: "drafter", reason: "unknown drafter '\(other)' (model, ngram, suffix[:NODES])")
         }
         if depth < 1 || depth >= DraftShape.maxNodes {
             throw EngineError.badInput(field: "depth", reason: "must be in 1…\(DraftShape.maxNodes - 1) (got \(depth))")
@@ -499,6 +537,13 @@ public struct DecodingPlan: Sendable, Equatable {
             shape = .chain(depth)
         } else {
             shape = .adaptive
+        }
+        // The suffix drafter's trees are its own: `depth` bounds their levels (5, as prompt lookup's chains, when
+        // not given).
+        if case .suffix = drafter, case .chain = shape {
+            shape = .chain(givenDepth ?? 5)
+        } else if case .suffix = drafter, shape == .adaptive {
+            shape = .chain(givenDepth ?? 5)
         }
         try validate(hasDraftModel: hasDraftModel)
     }

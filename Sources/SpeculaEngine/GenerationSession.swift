@@ -365,8 +365,12 @@ public final class GenerationSession: @unchecked Sendable {
             stats.rounds = plainRounds
             stats.tokensPerStep = plainRounds == 0 ? 0 : 1
             stats.targetPassSeconds = plainTargetSeconds
-        case .model, .ngram:
-            stats.drafter = plan.drafter == .model ? "model" : "ngram"
+        case .model, .ngram, .suffix:
+            switch plan.drafter {
+            case .model: stats.drafter = "model"
+            case .suffix: stats.drafter = "suffix"
+            default: stats.drafter = "ngram"
+            }
             stats.shape = plan.shape.spelling
             if let t = decoder?.telemetry {
                 stats.telemetry = t
@@ -451,6 +455,13 @@ public final class GenerationSession: @unchecked Sendable {
                 if let adaptiveCosts { policy.inheritCosts(from: adaptiveCosts) }
                 decoder?.adaptive = policy
             }
+            try configureAndStart(prompt)
+        case .suffix(let longest, let nodes):
+            guard case .chain(let levels) = plan.shape else { throw EngineError.fault("suffix plan with a tree") }
+            decoder = try SpeculativeDecoder(
+                target: model, settings: plan.sampling, depth: levels, ngram: longest,
+                verifier: plan.verifier.chainRule, capacity: capacity, seed: plan.seed)
+            decoder?.suffixNodes = nodes
             try configureAndStart(prompt)
         case .model:
             guard let draft else { throw EngineError.badInput(field: "draft", reason: "the plan needs a draft model") }

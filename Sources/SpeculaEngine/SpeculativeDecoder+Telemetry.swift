@@ -26,6 +26,9 @@ extension SpeculativeDecoder {
         /// proposed tokens they accepted.
         public var lookupRounds = 0
         public var lookupAccepted = 0
+        /// Rounds that verified a branching tree from the suffix drafter (``SpeculativeDecoder/suffixNodes``; a
+        /// chain-shaped proposal runs as an n-gram round and is not counted here).
+        public var suffixTreeRounds = 0
         /// Rounds that were one plain target step (no drafts: the adaptive mode's choice, or no room left).
         public var plainRounds = 0
         /// With ``SpeculativeDecoder/pairedBlock``: rounds compared, and the sums over them of the expected tokens

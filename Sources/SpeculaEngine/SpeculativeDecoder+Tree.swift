@@ -100,3 +100,65 @@ extension SpeculativeDecoder {
             prefix: prefix, path: path, result: result, drafted: count - 1, depths: draftTree.depths.max() ?? 0)
     }
 }
+
+extension SpeculativeDecoder {
+    /// A suffix round (no draft model): the ``SuffixDrafter``'s tree of continuations copied from the text, one
+    /// target pass over it, the walk with ``CandidateVerifier`` at every branching node (token verification against
+    /// the point mass at one-child nodes, the same rule), the commit of the accepted path. A chain-shaped proposal
+    /// runs as an n-gram round (where block verification applies), none as a plain step.
+    func suffixRound() throws -> [Int] {
+        let prefix = targetCache.length
+        let room = targetCache.capacity - prefix - 1
+        if room < 0 { throw ModelError.contextOverflow(needed: prefix + 1, capacity: targetCache.capacity) }
+        let draftStart = ContinuousClock.now
+        let proposal = SuffixDrafter.propose(
+            history: history, longest: ngramLongest, nodes: min(suffixNodes, room), depth: depth)
+        telemetry.draftSeconds += Self.seconds(since: draftStart)
+        if proposal.isChain { return try ngramRound(proposal: proposal.tokens) }
+        let roundStart = ContinuousClock.now
+        defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
+        // The tree: each branching node's candidates in rank order, with the uniform vector over them as its stored
+        // draft (a one-child node's is the point mass its token verification reads; the candidate rule reads none).
+        var draftTree = DraftTree(rootToken: root)
+        var below = [[Int]](repeating: [], count: proposal.tokens.count + 1)
+        for (index, parent) in proposal.parents.enumerated() { below[parent].append(index) }
+        for node in 0...proposal.tokens.count where !below[node].isEmpty {
+            let candidates = below[node].map { proposal.tokens[$0] }
+            var vector = [Double](repeating: 0, count: target.vocabularySize)
+            for token in candidates { vector[token] = 1 / Double(candidates.count) }
+            let added = draftTree.expand(node, draft: vector, law: .independent, childTokens: candidates)
+            if added != below[node].map({ $0 + 1 }) { throw ModelError.invalid(path: "suffix", reason: "tree order") }
+        }
+        let count = draftTree.nodeCount
+        var ancestors: [[Int]] = [[]]
+        var paths: [[Int]] = [[]]
+        for node in 1..<count {
+            let parent = draftTree.parents[node]
+            ancestors.append(ancestors[parent] + [parent])
+            paths.append(paths[parent] + [draftTree.tokens[node]])
+        }
+        let verifyStart = ContinuousClock.now
+        let logits = try target.forward(
+            tokens: draftTree.tokens, positions: draftTree.depths.map { prefix + $0 },
+            visibility: (0..<count).map { ancestors[$0] + [$0] }, cache: targetCache, logitRows: Array(0..<count))
+        telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
+        passLogits = logits
+        let targetVectors = try (0..<count).map { try process(logits[$0], path: paths[$0]) }
+        let result: TreeWalkResult
+        if settings.isGreedy {
+            result = try TreeWalk.greedyWalk(tree: draftTree, target: targetVectors)
+        } else {
+            var uniforms = random.roundStream(step: step)
+            var decision = NodeDecision()
+            result = try TreeWalk.walk(
+                tree: draftTree, target: targetVectors, verifier: { _ in CandidateVerifier() }, decision: &decision,
+                using: &uniforms)
+        }
+        step += 1
+        telemetry.countRanks(tree: draftTree, accepted: result.acceptedNodes)
+        telemetry.suffixTreeRounds += 1
+        return finishRound(
+            prefix: prefix, path: [0] + result.acceptedNodes, result: result, drafted: count - 1,
+            depths: draftTree.depths.max() ?? 0)
+    }
+}

@@ -78,6 +78,11 @@ public final class SpeculativeDecoder {
     /// running the draft (which catches up on the accepted tokens in its next pass). 0: never. Whether a round
     /// looks up depends on the emitted text alone, and each round keeps the target's law, so the output does too.
     public var lookupMatch = 0
+    /// Without a draft model: propose a tree of at most this many nodes (``SuffixDrafter``: the continuations after
+    /// every earlier occurrence of the text's longest repeated suffix, up to `ngram` tokens, `depth` levels), verified
+    /// with ``CandidateVerifier`` (0: the n-gram chain of ``NGramDrafter``). A round whose proposal is a chain runs
+    /// as an n-gram round on it.
+    public var suffixNodes = 0
     /// The default mode: each round's kind — a plain step, a lookup round, a draft-model chain and its length — is
     /// chosen by this policy from the costs and acceptance of the rounds before (nil: the fixed shape).
     public var adaptive: AdaptivePolicy?
@@ -344,7 +349,7 @@ public final class SpeculativeDecoder {
     /// One round: returns the emitted tokens (at least one).
     public func round() throws -> [Int] {
         if adaptive != nil { return try adaptiveRound() }
-        guard let draft, let draftCache else { return try ngramRound() }
+        guard let draft, let draftCache else { return suffixNodes > 0 ? try suffixRound() : try ngramRound() }
         if lookupMatch > 0 {
             let proposal = NGramDrafter.propose(
                 history: history, longest: max(ngramLongest, lookupMatch), shortest: lookupMatch,

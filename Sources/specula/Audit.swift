@@ -16,8 +16,8 @@ struct Audit: ParsableCommand {
 
     @Option(name: .long, help: "The target model (GGUF).") var model: String
     @Option(name: .long, help: "The draft model (GGUF); or --drafter ngram.") var draft: String?
-    @Option(name: .long, help: "Drafter: model (with --draft) or ngram.") var drafter: String?
-    @Option(name: .long, help: "With --drafter ngram: the longest n-gram looked up.") var ngram: Int = 3
+    @Option(name: .long, help: "Drafter: model (with --draft), ngram or suffix[:NODES].") var drafter: String?
+    @Option(name: .long, help: "With --drafter ngram or suffix: the longest n-gram looked up.") var ngram: Int = 3
     @Option(name: .long, help: "The prompt text.") var prompt: String
     @Flag(name: .long, help: "Wrap the prompt in the model's chat template.") var chat = false
     @Option(name: .long, help: "Tokens per generation (the sequences compared).") var tokens: Int = 2
@@ -102,7 +102,7 @@ struct Audit: ParsableCommand {
         let audit = try audited.get()
         let result = audit.test
         let t = audit.speculative
-        let drafterName = draftModel == nil ? "ngram:\(ngram)" : plan.shape.spelling
+        let drafterName = draftModel == nil ? "\(plan.variant), n-grams up to \(ngram)" : plan.shape.spelling
         print(
             "audit: \(samples) speculative (\(drafterName), \(verifier)) and \(samples) plain samples of \(tokens) tokens, temperature \(temperature)"
         )

@@ -25,7 +25,9 @@ struct BenchSpeed: ParsableCommand {
     @OptionGroup var options: BenchOptions
     @Option(
         name: .long, parsing: .upToNextOption,
-        help: "Methods: adaptive, SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P]/VERIFIER, ngram, ngram-adaptive.")
+        help:
+            "Methods: adaptive, SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P]/VERIFIER, ngram, ngram-adaptive, suffix[:NODES]."
+    )
     var methods: [String] = [
         "adaptive", "chain:5/token", "chain:5+lookahead+lookup/token", "chain:4/block", "binary:3/spechub",
         "drafts:2:3/rrsw",

@@ -69,9 +69,13 @@ struct Generate: ParsableCommand {
             "With --draft: a round whose text ends with an n-gram of at least N tokens seen earlier is drafted by prompt lookup alone (the draft model is not run; 0 = off)."
     )
     var lookup: Int = 0
-    @Option(name: .long, help: "Drafter: model (with --draft) or ngram (prompt lookup, no draft model).")
+    @Option(
+        name: .long,
+        help:
+            "Drafter: model (with --draft), ngram (prompt lookup, no draft model) or suffix[:NODES] (a tree of the text's earlier continuations, 8 nodes by default, no draft model)."
+    )
     var drafter: String?
-    @Option(name: .long, help: "With --drafter ngram: the longest n-gram looked up.") var ngram: Int = 3
+    @Option(name: .long, help: "With --drafter ngram or suffix: the longest n-gram looked up.") var ngram: Int = 3
 
     @Option(
         name: .long,
@@ -94,8 +98,8 @@ struct Generate: ParsableCommand {
         if system != nil && !chat { throw ValidationError("--system needs --chat") }
         if special && chat { throw ValidationError("--special applies to a raw prompt; --chat parses the template's") }
         if let context, context < 1 { throw ValidationError("--context must be ≥ 1") }
-        if compare && draft == nil && drafter != "ngram" {
-            throw ValidationError("--compare needs --draft or --drafter ngram")
+        if compare && draft == nil && drafter == nil {
+            throw ValidationError("--compare needs --draft or --drafter ngram|suffix")
         }
         if lookahead > 0 && draft == nil { throw ValidationError("--lookahead needs --draft") }
         if lookup > 0 && draft == nil {

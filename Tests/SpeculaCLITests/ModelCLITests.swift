@@ -166,6 +166,26 @@ struct ModelCLITests {
             "--drafter ngram takes no draft"
         ),
         (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "magic"], "unknown drafter 'magic'"),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "suffix", "--draft",
+                CLIModels.smollm,
+            ],
+            "--drafter suffix takes no draft"
+        ),
+        (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "suffix:0"], "suffix:N takes 1…"),
+        (
+            ["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "suffix:x"],
+            "takes a number of nodes"
+        ),
+        (
+            ["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "suffix", "--tree", "binary:2"],
+            "the suffix drafter builds its own trees"
+        ),
+        (
+            ["bench", "speed", "--target", CLIModels.smollm, "--methods", "suffix+lookup"],
+            "suffix[:NODES] takes a number and no modifier"
+        ),
         (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--lookahead", "2"], "--lookahead needs --draft"),
         (
             ["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft", CLIModels.smollm, "--lookup=-1"],

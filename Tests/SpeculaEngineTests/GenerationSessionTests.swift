@@ -30,7 +30,7 @@ struct GenerationSessionTests {
     @Test(arguments: [
         "chain:4/token", "chain:3/block", "binary:3/spechub", "drafts:2:3/rrsw", "sequoia:8/greedy", "eagle/rrs",
         "nary:3:2/kseq", "ngram", "ngram:2", "chain:5+lookahead+lookup/token", "chain:6+stop:0.5/token", "adaptive",
-        "adaptive+lookahead/block", "ngram-adaptive",
+        "adaptive+lookahead/block", "ngram-adaptive", "suffix", "suffix:3",
     ])
     func everyPlanGivesPlainTokensAtTemperatureZero(method: String) throws {
         let (target, draft) = try Self.models()

@@ -21,6 +21,57 @@ struct NGramDrafterTests {
     }
 }
 
+@Suite("Suffix drafter")
+struct SuffixDrafterTests {
+    /// "1 4" occurred twice before the end, followed by 2 1 4 … and by 3 1 4: both ways, the latest first at equal
+    /// counts, breadth first.
+    @Test func branchesWhereTheTextContinuedSeveralWays() {
+        let history = [1, 4, 2, 1, 4, 3, 1, 4]
+        let tree = SuffixDrafter.propose(history: history, longest: 3, nodes: 4, depth: 3)
+        #expect(tree.matchLength == 2 && tree.occurrences == 2)
+        #expect(tree.tokens == [3, 2, 1, 1])
+        #expect(tree.parents == [0, 0, 1, 2])
+        #expect(tree.counts == [1, 1, 1, 1])
+        #expect(!tree.isChain)
+        // One node: the latest continuation's first token.
+        #expect(SuffixDrafter.propose(history: history, longest: 3, nodes: 1, depth: 3).tokens == [3])
+    }
+
+    /// Frequency ranks the candidates: after "5 6", 7 followed twice (then 1, then 0) and 8 once (then 2), the 8
+    /// most recently.
+    @Test func ranksContinuationsByHowOftenTheyOccurred() {
+        let history = [5, 6, 7, 0, 5, 6, 7, 1, 5, 6, 8, 2, 5, 6]
+        let tree = SuffixDrafter.propose(history: history, longest: 2, nodes: 3, depth: 2)
+        #expect(tree.occurrences == 3)
+        // 7 (count 2) first; then, at count 1, the shallower 8, then the most recent occurrence's 2 after it.
+        #expect(tree.tokens == [7, 8, 2])
+        #expect(tree.parents == [0, 0, 2])
+        #expect(tree.counts == [2, 1, 1])
+    }
+
+    /// With one earlier occurrence the tree is the n-gram drafter's chain; with none it is empty.
+    @Test func oneOccurrenceGivesTheNGramChain() {
+        var generator = SplitMix64(seed: 11)
+        var compared = 0
+        for _ in 0..<300 {
+            let history = (0..<24).map { _ in Int(generator.next() % 5) }
+            let tree = SuffixDrafter.propose(history: history, longest: 3, nodes: 6, depth: 6)
+            let chain = NGramDrafter.match(history: history, longest: 3, count: 6)
+            #expect(tree.matchLength == chain.length)
+            if tree.occurrences == 1 {
+                #expect(tree.isChain && tree.tokens == chain.proposal)
+                compared += 1
+            }
+            // Always a tree: parents come before their children, and the budget holds.
+            #expect(tree.tokens.count <= 6)
+            #expect(tree.parents.enumerated().allSatisfy { $0.element <= $0.offset })
+        }
+        #expect(compared > 10)
+        #expect(SuffixDrafter.propose(history: [1, 2, 3, 6], longest: 3, nodes: 4, depth: 3).tokens.isEmpty)
+        #expect(SuffixDrafter.propose(history: [1, 1], longest: 3, nodes: 0, depth: 3).tokens.isEmpty)
+    }
+}
+
 @Suite(
     "Speculative decoding with the n-gram drafter", .enabled(if: EngineModels.present || EngineModels.required),
     .serialized)

@@ -16,7 +16,7 @@ struct RoundEnumerationTests {
 
     struct Case: Sendable, CustomStringConvertible {
         var name: String
-        var drafter: String = "model"  // model or ngram
+        var drafter: String = "model"  // model, ngram or suffix
         var chain: SpeculativeDecoder.ChainVerifier = .token
         var depth = 2
         var tree: [[Int]]? = nil
@@ -59,6 +59,12 @@ struct RoundEnumerationTests {
         Case(name: "lookup and model rounds, block", chain: .block, depth: 2, length: 3, lookup: 2),
         Case(name: "n-gram token", drafter: "ngram", depth: 3, length: 3),
         Case(name: "n-gram block", drafter: "ngram", chain: .block, depth: 3, length: 3),
+        // The prompt ends with "1 4", which occurred twice (followed by 2 and by 3): the first round is a branching
+        // tree verified by the candidate rule.
+        Case(name: "suffix trees", drafter: "suffix", depth: 3, length: 3),
+        Case(
+            name: "suffix trees, top-p", drafter: "suffix", depth: 2, settings: .init(temperature: 1.1, topP: 0.9),
+            length: 3),
         Case(name: "rrs, 2 then 1", tree: [[], [0], [1], [0, 0]], verifier: "rrs"),
         Case(name: "rrsw, 2 then 2", tree: [[], [0], [1], [0, 0], [0, 1]], verifier: "rrsw"),
         Case(name: "rrsw, 3 drafts", tree: [[], [0], [1], [2]], verifier: "rrsw", settings: .init(topK: 4)),
@@ -145,10 +151,11 @@ struct RoundEnumerationTests {
         let target = try Self.target.load()
         let draft = try Self.target.draft(perturbation: 0.6).load()
         let decoder: SpeculativeDecoder
-        if testCase.drafter == "ngram" {
+        if testCase.drafter == "ngram" || testCase.drafter == "suffix" {
             decoder = try SpeculativeDecoder(
                 target: target, settings: testCase.settings, depth: testCase.depth, ngram: 2,
                 verifier: testCase.chain, capacity: testCase.capacity)
+            if testCase.drafter == "suffix" { decoder.suffixNodes = 4 }
         } else {
             decoder = try SpeculativeDecoder(
                 target: target, draft: draft, settings: testCase.settings, depth: testCase.depth,
@@ -234,6 +241,9 @@ struct RoundEnumerationTests {
         // The round did speculate: some paths accepted drafts (except with no drafts at all).
         if testCase.tree != [[]] || !testCase.switching.isEmpty {
             #expect(decoder.telemetry.acceptedTokens > 0, "\(testCase): no draft was ever accepted")
+        }
+        if testCase.drafter == "suffix" {
+            #expect(decoder.telemetry.suffixTreeRounds > 0, "\(testCase): no branching tree was verified")
         }
         if testCase.lookup > 0 {
             let t = decoder.telemetry

@@ -345,7 +345,7 @@ struct GreedyEqualityBreadthTests {
     static let plans = [
         "chain:4/token", "chain:3/block", "chain:5+lookahead+lookup/token", "chain:6+stop:0.5/token",
         "binary:3/spechub", "drafts:2:4/rrsw", "drafts:4:3/rrs", "sequoia:8/greedy", "eagle/kseq", "auto", "adaptive",
-        "ngram", "ngram-adaptive",
+        "ngram", "ngram-adaptive", "suffix",
     ]
 
     /// (target file, draft file or nil for the target itself, reduced draft head).

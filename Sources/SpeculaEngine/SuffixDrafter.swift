@@ -1,0 +1,113 @@
+/// Suffix drafting: a tree of continuations copied from the text itself, no model.
+///
+/// The text's longest suffix (up to `longest` tokens) that occurred earlier is matched at every earlier occurrence,
+/// not only the latest as ``NGramDrafter`` does; the continuations after all of them form a trie, each node counting
+/// the occurrences whose continuation starts with its path. The proposal keeps the `nodes` trie nodes with the
+/// highest counts (ties: the shallower, then the one met first, the most recent occurrence's), which is always a
+/// tree: a node's count is at most its parent's. So where the text continued in several ways after the same
+/// context — a variable name used with different members, a repeated line with different endings — the tree holds
+/// each way, ranked by how often it occurred; where it continued one way, it is the n-gram chain. This is the
+/// proposal a suffix tree over the text gives (SuffixDecoding, Oliaro et al. 2024, match the longest suffix and
+/// score continuations by frequency); here it comes from a scan, O(`history.count` · `longest`) per round.
+public enum SuffixDrafter {
+    /// A proposed tree after the root: node `i` (tree index `i + 1`; the root is 0) holds `tokens[i]` below tree
+    /// index `parents[i]`, in breadth-first order (every parent before its children, siblings by rank).
+    public struct Proposal: Sendable, Equatable {
+        public var tokens: [Int] = []
+        public var parents: [Int] = []
+        /// Occurrences of the matched suffix whose continuation starts with each node's path.
+        public var counts: [Int] = []
+        /// The length of the matched suffix (0: none matched).
+        public var matchLength = 0
+        /// The matched suffix's earlier occurrences.
+        public var occurrences = 0
+
+        public init() {}
+
+        public var isChain: Bool {
+            parents.enumerated().allSatisfy { $0.element == $0.offset }
+        }
+    }
+
+    /// The tree after the text's longest earlier-seen suffix (from `longest` tokens down to 1), with at most `nodes`
+    /// nodes and `depth` levels below the root; empty when no suffix occurs earlier.
+    public static func propose(history: [Int], longest: Int, nodes budget: Int, depth maxDepth: Int) -> Proposal {
+        var proposal = Proposal()
+        guard budget > 0, maxDepth > 0, longest > 0, history.count >= 2 else { return proposal }
+        for n in stride(from: min(longest, history.count - 1), through: 1, by: -1) {
+            let suffixStart = history.count - n
+            // Earlier occurrences start at most one before the suffix (they may overlap it); latest first.
+            var starts: [Int] = []
+            var start = suffixStart - 1
+            while start >= 0 {
+                var matches = true
+                for k in 0..<n where history[start + k] != history[suffixStart + k] {
+                    matches = false
+                    break
+                }
+                if matches { starts.append(start) }
+                start -= 1
+            }
+            if starts.isEmpty { continue }
+            // The trie of continuations: node 0 the root.
+            var token = [-1]
+            var parent = [-1]
+            var depth = [0]
+            var count = [starts.count]
+            var children: [[Int: Int]] = [[:]]
+            for s in starts {
+                var node = 0
+                var position = s + n
+                while position < history.count && depth[node] < maxDepth {
+                    let next = history[position]
+                    if let child = children[node][next] {
+                        node = child
+                    } else {
+                        let child = token.count
+                        token.append(next)
+                        parent.append(node)
+                        depth.append(depth[node] + 1)
+                        count.append(0)
+                        children.append([:])
+                        children[node][next] = child
+                        node = child
+                    }
+                    count[node] += 1
+                    position += 1
+                }
+            }
+            // The most frequent nodes, shallower first, then in creation order (closed under parents: a parent has
+            // at least its child's count, is shallower and was created first).
+            let ranked = (1..<token.count).sorted { a, b in
+                if count[a] != count[b] { return count[a] > count[b] }
+                if depth[a] != depth[b] { return depth[a] < depth[b] }
+                return a < b
+            }
+            let kept = Set(ranked.prefix(budget))
+            var rank = [Int: Int]()
+            for (position, node) in ranked.enumerated() { rank[node] = position }
+            // Breadth first from the root, children by rank.
+            var treeIndex = [0: 0]
+            var queue = [0]
+            var head = 0
+            while head < queue.count {
+                let node = queue[head]
+                head += 1
+                let below = children[node].values.filter { kept.contains($0) }.sorted {
+                    rank[$0, default: 0] < rank[$1, default: 0]
+                }
+                for child in below {
+                    proposal.tokens.append(token[child])
+                    proposal.parents.append(treeIndex[node, default: 0])
+                    proposal.counts.append(count[child])
+                    treeIndex[child] = proposal.tokens.count
+                    queue.append(child)
+                }
+            }
+            proposal.matchLength = n
+            proposal.occurrences = starts.count
+            return proposal
+        }
+        return proposal
+    }
+}
