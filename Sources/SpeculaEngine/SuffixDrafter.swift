@@ -29,9 +29,17 @@ public enum SuffixDrafter {
         }
     }
 
+    /// The share of the occurrences a node's continuation must have to be proposed (SuffixDecoding's minimum score):
+    /// where a short suffix occurred often and continued many ways, no candidate is likely enough to pay its row.
+    public static let minimumShareDefault = 0.1
+
     /// The tree after the text's longest earlier-seen suffix (from `longest` tokens down to 1), with at most `nodes`
-    /// nodes and `depth` levels below the root; empty when no suffix occurs earlier.
-    public static func propose(history: [Int], longest: Int, nodes budget: Int, depth maxDepth: Int) -> Proposal {
+    /// nodes and `depth` levels below the root, each continued by at least `minimumShare` of the occurrences; empty
+    /// when no suffix occurs earlier.
+    public static func propose(
+        history: [Int], longest: Int, nodes budget: Int, depth maxDepth: Int,
+        minimumShare: Double = minimumShareDefault
+    ) -> Proposal {
         var proposal = Proposal()
         guard budget > 0, maxDepth > 0, longest > 0, history.count >= 2 else { return proposal }
         for n in stride(from: min(longest, history.count - 1), through: 1, by: -1) {
@@ -77,8 +85,9 @@ public enum SuffixDrafter {
                 }
             }
             // The most frequent nodes, shallower first, then in creation order (closed under parents: a parent has
-            // at least its child's count, is shallower and was created first).
-            let ranked = (1..<token.count).sorted { a, b in
+            // at least its child's count, is shallower and was created first; the share filter keeps that).
+            let least = minimumShare * Double(starts.count)
+            let ranked = (1..<token.count).filter { Double(count[$0]) >= least }.sorted { a, b in
                 if count[a] != count[b] { return count[a] > count[b] }
                 if depth[a] != depth[b] { return depth[a] < depth[b] }
                 return a < b
