@@ -374,7 +374,7 @@ public struct DecodingPlan: Sendable, Equatable {
             }
             guard case .chain = shape else { throw bad("tree", "the suffix drafter builds its own trees") }
             if !sampling.isGreedy && verifier != .token {
-                throw bad("verifier", "the suffix drafter's trees are verified by the candidate rule: drop --verifier")
+                throw bad("verifier", "the suffix drafter's trees are verified by the candidate rule: give no verifier")
             }
         case .model:
             if !hasDraftModel { throw bad("draft", "the plan drafts with a model: give a draft model") }

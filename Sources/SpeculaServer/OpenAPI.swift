@@ -268,7 +268,7 @@ enum OpenAPIDocument {
               type: object
               description: Per-request speculation (the CLI's spellings). n_max 0 switches it off.
               properties:
-                mode: {type: string, enum: [auto, 'off', draft, ngram], nullable: true}
+                mode: {type: string, enum: [auto, 'off', draft, ngram, suffix], nullable: true}
                 verifier: {type: string, enum: [token, block, rrs, rrsw, kseq, spechub, greedy, auto], nullable: true}
                 tree: {type: string, description: 'chain:N, binary:D, nary:K:D, drafts:K:D, eagle, sequoia:B', nullable: true}
                 n_max: {type: integer, minimum: 0, maximum: 64, nullable: true}

@@ -303,7 +303,7 @@ struct SpeculationResolver: Sendable {
     /// A draft model is loaded and shares the target's vocabulary.
     var hasDraft: Bool
 
-    static let modes = ["auto", "off", "draft", "ngram"]
+    static let modes = ["auto", "off", "draft", "ngram", "suffix"]
     /// The longest chain a request may ask for (`n_max`).
     static let longestChain: Int64 = 64
     /// The largest tree a request may ask for (root included): four times the longest chain, eight times the largest
@@ -345,14 +345,16 @@ struct SpeculationResolver: Sendable {
                         + "(start it with --draft D.gguf)", param: "speculative.mode")
             }
             useDraft = true
-        case "ngram":
+        case "ngram", "suffix":
             useDraft = false
         default:
             useDraft = hasDraft
         }
         if !useDraft && treeSpelling != nil {
             throw APIError.invalidRequest(
-                "'speculative.tree' needs the draft model (the n-gram drafter drafts chains)",
+                mode == "suffix"
+                    ? "'speculative.tree': the suffix drafter builds its own trees (give 'n_max' nodes)"
+                    : "'speculative.tree' needs the draft model (the n-gram drafter drafts chains)",
                 param: "speculative.tree")
         }
         if let verifierSpelling {
@@ -396,8 +398,14 @@ struct SpeculationResolver: Sendable {
                     "'speculative.verifier' auto plans draft-model trees: it needs the draft model",
                     param: "speculative.verifier")
             }
-            plan.drafter = .ngram(longest: 3)
-            plan.shape = nMax.map { .chain($0) } ?? .adaptive
+            if mode == "suffix" {
+                // Trees of `n_max` nodes (8 when not given), 5 levels, as the `suffix` method.
+                plan.drafter = .suffix(longest: 3, nodes: nMax ?? DecodingPlan.suffixNodesDefault)
+                plan.shape = .chain(5)
+            } else {
+                plan.drafter = .ngram(longest: 3)
+                plan.shape = nMax.map { .chain($0) } ?? .adaptive
+            }
         }
         do {
             try plan.validate(hasDraftModel: hasDraft)

@@ -10,7 +10,7 @@ struct Serve: ParsableCommand {
         discussion: """
             Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /metrics, \
             GET /props, POST /tokenize, POST /detokenize, GET /openapi.yaml. A request may carry \
-            "speculative": {"mode": "auto"|"off"|"draft"|"ngram", "verifier": V, "tree": T, "n_max": K}; every \
+            "speculative": {"mode": "auto"|"off"|"draft"|"ngram"|"suffix", "verifier": V, "tree": T, "n_max": K}; every \
             response carries a "specula" object (what ran, tokens per target pass, acceptance, α*, efficiency, time \
             split) and llama-server's "timings". See docs/server.md.
             """)

@@ -135,7 +135,10 @@ struct ServerTests {
         let expected = try Self.libraryText(
             model, nil, method: "plain", messages: [ChatMessage(role: "user", content: question)], maxTokens: 24)
         try await Self.withServer(try Self.smallServed()) { base in
-            for speculative in [["mode": "off"], ["mode": "auto"], ["mode": "ngram", "n_max": 4], ["n_max": 0]] {
+            for speculative in [
+                ["mode": "off"], ["mode": "auto"], ["mode": "ngram", "n_max": 4], ["n_max": 0], ["mode": "suffix"],
+                ["mode": "suffix", "n_max": 4],
+            ] {
                 let body: [String: Any] = [
                     "messages": [["role": "user", "content": question]], "max_tokens": 24, "temperature": 0,
                     "speculative": speculative,
@@ -147,8 +150,9 @@ struct ServerTests {
                 let report = try #require(response["specula"] as? [String: Any])
                 let usage = try #require(response["usage"] as? [String: Any])
                 let off = speculative["mode"] as? String == "off" || speculative["n_max"] as? Int == 0
-                // No draft model here: speculation is the n-gram drafter.
-                #expect(report["drafter"] as? String == (off ? "none" : "ngram"), "\(speculative)")
+                // No draft model here: speculation is the n-gram or the suffix drafter.
+                let drafter = speculative["mode"] as? String == "suffix" ? "suffix" : "ngram"
+                #expect(report["drafter"] as? String == (off ? "none" : drafter), "\(speculative)")
                 let timings = try #require(response["timings"] as? [String: Any])
                 #expect(timings["predicted_n"] as? Int == usage["completion_tokens"] as? Int)
             }
@@ -197,7 +201,7 @@ struct ServerTests {
             "Write a Python function that reverses a string.", "Name the planets of the solar system.",
             "Explain what a hash map is.", "Count from one to ten.",
         ]
-        let modes: [[String: Any]] = [[:], ["mode": "off"], ["mode": "ngram", "n_max": 3], ["mode": "auto"]]
+        let modes: [[String: Any]] = [[:], ["mode": "off"], ["mode": "ngram", "n_max": 3], ["mode": "suffix"]]
         let bodies = try questions.indices.map { index in
             try JSONSerialization.data(withJSONObject: [
                 "messages": [["role": "user", "content": questions[index]]], "max_tokens": 12, "temperature": 0,
@@ -341,6 +345,10 @@ struct ServerTests {
                 (chat, ["messages": user, "stop": [1]], 400, "stop", nil),
                 (chat, ["messages": user, "speculative": ["mode": "fast"]], 400, "speculative.mode", nil),
                 (chat, ["messages": user, "speculative": ["mode": "draft"]], 400, "speculative.mode", nil),
+                (
+                    chat, ["messages": user, "speculative": ["mode": "suffix", "tree": "binary:2"]], 400,
+                    "speculative.tree", nil
+                ),
                 (chat, ["messages": user, "speculative": ["verifier": "magic"]], 400, "speculative.verifier", nil),
                 (chat, ["messages": user, "speculative": ["n_max": 99]], 400, "speculative.n_max", nil),
                 (chat, ["messages": user, "max_tokens": 1000], 400, "messages", "context_length_exceeded"),

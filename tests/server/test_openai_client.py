@@ -33,7 +33,7 @@ def cli_text(model, prompt: str, max_tokens: int, *extra: str) -> str:
 def test_chat_at_temperature_zero_is_specula_generates_output(small_server):
     prompt = "Name three rivers in Europe."
     expected = cli_text(SMALL, prompt, 40, "--chat")
-    for speculative in [None, {"mode": "off"}, {"mode": "ngram", "n_max": 4}]:
+    for speculative in [None, {"mode": "off"}, {"mode": "ngram", "n_max": 4}, {"mode": "suffix"}]:
         extra = {"speculative": speculative} if speculative else {}
         reply = client(small_server).chat.completions.create(
             model="any", messages=[{"role": "user", "content": prompt}], max_tokens=40, temperature=0,
