@@ -295,22 +295,20 @@ def main():
     parser.add_argument("--print", action="store_true", help="print every recomputed cell")
     args = parser.parse_args()
 
-    runs = {}
-    for run in ("hu", "hu-weak", "hu-noise"):
-        path = os.path.join(RESULTS, run, "acceptance.jsonl")
-        if os.path.exists(path):
-            try:
-                runs[run] = Records(path)
-            except (ValueError, KeyError) as error:
-                sys.exit(f"check-results: {path}: not a result log ({error})")
-    block_runs = {}
-    for directory, _ in BLOCK_DATASETS.values():
-        path = os.path.join(RESULTS, directory, "block.jsonl")
-        if os.path.exists(path):
-            try:
-                block_runs[directory] = BlockRecords(path)
-            except (ValueError, KeyError) as error:
-                sys.exit(f"check-results: {path}: not a result log ({error})")
+    def load(kind, directories, name):
+        """The result logs `directory/name` that exist, read by `kind`."""
+        logs = {}
+        for directory in directories:
+            path = os.path.join(RESULTS, directory, name)
+            if os.path.exists(path):
+                try:
+                    logs[directory] = kind(path)
+                except (ValueError, KeyError) as error:
+                    sys.exit(f"check-results: {path}: not a result log ({error})")
+        return logs
+
+    runs = load(Records, ("hu", "hu-weak", "hu-noise"), "acceptance.jsonl")
+    block_runs = load(BlockRecords, [directory for directory, _ in BLOCK_DATASETS.values()], "block.jsonl")
     try:
         with open(args.document, encoding="utf-8") as file:
             document = file.read()
@@ -347,11 +345,7 @@ def main():
                     mismatches.append(f"{row[0]} [{configuration}, {run}]: '{text}' — no records or no number")
                     continue
                 mean, half, prompts = computed
-                printed = parse_number(match.group(1))
-                ok = abs(printed - mean) <= 0.5 * 10 ** -decimals(match.group(1)) + 1e-12
-                if match.group(2):
-                    printed_half = parse_number(match.group(2))
-                    ok = ok and abs(printed_half - half) <= 0.5 * 10 ** -decimals(match.group(2)) + 1e-12
+                ok = check_cell(text, computed)
                 checked += 1
                 line = f"{row[0]} [{configuration}, {run}]: printed {text}, records {mean:+.5f} ± {half:.5f} ({prompts} prompts)"
                 if args.print:

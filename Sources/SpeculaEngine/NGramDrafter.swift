@@ -18,12 +18,7 @@ public enum NGramDrafter {
             // Earlier occurrences start at most one before the suffix (they may overlap it).
             var start = suffixStart - 1
             while start >= 0 {
-                var matches = true
-                for k in 0..<n where history[start + k] != history[suffixStart + k] {
-                    matches = false
-                    break
-                }
-                if matches {
+                if endsWith(history, occurrenceAt: start, length: n) {
                     let from = start + n
                     return (Array(history[from..<min(from + count, history.count)]), n)
                 }
@@ -31,5 +26,12 @@ public enum NGramDrafter {
             }
         }
         return ([], 0)
+    }
+
+    /// Whether the `length` tokens of `history` from `start` equal its last `length` tokens.
+    static func endsWith(_ history: [Int], occurrenceAt start: Int, length: Int) -> Bool {
+        let suffixStart = history.count - length
+        for k in 0..<length where history[start + k] != history[suffixStart + k] { return false }
+        return true
     }
 }

@@ -48,12 +48,7 @@ public enum SuffixDrafter {
             var starts: [Int] = []
             var start = suffixStart - 1
             while start >= 0 {
-                var matches = true
-                for k in 0..<n where history[start + k] != history[suffixStart + k] {
-                    matches = false
-                    break
-                }
-                if matches { starts.append(start) }
+                if NGramDrafter.endsWith(history, occurrenceAt: start, length: n) { starts.append(start) }
                 start -= 1
             }
             if starts.isEmpty { continue }
