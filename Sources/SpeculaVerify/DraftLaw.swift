@@ -61,8 +61,10 @@ public enum DraftLaw: String, Sendable, CaseIterable, Codable {
         switch self {
         case .independent:
             var drafts: [Int] = []
+            // One sum serves every draw (the same vector each time).
+            let total = Probability.sum(draft)
             for _ in 0..<count {
-                guard let token = generator.categorical(draft) else {
+                guard let token = generator.categorical(draft, total: total) else {
                     throw VerifyError.zeroMass(what: "draft distribution")
                 }
                 drafts.append(token)
