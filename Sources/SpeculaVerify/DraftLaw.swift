@@ -93,28 +93,40 @@ public enum DraftLaw: String, Sendable, CaseIterable, Codable {
     static func race(
         draft: [Double], count: Int, includeZeroMass: Bool = false, using generator: inout some RandomNumberGenerator
     ) -> [Int] {
+        if count <= 0 { return [] }
         var winners: [(key: Double, token: Int)] = []
         winners.reserveCapacity(count + 1)
-        for token in draft.indices {
-            let uniform = generator.nextOpenUniform()
-            let key: Double
-            if draft[token] > 0 {
-                // −ln u ≥ 1 − u, so a token whose lower bound already loses needs no logarithm (same race, exactly).
-                if winners.count == count, let last = winners.last, (1 - uniform) / draft[token] >= last.key {
+        // Once `count` winners are held, a key must beat `cutoff` (the largest of theirs) to enter.
+        var cutoff = Double.infinity
+        // −ln u ≥ 1 − u, so a token whose lower bound already loses needs no logarithm (same race, exactly): the
+        // bound is tested without a division, against the cutoff raised by a margin far above the product's rounding.
+        var bound = Double.infinity
+        draft.withUnsafeBufferPointer { q in
+            for token in 0..<q.count {
+                let uniform = generator.nextOpenUniform()
+                let weight = q[token]
+                let key: Double
+                if weight > 0 {
+                    if 1 - uniform >= bound * weight { continue }
+                    key = -log(uniform) / weight
+                } else if includeZeroMass {
+                    key = .infinity
+                } else {
                     continue
                 }
-                key = -log(uniform) / draft[token]
-            } else if includeZeroMass {
-                key = .infinity
-            } else {
-                continue
+                if winners.count == count {
+                    if !(key < cutoff) { continue }
+                    winners.removeLast()
+                }
+                var position = winners.count
+                // Strict comparison keeps the earlier (smaller) id first among equal keys.
+                while position > 0 && key < winners[position - 1].key { position -= 1 }
+                winners.insert((key, token), at: position)
+                if winners.count == count {
+                    cutoff = winners[count - 1].key
+                    bound = cutoff * (1 + 1e-12)
+                }
             }
-            if winners.count == count, let last = winners.last, !(key < last.key) { continue }
-            if winners.count == count { winners.removeLast() }
-            var position = winners.count
-            // Strict comparison keeps the earlier (smaller) id first among equal keys.
-            while position > 0 && key < winners[position - 1].key { position -= 1 }
-            winners.insert((key, token), at: position)
         }
         return winners.map(\.token)
     }

@@ -51,7 +51,8 @@ public struct GreedyVerifier: NodeVerifier {
                 verifier: name, reason: "the last draft \(last) has zero probability under q′")
         }
         decision.tests.append(NodeTest(child: count - 1, numerator: target[last], denominator: decision.scratch[last]))
-        _ = Probability.positivePart(target, minus: decision.scratch, into: &decision.residual)
+        // q′ is 0 on T, so the positive part already holds p there (the loop below states it).
+        decision.residualTotal = Probability.positivePart(target, minus: decision.scratch, into: &decision.residual)
         for token in fixed { decision.residual[token] = target[token] }
     }
 }

@@ -42,6 +42,10 @@ public struct NodeDecision: Sendable {
     /// The draft tokens the decision was made for, in child rank.
     public var drafts: [Int] = []
 
+    /// The residual's mass when the verifier had it from building the residual (so the sampler needs no pass to
+    /// sum it), else nil. Cleared by ``reset(vocabularySize:drafts:)``.
+    package var residualTotal: Double? = nil
+
     package var scratch: [Double] = []
     package var scratch2: [Double] = []
     package var fixedTokens: [Int] = []
@@ -52,6 +56,7 @@ public struct NodeDecision: Sendable {
     /// Prepares the buffers for a vocabulary of `size` without reallocating when the size is unchanged.
     package mutating func reset(vocabularySize size: Int, drafts: [Int]) {
         tests.removeAll(keepingCapacity: true)
+        residualTotal = nil
         self.drafts.removeAll(keepingCapacity: true)
         self.drafts.append(contentsOf: drafts)
         if residual.count != size { residual = [Double](repeating: 0, count: size) }
@@ -94,7 +99,7 @@ public struct NodeDecision: Sendable {
         outcomeLaw(target: target).acceptance.reduce(0, +)
     }
 
-    var residualMass: Double { Probability.sum(residual) }
+    var residualMass: Double { residualTotal ?? Probability.sum(residual) }
 
     /// Runs the tests with fresh uniforms from `generator`, then samples the residual (§4.2).
     /// - Complexity: O(|tests|), plus O(|V|) when every test fails.

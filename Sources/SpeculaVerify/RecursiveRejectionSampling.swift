@@ -15,13 +15,16 @@ public struct RRSVerifier: NodeVerifier {
     public func decide(target: [Double], draft: [Double], drafts: [Int], into decision: inout NodeDecision) throws {
         try validate(target: target, draft: draft, drafts: drafts)
         decision.reset(vocabularySize: target.count, drafts: drafts)
-        // The running target lives in `residual`, which is the correction law after the last rejection.
+        // The running target is `scale · residual`; unnormalised, the residual is the correction law after the last
+        // rejection.
         copy(target, into: &decision.residual)
+        var scale = 1.0
         for (child, token) in drafts.enumerated() {
             decision.tests.append(
-                NodeTest(child: child, numerator: decision.residual[token], denominator: draft[token]))
-            nextResidual(&decision.residual, draft: draft, target: target, scratch: &decision.scratch)
+                NodeTest(child: child, numerator: decision.residual[token] * scale, denominator: draft[token]))
+            scale = nextResidual(&decision, scale: scale, draft: draft, draftScale: 1, target: target)
         }
+        decision.residualTotal = 1 / scale
     }
 }
 
@@ -50,43 +53,56 @@ public struct RRSWithoutReplacementVerifier: NodeVerifier {
             }
         }
         decision.reset(vocabularySize: target.count, drafts: drafts)
+        // The running target is `scale · residual`, the current draft law q_cur is `draftScale · scratch2`.
         copy(target, into: &decision.residual)
-        // The current draft law q_cur lives in scratch2.
+        var scale = 1.0
         copy(draft, into: &decision.scratch2)
+        var draftScale = 1.0
         for (child, token) in drafts.enumerated() {
             decision.tests.append(
-                NodeTest(child: child, numerator: decision.residual[token], denominator: decision.scratch2[token]))
-            nextResidual(&decision.residual, draft: decision.scratch2, target: target, scratch: &decision.scratch)
+                NodeTest(
+                    child: child, numerator: decision.residual[token] * scale,
+                    denominator: decision.scratch2[token] * draftScale))
+            scale = nextResidual(
+                &decision, scale: scale, draft: decision.scratch2, draftScale: draftScale, target: target)
             if child + 1 < drafts.count {
                 // Law of the next draw given the earlier ones: remove the token and renormalise by the sum of
                 // what remains (never by a subtraction from 1).
                 decision.scratch2[token] = 0
                 let remaining = Probability.sum(decision.scratch2)
-                if remaining > 0 {
-                    decision.scratch2.withUnsafeMutableBufferPointer { q in
-                        for index in 0..<q.count { q[index] /= remaining }
-                    }
+                if remaining > 0 { draftScale = 1 / remaining }
+            }
+        }
+        decision.residualTotal = 1 / scale
+    }
+}
+
+/// Replaces the running target `scale · residual` by `res(running, draftScale · draft)`, built unnormalised in
+/// `scratch` and swapped into `residual` (no pass to normalise it); returns the new target's scale, `1 / mass`. If
+/// that residual is empty (`β = 1`), the branch after it is reachable only by round-off and the running target
+/// restarts from `target` (§10.4).
+@inline(__always)
+func nextResidual(
+    _ decision: inout NodeDecision, scale: Double, draft: [Double], draftScale: Double, target: [Double]
+) -> Double {
+    var mass = 0.0
+    decision.residual.withUnsafeBufferPointer { running in
+        draft.withUnsafeBufferPointer { q in
+            decision.scratch.withUnsafeMutableBufferPointer { out in
+                for index in 0..<running.count {
+                    let difference = max(running[index] * scale - q[index] * draftScale, 0)
+                    out[index] = difference
+                    mass += difference
                 }
             }
         }
     }
-}
-
-/// Replaces the running target `running` by `res(running, draft)`. If that residual is empty (`β = 1`), the branch
-/// after it is reachable only by round-off and the running target restarts from `target` (§10.4).
-@inline(__always)
-func nextResidual(_ running: inout [Double], draft: [Double], target: [Double], scratch: inout [Double]) {
-    let mass = Probability.positivePart(running, minus: draft, into: &scratch)
     if mass > Probability.negligibleMass {
-        let scale = 1 / mass
-        scratch.withUnsafeBufferPointer { source in
-            running.withUnsafeMutableBufferPointer { destination in
-                for index in 0..<source.count { destination[index] = source[index] * scale }
-            }
-        }
-    } else {
-        copy(target, into: &running)
+        swap(&decision.residual, &decision.scratch)
+        return 1 / mass
     }
+    copy(target, into: &decision.residual)
+    return 1
 }
 
 @inline(__always)

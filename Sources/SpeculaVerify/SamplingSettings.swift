@@ -174,15 +174,27 @@ public struct SamplingSettings: Sendable, Equatable, Codable {
         precondition(count >= 0)
         top.removeAll(keepingCapacity: true)
         top.reserveCapacity(count + 1)
-        func before(_ a: Int, _ b: Int) -> Bool { values[a] > values[b] || (values[a] == values[b] && a < b) }
-        for index in values.indices {
-            if top.count == count {
-                guard let last = top.last, before(index, last) else { continue }
-                top.removeLast()
+        if count == 0 { return }
+        values.withUnsafeBufferPointer { v in
+            // Indices come in increasing order, so once `count` are held a new one enters only if its value is
+            // strictly above the smallest held (a tie goes to the smaller id, already held).
+            var cutoff = -Double.infinity
+            var full = false
+            for index in 0..<v.count {
+                let value = v[index]
+                if full {
+                    guard value > cutoff else { continue }
+                    top.removeLast()
+                }
+                var position = top.count
+                // Before every held index of a smaller value; after those of an equal one (smaller ids).
+                while position > 0 && value > v[top[position - 1]] { position -= 1 }
+                top.insert(index, at: position)
+                if top.count == count {
+                    full = true
+                    cutoff = v[top[count - 1]]
+                }
             }
-            var position = top.count
-            while position > 0 && before(index, top[position - 1]) { position -= 1 }
-            top.insert(index, at: position)
         }
     }
 }

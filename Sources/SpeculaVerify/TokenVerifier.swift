@@ -16,6 +16,6 @@ public struct TokenVerifier: NodeVerifier {
         decision.reset(vocabularySize: target.count, drafts: drafts)
         let token = drafts[0]
         decision.tests.append(NodeTest(child: 0, numerator: target[token], denominator: draft[token]))
-        _ = Probability.positivePart(target, minus: draft, into: &decision.residual)
+        decision.residualTotal = Probability.positivePart(target, minus: draft, into: &decision.residual)
     }
 }
