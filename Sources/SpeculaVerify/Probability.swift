@@ -182,19 +182,7 @@ public enum Probability {
             var index = 0
             let count = w.count
             while index + 16 <= count {
-                var s0 = w[index]
-                var s1 = w[index + 1]
-                var s2 = w[index + 2]
-                var s3 = w[index + 3]
-                var lane = index + 4
-                while lane < index + 16 {
-                    s0 += w[lane]
-                    s1 += w[lane + 1]
-                    s2 += w[lane + 2]
-                    s3 += w[lane + 3]
-                    lane += 4
-                }
-                let block = (s0 + s1) + (s2 + s3)
+                let block = sum(UnsafeBufferPointer(rebasing: w[index..<(index + 16)]))
                 if running + block > threshold { break }
                 running += block
                 index += 16
