@@ -68,27 +68,9 @@ extension SpeculativeDecoder {
             level = next
         }
         telemetry.draftSeconds += Self.seconds(since: draftStart)
-        // One target pass over the tree.
         let count = draftTree.nodeCount
-        let verifyStart = ContinuousClock.now
-        let logits = try target.forward(
-            tokens: draftTree.tokens, positions: draftTree.depths.map { prefix + $0 },
-            visibility: (0..<count).map { ancestors[$0] + [$0] }, cache: targetCache, logitRows: Array(0..<count))
-        telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
-        passLogits = logits
-        let targetVectors = try (0..<count).map { try process(logits[$0], path: paths[$0]) }
-        let result: TreeWalkResult
-        if settings.isGreedy {
-            result = try TreeWalk.greedyWalk(tree: draftTree, target: targetVectors)
-        } else {
-            var uniforms = random.roundStream(step: step)
-            var decision = NodeDecision()
-            let rule: any NodeVerifier = nodeVerifier ?? TokenVerifier()
-            result = try TreeWalk.walk(
-                tree: draftTree, target: targetVectors, verifier: { _ in rule }, decision: &decision, using: &uniforms)
-        }
-        step += 1
-        telemetry.countRanks(tree: draftTree, accepted: result.acceptedNodes)
+        let (targetVectors, result) = try verifyTree(
+            draftTree, ancestors: ancestors, paths: paths, prefix: prefix, rule: nodeVerifier ?? TokenVerifier())
         if treeOptimum && !settings.isGreedy {
             recordTreeOptimum(draftTree, targetVectors, accepted: result.acceptedNodes)
         }
@@ -137,6 +119,23 @@ extension SpeculativeDecoder {
             ancestors.append(ancestors[parent] + [parent])
             paths.append(paths[parent] + [draftTree.tokens[node]])
         }
+        let (_, result) = try verifyTree(
+            draftTree, ancestors: ancestors, paths: paths, prefix: prefix, rule: CandidateVerifier())
+        telemetry.suffixTreeRounds += 1
+        return finishRound(
+            prefix: prefix, path: [0] + result.acceptedNodes, result: result, drafted: count - 1,
+            depths: draftTree.depths.max() ?? 0)
+    }
+}
+
+extension SpeculativeDecoder {
+    /// The verification half of a tree round, shared by draft-model and suffix trees: one target pass over the tree
+    /// (each node sees the committed text, its ancestors and itself), the target's vectors along each node's path,
+    /// and the walk — greedy at temperature 0, else `rule` at every node on this step's uniforms.
+    func verifyTree(
+        _ draftTree: DraftTree, ancestors: [[Int]], paths: [[Int]], prefix: Int, rule: any NodeVerifier
+    ) throws -> (targetVectors: [[Double]], result: TreeWalkResult) {
+        let count = draftTree.nodeCount
         let verifyStart = ContinuousClock.now
         let logits = try target.forward(
             tokens: draftTree.tokens, positions: draftTree.depths.map { prefix + $0 },
@@ -151,14 +150,10 @@ extension SpeculativeDecoder {
             var uniforms = random.roundStream(step: step)
             var decision = NodeDecision()
             result = try TreeWalk.walk(
-                tree: draftTree, target: targetVectors, verifier: { _ in CandidateVerifier() }, decision: &decision,
-                using: &uniforms)
+                tree: draftTree, target: targetVectors, verifier: { _ in rule }, decision: &decision, using: &uniforms)
         }
         step += 1
         telemetry.countRanks(tree: draftTree, accepted: result.acceptedNodes)
-        telemetry.suffixTreeRounds += 1
-        return finishRound(
-            prefix: prefix, path: [0] + result.acceptedNodes, result: result, drafted: count - 1,
-            depths: draftTree.depths.max() ?? 0)
+        return (targetVectors, result)
     }
 }
