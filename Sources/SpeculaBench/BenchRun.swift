@@ -100,9 +100,17 @@ public final class BenchRun {
         )
     }
 
-    public func announce(units: Int, secondsPerUnit: Double, detail: String) {
-        let done = log.records.count
-        let left = max(0, units - done)
+    /// Prints the run's size, how many of its units the log already holds (records of other settings in the same
+    /// log are not counted), and an estimate for the rest.
+    public func announce(configurations: [String], secondsPerUnit: Double, detail: String) {
+        let units = promptCount * configurations.count
+        var done = 0
+        for (set, prompts) in datasets {
+            for prompt in prompts {
+                done += configurations.count(where: { log.contains(configuration: "\(set) \($0)", prompt: prompt.id) })
+            }
+        }
+        let left = units - done
         FileHandle.standardError.write(
             Data(
                 ("bench \(name): \(units) units (\(detail)), \(done) already in \(log.path); estimate for the rest: "

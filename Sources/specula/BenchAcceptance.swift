@@ -86,7 +86,7 @@ struct BenchAcceptance: ParsableCommand {
             boundSeconds = Date().timeIntervalSince(boundStart)
         }
         run.announce(
-            units: run.promptCount * configurations.count,
+            configurations: configurations,
             secondsPerUnit: Double(run.maxTokens) * (steps.target + boundSeconds),
             detail: "\(run.promptCount) prompts × \(configurations.count) settings")
         try run.forEachUnit(configurations: configurations) { set, prompt, configuration in

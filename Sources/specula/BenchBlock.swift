@@ -45,7 +45,7 @@ struct BenchBlock: ParsableCommand {
         }
         let steps = try run.stepSeconds()
         run.announce(
-            units: run.promptCount * configurations.count,
+            configurations: configurations,
             secondsPerUnit: Double(run.maxTokens) / 2.5 * (1.3 * steps.target + 4 * steps.draft),
             detail: "\(run.promptCount) prompts × \(configurations.count) settings")
         try run.forEachUnit(configurations: configurations) { _, prompt, configuration in

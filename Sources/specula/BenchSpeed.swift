@@ -66,7 +66,7 @@ struct BenchSpeed: ParsableCommand {
         let configurations = run.temperatures.map(temperatureLabel)
         let steps = try run.stepSeconds()
         run.announce(
-            units: run.promptCount * configurations.count,
+            configurations: configurations,
             secondsPerUnit: Double(run.maxTokens) * steps.target * (1 + 0.8 * Double(parsed.count)) as Double,
             detail: "\(run.promptCount) prompts × \(configurations.count) temperatures, plain + \(parsed.count) methods"
         )

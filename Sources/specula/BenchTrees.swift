@@ -54,7 +54,7 @@ struct BenchTrees: ParsableCommand {
         }
         let steps = try run.stepSeconds()
         run.announce(
-            units: run.promptCount * configurations.count,
+            configurations: configurations,
             secondsPerUnit: Double(run.maxTokens) / 2.5 * (2 * steps.target + 4 * steps.draft),
             detail: "\(run.promptCount) prompts × \(configurations.count) shape/verifier/temperature settings")
         try run.forEachUnit(configurations: configurations) { _, prompt, configuration in

@@ -48,6 +48,11 @@ struct BenchCLITests {
         #expect(second.standardError.contains("4 already in"))
         #expect(try Self.lineCount(log) == 4)
         #expect(second.standardOutput == first.standardOutput)
+        // A run over part of the same settings counts only its own units as done, not every record in the log.
+        let part = try runSpecula(["bench", "acceptance"] + common + ["--temperature", "0.7"])
+        #expect(part.status == 0, "\(part.standardError)")
+        #expect(part.standardError.contains("2 units (2 prompts × 1 settings), 2 already in"), "\(part.standardError)")
+        #expect(try Self.lineCount(log) == 4)
         // Another length is another experiment: its records are not mixed with these.
         let other = try runSpecula(
             ["bench", "acceptance"] + common.dropLast(4) + ["--max-tokens", "6", "--out", directory + "/out"])
