@@ -107,7 +107,7 @@ public final class BenchRun {
         var done = 0
         for (set, prompts) in datasets {
             for prompt in prompts {
-                done += configurations.count(where: { log.contains(configuration: "\(set) \($0)", prompt: prompt.id) })
+                done += configurations.count { log.contains(configuration: unitKey(set, $0), prompt: prompt.id) }
             }
         }
         let left = units - done
@@ -202,6 +202,9 @@ extension BenchRun {
             treeOptimum: treeOptimum, pairedBlock: pairedBlock)
     }
 
+    /// A unit's configuration as the log records it: the dataset's name, then the run's configuration.
+    func unitKey(_ set: String, _ configuration: String) -> String { "\(set) \(configuration)" }
+
     /// Runs `body` for every (dataset, prompt, configuration) not in the log yet, with a progress line, and
     /// appends its record.
     public func forEachUnit(
@@ -213,7 +216,7 @@ extension BenchRun {
         for (set, prompts) in datasets {
             for prompt in prompts {
                 for configuration in configurations {
-                    let key = "\(set) \(configuration)"
+                    let key = unitKey(set, configuration)
                     if log.contains(configuration: key, prompt: prompt.id) {
                         progress.advance("\(set) \(prompt.id) \(configuration): done before")
                         continue
