@@ -26,12 +26,16 @@ public struct AdaptivePolicy: Sendable, Equatable {
         case lookup(Int)
         /// Draft a chain of at most `γ` tokens with the draft model.
         case chain(Int)
+        /// Verify the `k` most frequent nodes of the suffix drafter's tree (``SuffixDrafter``), a tree that
+        /// branches, with the candidate rule.
+        case suffix(Int)
 
         public var description: String {
             switch self {
             case .plain: return "plain"
             case .lookup(let k): return "lookup:\(k)"
             case .chain(let gamma): return "chain:\(gamma)"
+            case .suffix(let k): return "suffix:\(k)"
             }
         }
     }
@@ -51,9 +55,20 @@ public struct AdaptivePolicy: Sendable, Equatable {
         /// The per-position acceptance estimate.
         public var value: Double { (accepted + prior * weight) / (accepted + rejected + weight) }
 
-        mutating func observe(drafted: Int, accepted kept: Int, memory: Double) {
+        public mutating func observe(drafted: Int, accepted kept: Int, memory: Double) {
             accepted = accepted * memory + Double(kept)
             rejected = rejected * memory + (kept < drafted ? 1 : 0)
+        }
+
+        /// A round of copied proposals: `kept` levels accepted out of `offered`, the sum over the levels the walk
+        /// reached of the share of the text's earlier occurrences that the proposal covered there (1 a level for
+        /// a continuation every occurrence shared, as a chain after one occurrence). The value is then the ratio
+        /// of kept levels to covered shares: the rate at which a continuation the text took a share `s` of the
+        /// times is right is `value · s`. With shares of 1 this is ``observe(drafted:accepted:memory:)``; a level
+        /// kept at a share below 1 counts less than one rejection (the "rejected" count may fall).
+        public mutating func observe(kept: Int, offered: Double, memory: Double) {
+            accepted = accepted * memory + Double(kept)
+            rejected = rejected * memory + (offered - Double(kept))
         }
 
         mutating func decay(_ factor: Double) {
@@ -106,6 +121,8 @@ public struct AdaptivePolicy: Sendable, Equatable {
     /// The longest chain considered, and the longest lookup proposal verified.
     public var maxChain: Int
     public var maxLookup: Int
+    /// The most nodes of a suffix tree verified (0 or 1: no suffix trees).
+    public var maxTree: Int
     /// Each observation multiplies the earlier counts by this (recent text weighs more).
     public var memory = 0.9
     /// Each round that runs no chain multiplies the model's counts by this (they drift back to the prior).
@@ -120,10 +137,13 @@ public struct AdaptivePolicy: Sendable, Equatable {
     public private(set) var choices: [String: Int] = [:]
 
     /// `hasDraftModel`: chains may be chosen. `draftCostRatio`: the draft's weight bytes over the target's.
-    public init(hasDraftModel: Bool, draftCostRatio: Double = 0.4, maxChain: Int = 8, maxLookup: Int = 8) {
+    public init(
+        hasDraftModel: Bool, draftCostRatio: Double = 0.4, maxChain: Int = 8, maxLookup: Int = 8, maxTree: Int = 8
+    ) {
         self.draftCostRatio = draftCostRatio
         self.maxChain = hasDraftModel ? maxChain : 0
         self.maxLookup = maxLookup
+        self.maxTree = maxTree
         model = Rate(prior: 0.7, weight: 4)
         lookup = [Rate(prior: 0.3, weight: 2), Rate(prior: 0.5, weight: 2), Rate(prior: 0.7, weight: 2)]
         // Priors at the bins' middles: a draft that gives its token probability m is right about that often.
@@ -261,6 +281,56 @@ public struct AdaptivePolicy: Sendable, Equatable {
         return total
     }
 
+    /// The expected tokens of a round that verifies a copied chain whose `d`-th token continued a share
+    /// `shares[d]` of the occurrences that reached it, at rate `a` (``Rate/observe(kept:offered:memory:)``): each
+    /// level is kept with chance `min(1, a·share)`. Shares of 1 give ``expectedTokens(drafts:acceptance:)``.
+    public static func expectedTokens(shares: [Double], acceptance a: Double) -> Double {
+        var total = 1.0
+        var reach = 1.0
+        for share in shares {
+            reach *= min(1, a * share)
+            total += reach
+        }
+        return total
+    }
+
+    /// The expected tokens of a round that verifies a suffix tree with the candidate rule, at rate `a`: a node is
+    /// reached with its parent's chance times `a` times its share (``SuffixDrafter/Proposal/shares``), siblings'
+    /// chances scaled down together when they would sum past 1.
+    public static func expectedTokens(tree: SuffixDrafter.Proposal, acceptance a: Double) -> Double {
+        let shares = tree.shares
+        var sums = [Double](repeating: 0, count: tree.tokens.count + 1)
+        for (index, parent) in tree.parents.enumerated() { sums[parent] += a * shares[index] }
+        var reach = [Double](repeating: 0, count: tree.tokens.count + 1)
+        reach[0] = 1
+        var total = 1.0
+        for (index, parent) in tree.parents.enumerated() {
+            let scale = sums[parent] > 1 ? 1 / sums[parent] : 1
+            reach[index + 1] = reach[parent] * a * shares[index] * scale
+            total += reach[index + 1]
+        }
+        return total
+    }
+
+    /// What a copied proposal offered on the levels a walk reached (``Rate/observe(kept:offered:memory:)``): from
+    /// the root down the accepted path, at each node with children the sum of their shares (at most 1), the level
+    /// after the last accepted node included.
+    public static func offered(tree: SuffixDrafter.Proposal, acceptedNodes: [Int]) -> Double {
+        let shares = tree.shares
+        var total = 0.0
+        var node = 0
+        var depth = 0
+        while true {
+            let below = tree.parents.indices.filter { tree.parents[$0] == node }
+            if below.isEmpty { break }
+            total += min(1, below.reduce(0) { $0 + shares[$1] })
+            guard depth < acceptedNodes.count else { break }
+            node = acceptedNodes[depth]
+            depth += 1
+        }
+        return total
+    }
+
     static func bucket(matchLength: Int) -> Int { min(max(matchLength, 1), 3) - 1 }
 
     /// The round that maximises expected tokens per second: `proposal` tokens proposed by lookup after a match of
@@ -275,20 +345,26 @@ public struct AdaptivePolicy: Sendable, Equatable {
     /// catch-up on `backlog` rows is charged whole to the round that pays it, not spread over a horizon.
     public func choose(
         proposal: Int, matchLength: Int, backlog: Int, generated: Int, remaining: Int, room: Int, otherRows: Int = 0,
-        otherMembers: Int = 0
+        otherMembers: Int = 0, lookupShares: [Double]? = nil, tree: SuffixDrafter.Proposal? = nil
     ) -> Choice {
         plan(
             proposal: proposal, matchLength: matchLength, backlog: backlog, generated: generated, remaining: remaining,
-            room: room, otherRows: otherRows, otherMembers: otherMembers
+            room: room, otherRows: otherRows, otherMembers: otherMembers, lookupShares: lookupShares, tree: tree
         ).choice
     }
 
-    /// ``choose(proposal:matchLength:backlog:generated:remaining:room:otherRows:otherMembers:)`` with the expected
+    /// ``choose(proposal:matchLength:backlog:generated:remaining:room:otherRows:otherMembers:lookupShares:tree:)`` with the expected
     /// tokens per second of the round chosen (the batch's, in a batch; 0 before any pass was timed): what a
     /// chain's next draft must beat to be drafted.
+    ///
+    /// `lookupShares`: the share of the text's earlier occurrences that went on as each token of the lookup
+    /// proposal (``SuffixDrafter/agreement(history:length:chain:)``; nil: 1 each). `tree`: the suffix drafter's
+    /// tree after the same match, whose cuts to its `k` most frequent nodes that still branch are rounds to weigh
+    /// (``expectedTokens(tree:acceptance:)``), at the lookup rate of the match's length — lookup chains and suffix
+    /// trees are the same proposals' two shapes, so one rate, learned from both, prices them.
     public func plan(
         proposal: Int, matchLength: Int, backlog: Int, generated: Int, remaining: Int, room: Int, otherRows: Int = 0,
-        otherMembers: Int = 0
+        otherMembers: Int = 0, lookupShares: [Double]? = nil, tree: SuffixDrafter.Proposal? = nil
     ) -> (choice: Choice, rate: Double) {
         guard targetStep != nil, room > 0, let plainPass = targetPass(otherRows + 1) else { return (.plain, 0) }
         let others = Double(otherMembers)
@@ -298,9 +374,24 @@ public struct AdaptivePolicy: Sendable, Equatable {
             let a = lookup[Self.bucket(matchLength: matchLength)].value
             for k in 1...min(proposal, maxLookup, room) {
                 guard let cost = targetPass(otherRows + k + 1) else { break }
-                let rate = (others + Self.expectedTokens(drafts: k, acceptance: a)) / cost
+                let tokens =
+                    lookupShares.map { Self.expectedTokens(shares: Array($0.prefix(k)), acceptance: a) }
+                    ?? Self.expectedTokens(drafts: k, acceptance: min(1, a))
+                let rate = (others + tokens) / cost
                 if rate > bestRate {
                     best = .lookup(k)
+                    bestRate = rate
+                }
+            }
+        }
+        if let tree, !tree.isChain, maxTree > 1 {
+            let a = lookup[Self.bucket(matchLength: tree.matchLength)].value
+            for k in 2...max(2, min(tree.tokens.count, maxTree, room)) where k <= min(tree.tokens.count, room) {
+                let cut = tree.pruned(to: k)
+                guard !cut.isChain, let cost = targetPass(otherRows + cut.tokens.count + 1) else { continue }
+                let rate = (others + Self.expectedTokens(tree: cut, acceptance: a)) / cost
+                if rate > bestRate {
+                    best = .suffix(k)
                     bestRate = rate
                 }
             }
@@ -336,7 +427,7 @@ public struct AdaptivePolicy: Sendable, Equatable {
     /// draft is expected to add `reach · a` tokens, `a` the last draft's acceptance (a draft sure of one token tends
     /// to be sure of the next), for a draft step (none when a lookahead already computed it) and one more row of
     /// the target's pass: it is drafted when that beats `rate`, the expected tokens per second of the round chosen
-    /// (``plan(proposal:matchLength:backlog:generated:remaining:room:otherRows:otherMembers:)``) — a token worth
+    /// (``plan(proposal:matchLength:backlog:generated:remaining:room:otherRows:otherMembers:lookupShares:tree:)``) — a token worth
     /// less than the time it costs at the rate the policy already expects is not drafted. The choice depends on the
     /// draft's side of the round alone (its logits), so token verification keeps the target's law.
     public func extends(
@@ -373,9 +464,12 @@ public struct AdaptivePolicy: Sendable, Equatable {
     ///
     /// `confidences`: a chain's drafts' confidences, in order: each draft the verification reached counts in its
     /// confidence bin, kept or not.
+    ///
+    /// `offered`: for a lookup or suffix round, what its proposal covered on the levels reached
+    /// (``Rate/observe(kept:offered:memory:)``; nil: a chain whose every level counts 1).
     public mutating func observe(
         _ choice: Choice, rows: Int, targetSeconds: Double, draftSeconds: Double, backlog: Int, drafted: Int,
-        accepted: Int, matchLength: Int = 0, confidences: [Double] = []
+        accepted: Int, matchLength: Int = 0, confidences: [Double] = [], offered: Double? = nil
     ) {
         choices[choice.description.split(separator: ":")[0].description, default: 0] += 1
         // The first pass after the prompt's is often slow (caches and cores still cold): not a cost to plan with.
@@ -385,8 +479,13 @@ public struct AdaptivePolicy: Sendable, Equatable {
         switch choice {
         case .plain:
             model.decay(drift)
-        case .lookup:
-            lookup[Self.bucket(matchLength: matchLength)].observe(drafted: drafted, accepted: accepted, memory: memory)
+        case .lookup, .suffix:
+            let bucket = Self.bucket(matchLength: matchLength)
+            if let offered {
+                lookup[bucket].observe(kept: accepted, offered: offered, memory: memory)
+            } else {
+                lookup[bucket].observe(drafted: drafted, accepted: accepted, memory: memory)
+            }
             model.decay(drift)
         case .chain:
             model.observe(drafted: drafted, accepted: accepted, memory: memory)

@@ -301,6 +301,9 @@ public struct DecodingPlan: Sendable, Equatable {
     /// Plain decoding: each event also carries the target's processed distribution at each emitted token (what the
     /// token was drawn from), for acceptance measurements and log-probabilities.
     public var recordDistributions = false
+    /// The adaptive mode: the most nodes of a suffix tree it may verify where the text continued several ways
+    /// (``AdaptivePolicy/maxTree``; 0: lookup chains only).
+    public var suffixTrees = DecodingPlan.suffixTreesDefault
 
     public init(
         drafter: Drafter = .none, shape: DraftShape = .chain(4), verifier: VerifierKind = .token,
@@ -339,6 +342,8 @@ public struct DecodingPlan: Sendable, Equatable {
     public static let maxNGram = 64
     /// The suffix drafter's node budget when `suffix` is spelled without one.
     public static let suffixNodesDefault = 8
+    /// The adaptive mode's suffix-tree budget (``suffixTrees``) when not given.
+    public static let suffixTreesDefault = 8
 
     /// The cross-setting rules; throws ``EngineError/badInput(field:reason:)`` naming the setting.
     public func validate(hasDraftModel: Bool) throws {
@@ -352,6 +357,12 @@ public struct DecodingPlan: Sendable, Equatable {
         if lookup < 0 || lookup > Self.maxNGram { throw bad("lookup", "must be in 0…\(Self.maxNGram) (got \(lookup))") }
         if draftVocabulary < 0 { throw bad("draft-vocabulary", "must be ≥ 0 (got \(draftVocabulary))") }
         if !(0...1).contains(draftStop) { throw bad("draft-stop", "must be in [0, 1] (got \(draftStop))") }
+        if suffixTrees < 0 || suffixTrees >= DraftShape.maxNodes {
+            throw bad("suffix-trees", "must be in 0…\(DraftShape.maxNodes - 1) (got \(suffixTrees))")
+        }
+        if suffixTrees != Self.suffixTreesDefault && (shape != .adaptive || drafter == .none) {
+            throw bad("suffix-trees", "only the adaptive mode verifies suffix trees beside its other rounds")
+        }
         switch drafter {
         case .none:
             return
@@ -405,17 +416,21 @@ public struct DecodingPlan: Sendable, Equatable {
     public var variant: String {
         switch drafter {
         case .none: return "plain"
-        case .ngram: return shape == .adaptive ? "ngram-adaptive" : "ngram"
+        case .ngram: return shape == .adaptive ? "ngram-adaptive" + treesModifier : "ngram"
         case .suffix(_, let nodes): return nodes == Self.suffixNodesDefault ? "suffix" : "suffix:\(nodes)"
         case .model:
             return shape.spelling + (lookahead > 0 ? "+lookahead:\(lookahead)" : "")
                 + (lookup > 0 ? "+lookup:\(lookup)" : "") + (draftStop > 0 ? "+stop:\(draftStop)" : "")
+                + (shape == .adaptive ? treesModifier : "")
         }
     }
 
+    private var treesModifier: String { suffixTrees == Self.suffixTreesDefault ? "" : "+trees:\(suffixTrees)" }
+
     /// Parses a method as the benchmarks spell it — `plain`, `ngram[:N]` (prompt lookup of n-grams up to N = 3
     /// tokens long, chains of at most 5), `ngram-adaptive` (lookup rounds or plain steps, whichever is faster),
-    /// `adaptive[+lookahead[:N]]` (the default mode),
+    /// `adaptive[+lookahead[:N]]` (the default mode; `+trees:N` on it or on `ngram-adaptive` caps its suffix trees at N
+    /// nodes, 0 for none),
     /// `SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P][/VERIFIER]` (`chain:4/block`, `chain:5+lookahead+lookup/token`,
     /// `binary:3/spechub`) — on top of `base` (sampling, stop conditions, seed).
     public init(method text: String, base: DecodingPlan = DecodingPlan()) throws {
@@ -428,12 +443,29 @@ public struct DecodingPlan: Sendable, Equatable {
         lookahead = 0
         lookup = 0
         draftStop = 0
+        suffixTrees = Self.suffixTreesDefault
+        var others = 0
         for extra in pieces.dropFirst() {
             let fields = extra.split(separator: ":", maxSplits: 1).map(String.init)
             if fields.first == "stop", fields.count == 2, let p = Double(fields[1]), p > 0, p <= 1 {
                 draftStop = p
+                others += 1
                 continue
             }
+            if fields.first == "trees" {
+                guard fields.count == 2, let nodes = Int(fields[1]), (0..<DraftShape.maxNodes).contains(nodes),
+                    head == "adaptive" || head == "ngram-adaptive"
+                else {
+                    throw EngineError.badInput(
+                        field: "method",
+                        reason:
+                            "method '\(text)': +trees:N (0…\(DraftShape.maxNodes - 1) nodes) goes on adaptive or ngram-adaptive"
+                    )
+                }
+                suffixTrees = nodes
+                continue
+            }
+            others += 1
             let value = fields.count > 1 ? Int(fields[1]) : 2
             guard let value, (1...Self.maxNGram).contains(value),
                 fields.first == "lookahead" || fields.first == "lookup"
@@ -452,9 +484,9 @@ public struct DecodingPlan: Sendable, Equatable {
             return
         }
         if head == "ngram-adaptive" {
-            if pieces.count > 1 || parts.count > 1 {
+            if others > 0 || parts.count > 1 {
                 throw EngineError.badInput(
-                    field: "method", reason: "method '\(text)': ngram-adaptive takes no modifier")
+                    field: "method", reason: "method '\(text)': ngram-adaptive takes no modifier but +trees:N")
             }
             drafter = .ngram(longest: 3)
             shape = .adaptive

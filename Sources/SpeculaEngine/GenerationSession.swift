@@ -451,7 +451,7 @@ public final class GenerationSession: @unchecked Sendable {
                 target: model, settings: plan.sampling, depth: length, ngram: longest,
                 verifier: plan.verifier.chainRule, capacity: capacity, seed: plan.seed)
             if plan.shape == .adaptive {
-                var policy = AdaptivePolicy(hasDraftModel: false)
+                var policy = AdaptivePolicy(hasDraftModel: false, maxTree: plan.suffixTrees)
                 if let adaptiveCosts { policy.inheritCosts(from: adaptiveCosts) }
                 decoder?.adaptive = policy
             }
@@ -486,7 +486,8 @@ public final class GenerationSession: @unchecked Sendable {
                 decoder.adaptive = AdaptivePolicy(
                     hasDraftModel: true,
                     draftCostRatio: Double(draft.stepBytes) / Double(max(1, target.stepBytes)),
-                    maxChain: DraftShape.adaptiveLongest, maxLookup: DraftShape.adaptiveLongest)
+                    maxChain: DraftShape.adaptiveLongest, maxLookup: DraftShape.adaptiveLongest,
+                    maxTree: plan.suffixTrees)
                 if let adaptiveCosts { decoder.adaptive?.inheritCosts(from: adaptiveCosts) }
                 decoder.deferDraftPrefill = true
                 // A reduced draft head where the output matrix is a large share of what a draft step reads (a

@@ -102,12 +102,31 @@ extension SpeculativeDecoder {
     }
 
     /// A round of the default mode: ``adaptive`` chooses a plain step, a lookup round (the proposal cut to the
-    /// length it picks) or a draft-model chain from what earlier rounds cost and accepted, and learns from this one.
+    /// length it picks), a suffix tree (cut to the nodes it picks) or a draft-model chain from what earlier rounds
+    /// cost and accepted, and learns from this one.
+    ///
+    /// The lookup proposal and the suffix tree follow the same match (the text's longest earlier-seen suffix of
+    /// up to ``ngramLongest`` tokens); the tree is looked for only when that suffix occurred more than once, and
+    /// both are priced by the shares of those occurrences each continuation covers.
     func adaptiveRound() throws -> [Int] {
         guard let policy = adaptive else { throw ModelError.invalid(path: "adaptive", reason: "no policy") }
         let room = targetCache.capacity - targetCache.length - 1
+        let draftStart = ContinuousClock.now
         let match = NGramDrafter.match(
             history: history, longest: ngramLongest, count: min(policy.maxLookup, max(0, room)))
+        // With suffix trees off, lookup chains are priced as geometric chains (no shares), as before trees existed.
+        let trees = policy.maxTree > 1
+        let agreement =
+            trees ? SuffixDrafter.agreement(history: history, length: match.length, chain: match.proposal) : [0]
+        let lookupShares =
+            trees
+            ? agreement.indices.dropFirst().map { Double(agreement[$0]) / Double(max(1, agreement[$0 - 1])) } : nil
+        let tree =
+            trees && agreement[0] > 1 && room > 1
+            ? SuffixDrafter.propose(
+                history: history, longest: ngramLongest, nodes: min(policy.maxTree, room), depth: policy.maxLookup)
+            : nil
+        let proposeSeconds = Self.seconds(since: draftStart)
         let backlog = draftBacklog.count
         // In a batch: the rows and generations that shared this generation's last target pass (a policy with fixed
         // costs plans from acceptance alone).
@@ -121,10 +140,15 @@ extension SpeculativeDecoder {
             : policy.plan(
                 proposal: match.proposal.count, matchLength: match.length, backlog: backlog,
                 generated: history.count - promptLength, remaining: tokensLeft, room: room,
-                otherRows: otherRows, otherMembers: shared.map { $0.segments - 1 } ?? 0)
+                otherRows: otherRows, otherMembers: shared.map { $0.segments - 1 } ?? 0, lookupShares: lookupShares,
+                tree: tree)
         targetCache.lastPass = nil
+        // The proposals' scan counts as drafting time, but not as the round's (which prices a chain's draft steps).
+        telemetry.draftSeconds += proposeSeconds
         let before = telemetry
         let emitted: [Int]
+        // What the copied proposal covered on the levels the walk reached (lookup and suffix rounds).
+        var offered: Double?
         switch choice {
         case .plain:
             let start = ContinuousClock.now
@@ -132,6 +156,14 @@ extension SpeculativeDecoder {
             telemetry.roundSeconds += Self.seconds(since: start)
         case .lookup(let k):
             emitted = try ngramRound(proposal: Array(match.proposal.prefix(k)))
+            let accepted = telemetry.acceptedTokens - before.acceptedTokens
+            offered = lookupShares?.prefix(min(accepted + 1, k)).reduce(0, +)
+        case .suffix(let k):
+            guard let tree else { throw ModelError.invalid(path: "adaptive", reason: "a suffix tree without a match") }
+            let cut = tree.pruned(to: k)
+            var acceptedNodes: [Int] = []
+            emitted = try suffixRound(proposal: cut, acceptedNodes: &acceptedNodes)
+            offered = AdaptivePolicy.offered(tree: cut, acceptedNodes: acceptedNodes)
         case .chain(let gamma):
             guard let draft, let draftCache else {
                 throw ModelError.invalid(path: "adaptive", reason: "a chain was chosen without a draft model")
@@ -158,7 +190,7 @@ extension SpeculativeDecoder {
             choice, rows: passRows, targetSeconds: passSeconds,
             draftSeconds: telemetry.draftSeconds - before.draftSeconds, backlog: backlog, drafted: drafted,
             accepted: telemetry.acceptedTokens - before.acceptedTokens, matchLength: match.length,
-            confidences: chainConfidences)
+            confidences: chainConfidences, offered: offered)
         if let observer = roundObserver, let policy = adaptive {
             observer(
                 AdaptiveRound(

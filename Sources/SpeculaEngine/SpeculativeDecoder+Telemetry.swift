@@ -22,12 +22,12 @@ extension SpeculativeDecoder {
         /// Draft forward passes, and drafts whose distribution came from a lookahead row (no pass of their own).
         public var draftPasses = 0
         public var lookaheadDrafts = 0
-        /// Rounds drafted by prompt lookup instead of the draft model (``SpeculativeDecoder/lookupMatch``), and the
-        /// proposed tokens they accepted.
+        /// Rounds drafted by copying from the text instead of with the draft model (``SpeculativeDecoder/lookupMatch``,
+        /// or the adaptive mode's lookup chains and suffix trees), and the proposed tokens they accepted.
         public var lookupRounds = 0
         public var lookupAccepted = 0
-        /// Rounds that verified a branching tree from the suffix drafter (``SpeculativeDecoder/suffixNodes``; a
-        /// chain-shaped proposal runs as an n-gram round and is not counted here).
+        /// Rounds that verified a branching tree from the suffix drafter (``SpeculativeDecoder/suffixNodes``, or the
+        /// adaptive mode's choice; a chain-shaped proposal runs as an n-gram round and is not counted here).
         public var suffixTreeRounds = 0
         /// Rounds that were one plain target step (no drafts: the adaptive mode's choice, or no room left).
         public var plainRounds = 0

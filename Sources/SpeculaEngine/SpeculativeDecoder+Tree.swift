@@ -88,15 +88,32 @@ extension SpeculativeDecoder {
     /// target pass over it, the walk with ``CandidateVerifier`` at every branching node (token verification against
     /// the point mass at one-child nodes, the same rule), the commit of the accepted path. A chain-shaped proposal
     /// runs as an n-gram round (where block verification applies), none as a plain step.
-    func suffixRound() throws -> [Int] {
+    ///
+    /// `given`: the tree to verify (the adaptive mode's cut; it must fit the cache), else the drafter's own. With a
+    /// draft model the draft is not run: the root and the accepted tokens join the rows it will be fed next.
+    /// `acceptedNodes`: the tree indices the walk accepted.
+    func suffixRound(proposal given: SuffixDrafter.Proposal? = nil, acceptedNodes: inout [Int]) throws -> [Int] {
         let prefix = targetCache.length
         let room = targetCache.capacity - prefix - 1
         if room < 0 { throw ModelError.contextOverflow(needed: prefix + 1, capacity: targetCache.capacity) }
-        let draftStart = ContinuousClock.now
-        let proposal = SuffixDrafter.propose(
-            history: history, longest: ngramLongest, nodes: min(suffixNodes, room), depth: depth)
-        telemetry.draftSeconds += Self.seconds(since: draftStart)
-        if proposal.isChain { return try ngramRound(proposal: proposal.tokens) }
+        let proposal: SuffixDrafter.Proposal
+        if let given {
+            if given.tokens.count > room {
+                throw ModelError.contextOverflow(
+                    needed: prefix + 1 + given.tokens.count, capacity: targetCache.capacity)
+            }
+            proposal = given
+        } else {
+            let draftStart = ContinuousClock.now
+            proposal = SuffixDrafter.propose(
+                history: history, longest: ngramLongest, nodes: min(suffixNodes, room), depth: depth)
+            telemetry.draftSeconds += Self.seconds(since: draftStart)
+        }
+        if proposal.isChain {
+            let emitted = try ngramRound(proposal: proposal.tokens)
+            acceptedNodes = Array(0..<(emitted.count - 1)).map { $0 + 1 }
+            return emitted
+        }
         let roundStart = ContinuousClock.now
         defer { telemetry.roundSeconds += Self.seconds(since: roundStart) }
         // The tree: each branching node's candidates in rank order, with the uniform vector over them as its stored
@@ -122,6 +139,12 @@ extension SpeculativeDecoder {
         let (_, result) = try verifyTree(
             draftTree, ancestors: ancestors, paths: paths, prefix: prefix, rule: CandidateVerifier())
         telemetry.suffixTreeRounds += 1
+        acceptedNodes = result.acceptedNodes
+        if draft != nil {
+            draftBacklog += [root] + result.acceptedNodes.map { draftTree.tokens[$0] }
+            telemetry.lookupRounds += 1
+            telemetry.lookupAccepted += result.acceptedNodes.count
+        }
         return finishRound(
             prefix: prefix, path: [0] + result.acceptedNodes, result: result, drafted: count - 1,
             depths: draftTree.depths.max() ?? 0)
@@ -131,7 +154,8 @@ extension SpeculativeDecoder {
 extension SpeculativeDecoder {
     /// The verification half of a tree round, shared by draft-model and suffix trees: one target pass over the tree
     /// (each node sees the committed text, its ancestors and itself), the target's vectors along each node's path,
-    /// and the walk — greedy at temperature 0, else `rule` at every node on this step's uniforms.
+    /// and the walk — greedy at temperature 0, else `rule` at every node on this step's uniforms. At temperature 0
+    /// with no penalty the walk reads the logits' argmaxes and no vectors are returned.
     func verifyTree(
         _ draftTree: DraftTree, ancestors: [[Int]], paths: [[Int]], prefix: Int, rule: any NodeVerifier
     ) throws -> (targetVectors: [[Double]], result: TreeWalkResult) {
@@ -142,6 +166,25 @@ extension SpeculativeDecoder {
             visibility: (0..<count).map { ancestors[$0] + [$0] }, cache: targetCache, logitRows: Array(0..<count))
         telemetry.targetPassSeconds += Self.seconds(since: verifyStart)
         passLogits = logits
+        if fastGreedy {
+            // Temperature 0 with no penalty: each reached row's argmax, no distribution built (no vectors returned).
+            var node = 0
+            var accepted: [Int] = []
+            while true {
+                let best = try SamplingSettings.greedyToken(logits[node])
+                if let child = draftTree.children[node].first(where: { draftTree.tokens[$0] == best }) {
+                    accepted.append(child)
+                    node = child
+                    continue
+                }
+                let result = TreeWalkResult(
+                    acceptedNodes: accepted, emittedTokens: accepted.map { draftTree.tokens[$0] } + [best],
+                    endedWithBonus: draftTree.children[node].isEmpty)
+                step += 1
+                telemetry.countRanks(tree: draftTree, accepted: accepted)
+                return ([], result)
+            }
+        }
         let targetVectors = try (0..<count).map { try process(logits[$0], path: paths[$0]) }
         let result: TreeWalkResult
         if settings.isGreedy {

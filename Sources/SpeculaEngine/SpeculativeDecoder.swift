@@ -349,7 +349,10 @@ public final class SpeculativeDecoder {
     /// One round: returns the emitted tokens (at least one).
     public func round() throws -> [Int] {
         if adaptive != nil { return try adaptiveRound() }
-        guard let draft, let draftCache else { return suffixNodes > 0 ? try suffixRound() : try ngramRound() }
+        guard let draft, let draftCache else {
+            var acceptedNodes: [Int] = []
+            return suffixNodes > 0 ? try suffixRound(acceptedNodes: &acceptedNodes) : try ngramRound()
+        }
         if lookupMatch > 0 {
             let proposal = NGramDrafter.propose(
                 history: history, longest: max(ngramLongest, lookupMatch), shortest: lookupMatch,

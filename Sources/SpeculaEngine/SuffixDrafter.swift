@@ -27,6 +27,65 @@ public enum SuffixDrafter {
         public var isChain: Bool {
             parents.enumerated().allSatisfy { $0.element == $0.offset }
         }
+
+        /// Each node's share of its parent's occurrences (the root's are ``occurrences``): how often the text went
+        /// on this way once it had reached the parent.
+        public var shares: [Double] {
+            tokens.indices.map { index in
+                let parent = parents[index]
+                let above = parent == 0 ? occurrences : counts[parent - 1]
+                return above > 0 ? Double(counts[index]) / Double(above) : 0
+            }
+        }
+
+        /// The tree cut to its `nodes` most frequent nodes (ties: the shallower, then the earlier in breadth-first
+        /// order) — closed under parents, since a parent occurred at least as often as its child and is shallower —
+        /// re-indexed in the same breadth-first order.
+        public func pruned(to nodes: Int) -> Proposal {
+            if nodes >= tokens.count { return self }
+            var depth = [Int](repeating: 0, count: tokens.count)
+            for index in tokens.indices { depth[index] = parents[index] == 0 ? 1 : depth[parents[index] - 1] + 1 }
+            let kept = Set(
+                tokens.indices.sorted { a, b in
+                    if counts[a] != counts[b] { return counts[a] > counts[b] }
+                    if depth[a] != depth[b] { return depth[a] < depth[b] }
+                    return a < b
+                }.prefix(max(0, nodes)))
+            var cut = Proposal()
+            cut.matchLength = matchLength
+            cut.occurrences = occurrences
+            var treeIndex = [0: 0]
+            for index in tokens.indices where kept.contains(index) {
+                guard let parent = treeIndex[parents[index]] else { continue }
+                cut.tokens.append(tokens[index])
+                cut.parents.append(parent)
+                cut.counts.append(counts[index])
+                treeIndex[index + 1] = cut.tokens.count
+            }
+            return cut
+        }
+    }
+
+    /// How often the text went on as `chain` after its last `length` tokens: element 0 counts their earlier
+    /// occurrences (as ``propose(history:longest:nodes:depth:minimumShare:)`` finds them), element `d` those whose
+    /// next `d` tokens are `chain`'s first `d`. The shares of a lookup proposal (the latest occurrence's
+    /// continuation) under the same counts as the suffix trees'.
+    public static func agreement(history: [Int], length: Int, chain: [Int]) -> [Int] {
+        var counts = [Int](repeating: 0, count: chain.count + 1)
+        guard length > 0, length < history.count else { return counts }
+        var start = history.count - length - 1
+        while start >= 0 {
+            if NGramDrafter.endsWith(history, occurrenceAt: start, length: length) {
+                counts[0] += 1
+                var d = 0
+                while d < chain.count, start + length + d < history.count, history[start + length + d] == chain[d] {
+                    d += 1
+                    counts[d] += 1
+                }
+            }
+            start -= 1
+        }
+        return counts
     }
 
     /// The share of the occurrences a node's continuation must have to be proposed (SuffixDecoding's minimum score):

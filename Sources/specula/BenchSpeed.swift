@@ -18,15 +18,16 @@ struct BenchSpeed: ParsableCommand {
             0.7; methods adaptive (the default mode of `specula generate --draft D`), chain:5/token, \
             chain:5+lookahead+lookup/token, chain:4/block, binary:3/spechub, drafts:2:3/rrsw, ngram \
             (SHAPE/VERIFIER as in `specula generate`, +lookahead/+lookup/+stop:P its --lookahead 2, --lookup 2, \
-            --draft-stop P; ngram-adaptive: lookup rounds or plain steps, no draft model; at temperature 0 every \
-            verifier is the greedy walk). --dataset spec-bench-tasks runs Spec-Bench's six tasks, a table each.
+            --draft-stop P; ngram-adaptive: lookup rounds, suffix trees or plain steps, no draft model; +trees:N on \
+            adaptive or ngram-adaptive: suffix trees of at most N nodes, 0 for none, --suffix-trees N; at temperature \
+            0 every verifier is the greedy walk). --dataset spec-bench-tasks runs Spec-Bench's six tasks, a table each.
             """)
 
     @OptionGroup var options: BenchOptions
     @Option(
         name: .long, parsing: .upToNextOption,
         help:
-            "Methods: adaptive, SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P]/VERIFIER, ngram, ngram-adaptive, suffix[:NODES]."
+            "Methods: adaptive[+trees:N], SHAPE[+lookahead[:N]][+lookup[:N]][+stop:P]/VERIFIER, ngram, ngram-adaptive[+trees:N], suffix[:NODES]."
     )
     var methods: [String] = [
         "adaptive", "chain:5/token", "chain:5+lookahead+lookup/token", "chain:4/block", "binary:3/spechub",

@@ -76,6 +76,12 @@ struct Generate: ParsableCommand {
     )
     var drafter: String?
     @Option(name: .long, help: "With --drafter ngram or suffix: the longest n-gram looked up.") var ngram: Int = 3
+    @Option(
+        name: .long,
+        help:
+            "The adaptive mode: the most nodes of a suffix tree (the text's earlier continuations, where it went on several ways) a round may verify instead of a lookup chain (0 = lookup chains only)."
+    )
+    var suffixTrees: Int = DecodingPlan.suffixTreesDefault
 
     @Option(
         name: .long,
@@ -121,9 +127,11 @@ struct Generate: ParsableCommand {
             stop: StopConditions(maxTokens: maxTokens, sequences: stop), seed: seed, lookahead: lookahead,
             lookup: lookup, draftStop: draftStop, draftVocabulary: draftVocabulary, treeOptimum: stats)
         do {
-            let plan = try DecodingPlan(
+            var plan = try DecodingPlan(
                 hasDraftModel: hasDraftModel, drafter: drafter, ngram: ngram, depth: depth, drafts: drafts, tree: tree,
                 verifier: verifier, base: base)
+            plan.suffixTrees = suffixTrees
+            try plan.validate(hasDraftModel: hasDraftModel)
             return plan
         } catch let error as EngineError {
             throw ValidationError(error.description)
@@ -213,6 +221,7 @@ struct Generate: ParsableCommand {
                 ("verificationSeconds", .number(s.verificationSeconds)), ("stoppedEarly", .integer(t.stoppedEarly)),
                 ("draftPasses", .integer(t.draftPasses)), ("lookaheadDrafts", .integer(t.lookaheadDrafts)),
                 ("lookupRounds", .integer(t.lookupRounds)), ("lookupAccepted", .integer(t.lookupAccepted)),
+                ("suffixTreeRounds", .integer(t.suffixTreeRounds)),
                 ("reachedNodes", .integer(t.reachedNodes)), ("optimalAcceptance", .number(s.optimalAcceptance)),
                 ("efficiency", .number(s.efficiency)), ("optimalSeconds", .number(t.optimalSeconds)),
                 (

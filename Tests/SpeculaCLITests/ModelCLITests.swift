@@ -204,6 +204,20 @@ struct ModelCLITests {
         ),
         (
             [
+                "bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--methods",
+                "chain:3+trees:2/token",
+            ],
+            "+trees:N (0…"
+        ),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft", CLIModels.smollm, "--depth", "4",
+                "--suffix-trees", "2",
+            ],
+            "suffix-trees: only the adaptive mode"
+        ),
+        (
+            [
                 "bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--dataset",
                 "/nonexistent/prompts.jsonl",
             ],

@@ -22,7 +22,113 @@ struct AdaptivePolicyTests {
         case .lookup(let k): return tokens(k) / (0.050 + 0.005 * Double(k))
         case .chain(let k):
             return tokens(k) / (0.050 + 0.005 * Double(k) + 0.020 * Double(k) + catchUpPerToken * tokens(k))
+        case .suffix: return .nan
         }
+    }
+
+    /// The suffix tree after "5 6" in `ranked` (SuffixDrafterTests): 7 (2 of 3 occurrences) → 1, 0 (1 of 2 each);
+    /// 8 (1 of 3) → 2 (1 of 1).
+    static let ranked = [5, 6, 7, 0, 5, 6, 7, 1, 5, 6, 8, 2, 5, 6]
+
+    /// A tree's expected tokens, worked by hand at a = 0.9: the root's children reach 0.9·2/3 = 0.6 and 0.9·1/3 =
+    /// 0.3; below 7 each of 1 and 0 reaches 0.6·0.9·1/2 = 0.27; below 8, 2 reaches 0.3·0.9 = 0.27. A chain whose
+    /// tokens continued every occurrence is the geometric sum; siblings whose chances would pass 1 are scaled.
+    @Test func aSuffixTreeIsPricedByTheSharesItsBranchesCover() {
+        let tree = SuffixDrafter.propose(history: Self.ranked, longest: 2, nodes: 5, depth: 2)
+        #expect(tree.tokens == [7, 8, 1, 0, 2])
+        #expect(abs(AdaptivePolicy.expectedTokens(tree: tree, acceptance: 0.9) - 2.71) < 1e-12)
+        // 0.9 · (1/2 + 1/2) at both levels below the root's 7 and 8: at a = 1.5 the root's children would sum to
+        // 1.5, scaled to 2/3 and 1/3; below 7 each of two halves to 1/2 (sum 1.5 scaled to 1).
+        let scaled = 1 + 2.0 / 3 + 1.0 / 3 + 2.0 / 3 * 0.5 * 2 + 1.0 / 3 * 1
+        #expect(abs(AdaptivePolicy.expectedTokens(tree: tree, acceptance: 1.5) - scaled) < 1e-12)
+        for a in [0.3, 0.8] {
+            #expect(
+                abs(
+                    AdaptivePolicy.expectedTokens(shares: [1, 1, 1], acceptance: a)
+                        - AdaptivePolicy.expectedTokens(drafts: 3, acceptance: a)) < 1e-12)
+        }
+        // 1 + 0.9·1/3 + 0.9·1/3·0.9·1.
+        #expect(abs(AdaptivePolicy.expectedTokens(shares: [1.0 / 3, 1], acceptance: 0.9) - (1 + 0.3 + 0.27)) < 1e-12)
+        // What a walk was offered: the first level covers all occurrences (1); after 7, its two children (1 more);
+        // after 8, its one child (1 more); after 8 and 2, nothing below (a leaf ends the walk).
+        #expect(abs(AdaptivePolicy.offered(tree: tree, acceptedNodes: []) - 1) < 1e-12)
+        #expect(abs(AdaptivePolicy.offered(tree: tree, acceptedNodes: [1]) - 2) < 1e-12)
+        #expect(abs(AdaptivePolicy.offered(tree: tree, acceptedNodes: [2]) - 2) < 1e-12)
+        #expect(abs(AdaptivePolicy.offered(tree: tree, acceptedNodes: [2, 5]) - 2) < 1e-12)
+        // A cut to 2 nodes: 7 and 8 cover every occurrence at the first level only.
+        #expect(abs(AdaptivePolicy.offered(tree: tree.pruned(to: 2), acceptedNodes: [1]) - 1) < 1e-12)
+    }
+
+    /// Where the text went on several ways, the tree that holds them beats the lookup chain of the latest way
+    /// (1/3 of the occurrences); where it went on one way there is no tree, and at a low rate neither pays.
+    @Test func aBranchingTreeIsChosenWhereItsBranchesPay() {
+        var policy = Self.policy(draft: false)
+        policy.setCosts(targetStep: 1, targetPerRow: 0.1, draftPerToken: 0.3, draftPerRow: 0.01)
+        policy.lookup = Array(repeating: .init(prior: 0.9, weight: 100), count: 3)
+        let tree = SuffixDrafter.propose(history: Self.ranked, longest: 2, nodes: 8, depth: 2)
+        let counts = SuffixDrafter.agreement(history: Self.ranked, length: 2, chain: [8, 2])
+        #expect(counts == [3, 1, 1])
+        let shares = [1.0 / 3, 1]
+        // Tokens per second, by hand: lookup:1 (1 + 0.3)/1.1, lookup:2 (1 + 0.3 + 0.27)/1.2; the trees cut to
+        // 2…5 nodes: 1.9/1.2, 2.17/1.3, 2.44/1.4, 2.71/1.5 — the whole tree is best.
+        let choice = policy.choose(
+            proposal: 2, matchLength: 2, backlog: 0, generated: 10, remaining: 10, room: 9, lookupShares: shares,
+            tree: tree)
+        #expect(choice == .suffix(5))
+        // Room for 3 drafts: the tree cut to 3 nodes (2.17/1.3 beats lookup:2's 1.57/1.2).
+        #expect(
+            policy.choose(
+                proposal: 2, matchLength: 2, backlog: 0, generated: 10, remaining: 10, room: 3, lookupShares: shares,
+                tree: tree) == .suffix(3))
+        // Suffix trees switched off: the lookup chain.
+        var chains = policy
+        chains.maxTree = 0
+        #expect(
+            chains.choose(
+                proposal: 2, matchLength: 2, backlog: 0, generated: 10, remaining: 10, room: 9, lookupShares: shares,
+                tree: tree) == .lookup(2))
+        // One way only: a chain-shaped tree is lookup's to verify.
+        let single = SuffixDrafter.propose(history: [1, 2, 3, 9, 1, 2], longest: 2, nodes: 8, depth: 3)
+        #expect(single.isChain)
+        #expect(
+            policy.choose(
+                proposal: 3, matchLength: 2, backlog: 0, generated: 10, remaining: 10, room: 9,
+                lookupShares: [1, 1, 1], tree: single) == .lookup(3))
+        // A low rate: plain steps (the best tree, 2 nodes at 0.1: 1.1/1.2).
+        policy.lookup = Array(repeating: .init(prior: 0.1, weight: 100), count: 3)
+        #expect(
+            policy.choose(
+                proposal: 2, matchLength: 2, backlog: 0, generated: 10, remaining: 10, room: 9, lookupShares: shares,
+                tree: tree) == .plain)
+    }
+
+    /// The rate learned from copied proposals is kept levels over covered shares; with shares of 1 it is the
+    /// chains' geometric count.
+    @Test func copiedProposalsLearnKeptLevelsOverCoveredShares() {
+        var a = AdaptivePolicy.Rate(prior: 0.5, weight: 2)
+        var b = a
+        a.observe(drafted: 4, accepted: 2, memory: 0.9)
+        b.observe(kept: 2, offered: 3, memory: 0.9)
+        #expect(a == b)
+        a.observe(drafted: 3, accepted: 3, memory: 0.9)
+        b.observe(kept: 3, offered: 3, memory: 0.9)
+        #expect(a == b)
+        // Levels kept where the proposal covered half the occurrences: the rate rises past 1 (a continuation taken
+        // half the times is then priced as always right, capped at 1): (8.78 + 0.5) / (8.78 − 4.39 + 1) ≈ 1.72.
+        var half = AdaptivePolicy.Rate(prior: 0.5, weight: 1)
+        for _ in 0..<20 { half.observe(kept: 1, offered: 0.5, memory: 0.9) }
+        #expect(half.value > 1.6 && half.value < 1.8)
+        var policy = Self.policy(draft: false)
+        policy.observe(
+            .suffix(3), rows: 4, targetSeconds: 0.065, draftSeconds: 0, backlog: 0, drafted: 3, accepted: 1,
+            matchLength: 2, offered: 2)
+        #expect(policy.choices["suffix"] == 1)
+        // 1 kept of 2 offered on the prior 0.5 (weight 2): (1 + 1) / (2 + 2).
+        #expect(abs(policy.lookup[1].value - 0.5) < 1e-12)
+        policy.observe(
+            .suffix(3), rows: 4, targetSeconds: 0.065, draftSeconds: 0, backlog: 0, drafted: 3, accepted: 2,
+            matchLength: 2, offered: 2)
+        #expect(policy.lookup[1].value > 0.5)
     }
 
     @Test func expectedTokensIsTheGeometricSum() {

@@ -316,6 +316,18 @@ struct DecodingPlanTests {
         #expect(
             try DecodingPlan(method: "chain:5+lookahead+lookup:3/token").spelling
                 == "chain:5+lookahead:2+lookup:3/token")
+        // The adaptive mode's suffix-tree budget: spelled only when not the default, refused elsewhere.
+        let noTrees = try DecodingPlan(method: "adaptive+trees:0/block")
+        #expect(noTrees.shape == .adaptive && noTrees.suffixTrees == 0 && noTrees.verifier == .block)
+        #expect(noTrees.spelling == "adaptive+trees:0/block")
+        #expect(try DecodingPlan(method: "ngram-adaptive+trees:4").variant == "ngram-adaptive+trees:4")
+        #expect(try DecodingPlan(method: "adaptive+trees:8").variant == "adaptive")
+        for bad in ["chain:4+trees:2", "adaptive+trees:-1", "adaptive+trees", "ngram+trees:3", "adaptive+trees:99999"] {
+            #expect(throws: EngineError.self, "\(bad)") { try DecodingPlan(method: bad) }
+        }
+        var fixed = try DecodingPlan(method: "chain:4/token")
+        fixed.suffixTrees = 2
+        #expect(throws: EngineError.self) { try fixed.validate(hasDraftModel: true) }
     }
 
     @Test(arguments: [

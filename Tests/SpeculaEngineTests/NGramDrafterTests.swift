@@ -70,6 +70,83 @@ struct SuffixDrafterTests {
         #expect(SuffixDrafter.propose(history: [1, 2, 3, 6], longest: 3, nodes: 4, depth: 3).tokens.isEmpty)
         #expect(SuffixDrafter.propose(history: [1, 1], longest: 3, nodes: 0, depth: 3).tokens.isEmpty)
     }
+
+    /// A cut keeps the most frequent nodes, shallower first at equal counts, and is still a tree: after "5 6", 7
+    /// (2 of 3) with 1 and 0 below it (1 of 2 each), 8 (1 of 3) with 2 below it.
+    @Test func aCutKeepsTheMostFrequentNodes() {
+        let history = [5, 6, 7, 0, 5, 6, 7, 1, 5, 6, 8, 2, 5, 6]
+        let tree = SuffixDrafter.propose(history: history, longest: 2, nodes: 8, depth: 2)
+        #expect(tree.tokens == [7, 8, 1, 0, 2])
+        #expect(tree.parents == [0, 0, 1, 1, 2])
+        #expect(tree.shares == [2.0 / 3, 1.0 / 3, 0.5, 0.5, 1])
+        let three = tree.pruned(to: 3)
+        #expect(three.tokens == [7, 8, 1] && three.parents == [0, 0, 1] && three.counts == [2, 1, 1])
+        #expect(three.occurrences == 3 && three.matchLength == 2)
+        #expect(tree.pruned(to: 1).tokens == [7] && tree.pruned(to: 1).isChain)
+        #expect(tree.pruned(to: 9) == tree)
+        #expect(tree.pruned(to: 0).tokens.isEmpty)
+    }
+
+    /// On random texts: every cut is a tree (parents first), holds min(k, nodes) of the tree's nodes with their
+    /// paths, and no node left out occurred more often than one kept.
+    @Test func cutsAreTreesOfTheMostFrequentNodes() {
+        var generator = SplitMix64(seed: 5)
+        var branching = 0
+        for _ in 0..<200 {
+            let history = (0..<40).map { _ in Int(generator.next() % 4) }
+            let tree = SuffixDrafter.propose(history: history, longest: 2, nodes: 10, depth: 4)
+            if !tree.isChain { branching += 1 }
+            func paths(_ proposal: SuffixDrafter.Proposal) -> [[Int]: Int] {
+                var path: [[Int]] = [[]]
+                var result: [[Int]: Int] = [:]
+                for (index, parent) in proposal.parents.enumerated() {
+                    path.append(path[parent] + [proposal.tokens[index]])
+                    result[path[index + 1]] = proposal.counts[index]
+                }
+                return result
+            }
+            let all = paths(tree)
+            for k in 0...tree.tokens.count {
+                let cut = tree.pruned(to: k)
+                #expect(cut.tokens.count == k)
+                #expect(cut.parents.enumerated().allSatisfy { $0.element <= $0.offset })
+                let kept = paths(cut)
+                #expect(kept.allSatisfy { all[$0.key] == $0.value }, "a cut node is not the tree's")
+                let least = kept.values.min() ?? Int.max
+                #expect(all.filter { kept[$0.key] == nil }.allSatisfy { $0.value <= least })
+            }
+        }
+        #expect(branching > 20)
+    }
+
+    /// The counts of a chain's agreement with the earlier occurrences, against a direct count.
+    @Test func agreementCountsTheOccurrencesThatWentOnAsTheChain() {
+        let history = [5, 6, 7, 0, 5, 6, 7, 1, 5, 6, 8, 2, 5, 6]
+        #expect(SuffixDrafter.agreement(history: history, length: 2, chain: [8, 2]) == [3, 1, 1])
+        #expect(SuffixDrafter.agreement(history: history, length: 2, chain: [7, 1, 5]) == [3, 2, 1, 1])
+        #expect(SuffixDrafter.agreement(history: history, length: 0, chain: [7]) == [0, 0])
+        var generator = SplitMix64(seed: 9)
+        for _ in 0..<200 {
+            let history = (0..<30).map { _ in Int(generator.next() % 3) }
+            let match = NGramDrafter.match(history: history, longest: 3, count: 5)
+            let counts = SuffixDrafter.agreement(history: history, length: match.length, chain: match.proposal)
+            guard match.length > 0 else { continue }
+            let n = match.length
+            let suffix = Array(history.suffix(n))
+            var direct = [Int](repeating: 0, count: match.proposal.count + 1)
+            for start in 0..<(history.count - n) where Array(history[start..<(start + n)]) == suffix {
+                for d in 0...match.proposal.count {
+                    let end = start + n + d
+                    if end <= history.count && Array(history[(start + n)..<end]) == Array(match.proposal.prefix(d)) {
+                        direct[d] += 1
+                    }
+                }
+            }
+            #expect(counts == direct, "\(history)")
+            // The latest occurrence went on as the proposal: every level counts it.
+            #expect(counts.allSatisfy { $0 >= 1 })
+        }
+    }
 }
 
 @Suite(

@@ -41,6 +41,9 @@ struct RoundEnumerationTests {
         var policyAtStart = false
         /// The confidence stop (`--draft-stop`): a chain ends when the draft's largest probability falls below it.
         var draftStop = 0.0
+        /// The adaptive policy's lookup rate prior (nil: the cases' default): high, suffix trees are chosen where
+        /// the text continued several ways.
+        var lookupPrior: Double? = nil
         var description: String { name }
     }
 
@@ -113,15 +116,23 @@ struct RoundEnumerationTests {
         Case(
             name: "adaptive: the first token from the prompt pass, then chains and lookups", depth: 3, length: 3,
             adaptive: true, policyAtStart: true),
+        // The prompt's "1 4" continued two ways: the first round is a suffix tree (two candidates, then one below
+        // one of them), and later rounds other kinds.
+        Case(
+            name: "adaptive: suffix trees, lookups and plain steps, no draft model", drafter: "ngram", depth: 3,
+            length: 3, adaptive: true, lookupPrior: 0.6),
+        Case(
+            name: "adaptive: suffix trees, lookups and chains", depth: 3, settings: narrow, length: 3, adaptive: true,
+            lookupPrior: 0.6),
     ]
 
     /// The policy of the adaptive cases: t(n) = 1 + 0.1·(n − 1), a draft 0.3, a row of catch-up 0.01; priors that
     /// make the first round a chain (a lookup without a draft model) and a rejection turn the next to another kind.
-    static func policy(hasDraftModel: Bool) -> AdaptivePolicy {
-        var policy = AdaptivePolicy(hasDraftModel: hasDraftModel, maxChain: 3, maxLookup: 3)
+    static func policy(hasDraftModel: Bool, lookupPrior: Double? = nil) -> AdaptivePolicy {
+        var policy = AdaptivePolicy(hasDraftModel: hasDraftModel, maxChain: 3, maxLookup: 3, maxTree: 3)
         policy.setCosts(targetStep: 1, targetPerRow: 0.1, draftPerToken: 0.3, draftPerRow: 0.01)
         policy.model = .init(prior: 0.7, weight: 1)
-        let lookup = hasDraftModel ? 0.3 : 0.2
+        let lookup = lookupPrior ?? (hasDraftModel ? 0.3 : 0.2)
         policy.lookup = Array(repeating: .init(prior: lookup, weight: 1), count: 3)
         return policy
     }
@@ -175,7 +186,7 @@ struct RoundEnumerationTests {
         }
         decoder.lookahead = testCase.lookahead
         decoder.lookupMatch = testCase.lookup
-        let policy = Self.policy(hasDraftModel: testCase.drafter == "model")
+        let policy = Self.policy(hasDraftModel: testCase.drafter == "model", lookupPrior: testCase.lookupPrior)
         decoder.draftStop = testCase.draftStop
         if testCase.adaptive {
             decoder.deferDraftPrefill = true
@@ -272,7 +283,15 @@ struct RoundEnumerationTests {
         if testCase.vocabulary != nil {
             #expect(decoder.draftOutputHead != nil, "\(testCase): the reduced draft head must be in use")
         }
-        if testCase.adaptive {
+        if testCase.lookupPrior != nil {
+            // Suffix trees were chosen, and rounds of other kinds too.
+            let t = decoder.telemetry
+            #expect(t.suffixTreeRounds > 0, "\(testCase): no suffix tree")
+            #expect(t.rounds > t.suffixTreeRounds, "\(testCase): only suffix trees")
+            if testCase.drafter == "model" {
+                #expect(t.rounds - t.plainRounds - t.lookupRounds > 0, "\(testCase): no chain")
+            }
+        } else if testCase.adaptive {
             // The choice did depend on the past: paths ran rounds of more than one kind.
             let t = decoder.telemetry
             #expect(t.plainRounds > 0, "\(testCase): no plain step")
