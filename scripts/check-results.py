@@ -10,6 +10,11 @@ records (docs/results/hu, hu-weak, hu-noise: one JSON line per prompt and settin
 verifier/bound), computes each cell that way, parses the tables in docs/results.md, and reports any cell whose
 printed value or half-width differs from the recomputed one by more than half a unit of its last printed digit.
 
+The paired speed tables (header `task | T | A ÷ plain | B ÷ plain | A ÷ B (paired) | tokens per call, …`) are
+recomputed from docs/results/<directory>/speed.jsonl by scripts/paired-methods.py's own functions (geometric means of
+per-prompt tokens-per-second ratios with Student-t 95 % intervals on the logs, and the mean difference of tokens per
+call); `PAIRED_SPEED` names each table's directory by its two methods.
+
 The block-verification table (header `dataset | T | γ | token: E[tokens/step] | …`) is recomputed from
 docs/results/block-40 (MT-Bench) and block-40-<dataset>: per prompt, the exact expected tokens per step of each
 verifier for the round's drafts (`pairedToken`, `pairedBlock`, `pairedGain`) pooled over the prompt's token and block
@@ -23,6 +28,7 @@ Standard library only (CI runs it).
 """
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -277,6 +283,54 @@ def block_cells(header, row, block_runs):
             for k, (column, text) in enumerate(zip(header[3:-1], row[3:-1]))]
 
 
+# Paired speed tables (header `task | T | A ÷ plain | B ÷ plain | … (paired) | tokens per call, …`): the two
+# methods → the records directory (docs/results/<directory>/speed.jsonl); task labels → the records' dataset names.
+PAIRED_SPEED = {("adaptive", "adaptive+trees:0"): "adaptive-suffix", ("ngram", "suffix"): "suffix"}
+SPEED_TASKS = {"HumanEval": "humaneval", "summarization": "summarization", "MT-Bench": "mt-bench"}
+RATIO = re.compile(r"×(\d+\.\d+) \((\d+\.\d+)–(\d+\.\d+)\)")
+
+
+def paired_methods():
+    """scripts/paired-methods.py as a module (its file name is not an identifier)."""
+    spec = importlib.util.spec_from_file_location(
+        "paired_methods", os.path.join(ROOT, "scripts", "paired-methods.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def speed_cells(header, row, module):
+    """(label, ok) for every number cell of a paired speed-table row, or None for any other table."""
+    if len(header) != 6 or header[:2] != ["task", "T"] or not header[5].startswith("tokens per call"):
+        return None
+    if not (header[2].endswith(" ÷ plain") and header[3].endswith(" ÷ plain") and "(paired)" in header[4]):
+        return None
+    a, b = header[2][: -len(" ÷ plain")], header[3][: -len(" ÷ plain")]
+    directory = PAIRED_SPEED.get((a, b))
+    label = f"{a} vs {b}, {row[0]} T={row[1]}"
+    if directory is None or row[0] not in SPEED_TASKS:
+        return [(label + ": no records named for this table", False)]
+    values = module.paired_rows(os.path.join(RESULTS, directory, "speed.jsonl"), a, b).get(
+        f"{SPEED_TASKS[row[0]]} T={row[1]}")
+    if not values:
+        return [(label + ": no records", False)]
+    # The paired column is A ÷ B unless its header names B first (then B ÷ A, and the difference of tokens per
+    # call is B − A).
+    sign = -1 if header[4].startswith(f"{b} ÷ {a}") else 1
+    out = []
+    for column, text in enumerate(row[2:5]):
+        match = RATIO.fullmatch(text.strip())
+        mean, half = module.mean_interval([(sign if column == 2 else 1) * math.log(v[column]) for v in values])
+        computed = (math.exp(mean), math.exp(mean - half), math.exp(mean + half))
+        ok = match is not None and all(abs(float(match.group(k + 1)) - computed[k]) <= 0.005 + 1e-12 for k in range(3))
+        out.append((f"{label} {header[2 + column]}: printed {text}, records ×{computed[0]:.3f} "
+                    f"({computed[1]:.3f}–{computed[2]:.3f}, {len(values)} prompts)", ok))
+    diff, half = module.mean_interval([sign * (ca - cb) for _, _, _, (ca, cb) in values])
+    out.append((f"{label} tokens per call: printed {row[5]}, records {diff:+.3f} ± {half:.3f}",
+                check_cell(row[5], (diff, half, len(values)))))
+    return out
+
+
 def check_cell(text, computed):
     """Whether a printed "mean ± half" (a trailing " %" and size note allowed) matches `computed`."""
     match = CELL.match(text.replace(" %", "").strip())
@@ -316,8 +370,21 @@ def main():
         sys.exit(f"check-results: cannot read --document {args.document}: {error.strerror}")
 
     checked, mismatches, unknown = 0, [], []
+    speed_module = paired_methods()
     for header, rows in tables(document):
         for row in rows:
+            try:
+                speed = speed_cells(header, row, speed_module)
+            except (OSError, ValueError, KeyError) as error:
+                speed = [(f"{row[0]} T={row[1]}: cannot read the speed records ({error})", False)]
+            if speed is not None:
+                for line, ok in speed:
+                    checked += 1
+                    if args.print:
+                        print(("ok   " if ok else "DIFF ") + line)
+                    if not ok:
+                        mismatches.append(line)
+                continue
             cells = block_cells(header, row, block_runs)
             if cells is not None:
                 for label, text, computed in cells:

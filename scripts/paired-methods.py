@@ -48,27 +48,34 @@ def method_key(metrics, method):
     return found[0] if len(found) == 1 else None
 
 
+def paired_rows(path, a, b, rate="tokensPerSecond"):
+    """Per configuration, per prompt: (A ÷ plain, B ÷ plain, A ÷ B, [A's, B's tokens per call]). Raises OSError,
+    ValueError or KeyError on a file that is not a bench speed record."""
+    rows = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            metrics = record["metrics"]
+            names = [method_key(metrics, m) for m in ("plain", a, b)]
+            keys = [f"{name}|{rate}" for name in names]
+            if None in names or not all(key in metrics for key in keys):
+                continue
+            plain, ra, rb = (metrics[key][0] for key in keys)
+            calls = [metrics.get(f"{name}|tokensPerCall", [math.nan])[0] for name in names[1:]]
+            rows.setdefault(record["configuration"], []).append((ra / plain, rb / plain, ra / rb, calls))
+    return rows
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if len(args) != 3:
         sys.exit(__doc__)
     path, a, b = args
     rate = "decodeTokensPerSecond" if "--decode" in sys.argv else "tokensPerSecond"
-    rows = {}
     try:
-        with open(path) as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                record = json.loads(line)
-                metrics = record["metrics"]
-                names = [method_key(metrics, m) for m in ("plain", a, b)]
-                keys = [f"{name}|{rate}" for name in names]
-                if None in names or not all(key in metrics for key in keys):
-                    continue
-                plain, ra, rb = (metrics[key][0] for key in keys)
-                calls = [metrics.get(f"{name}|tokensPerCall", [math.nan])[0] for name in names[1:]]
-                rows.setdefault(record["configuration"], []).append((ra / plain, rb / plain, ra / rb, calls))
+        rows = paired_rows(path, a, b, rate)
     except (OSError, ValueError, KeyError) as error:
         sys.exit(f"{path}: cannot read a bench speed record ({error})")
     if not rows:
