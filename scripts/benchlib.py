@@ -3,6 +3,7 @@ its health, one streamed chat completion timed from the client's side, the serve
 percentiles and Student-t intervals. Imported by the scripts beside it (`python3 scripts/bench-x.py` puts this
 directory first on the import path); its tests are scripts/test_benchlib.py.
 """
+import functools
 import json
 import math
 import os
@@ -17,11 +18,6 @@ import urllib.request
 CONVERSATION = ["writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"]
 DEFAULT_DATA = os.path.expanduser("~/.cache/specula/models/spec-bench.jsonl")
 
-# Student-t 0.975 quantiles by degrees of freedom; between two listed values the smaller df's (the wider interval).
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
-         20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
-         29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
 
 
 def load_records(path=DEFAULT_DATA, categories=None):
@@ -163,14 +159,57 @@ def percentile(values, q):
     return values[low] + (values[high] - values[low]) * (position - low)
 
 
+def t_quantile(p, df):
+    """The Student-t quantile at probability p (0.5 < p < 1) by bisection on its CDF (regularized incomplete beta
+    by continued fraction)."""
+
+    def incomplete_beta(a, b, x):
+        if x <= 0:
+            return 0.0
+        if x >= 1:
+            return 1.0
+        front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(1 - x))
+        if x > (a + 1) / (a + b + 2):
+            return 1 - incomplete_beta(b, a, 1 - x)
+        # Lentz's continued fraction.
+        c, d = 1.0, 1 - (a + b) * x / (a + 1)
+        d = 1 / (d if abs(d) > 1e-300 else 1e-300)
+        result = d
+        for m in range(1, 300):
+            for numerator in (
+                m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+            ):
+                d = 1 + numerator * d
+                d = 1 / (d if abs(d) > 1e-300 else 1e-300)
+                c = 1 + numerator / c
+                c = c if abs(c) > 1e-300 else 1e-300
+                result *= c * d
+            if abs(c * d - 1) < 1e-15:
+                break
+        return front * result / a
+
+    def cdf(t):
+        x = df / (df + t * t)
+        tail = 0.5 * incomplete_beta(df / 2, 0.5, x)
+        return 1 - tail if t > 0 else tail
+
+    low, high = 0.0, 100.0
+    for _ in range(200):
+        middle = (low + high) / 2
+        if cdf(middle) < p:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+@functools.lru_cache(maxsize=None)
 def t975(df):
-    """The Student-t 0.975 quantile at `df` degrees of freedom (a listed df at or below it beyond 30; 1.96 past
-    120)."""
+    """The Student-t 0.975 quantile at `df` degrees of freedom (exact to about 1e-12; nan below 1)."""
     if df < 1:
         return math.nan
-    if df > 120:
-        return 1.96
-    return _T975[max(k for k in _T975 if k <= df)]
+    return t_quantile(0.975, df)
 
 
 def interval(values):

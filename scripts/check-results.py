@@ -24,16 +24,19 @@ Student-t 95 %.
     python3 scripts/check-results.py            # check docs/results.md; exit 1 on a mismatch
     python3 scripts/check-results.py --print    # print every cell it recomputed
 
-Standard library only (CI runs it).
+Standard library and scripts/benchlib.py (its Student-t quantile) only; CI runs it.
 """
 
 import argparse
+import functools
 import importlib.util
 import json
 import math
 import os
 import re
 import sys
+
+from benchlib import t975
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 RESULTS = os.path.join(ROOT, "docs", "results")
@@ -62,51 +65,6 @@ QUANTITIES = [
 ]
 
 
-def t_quantile(p, df):
-    """The Student-t quantile at probability p (0.5 < p < 1) by bisection on its CDF (regularized incomplete beta
-    by continued fraction)."""
-
-    def incomplete_beta(a, b, x):
-        if x <= 0:
-            return 0.0
-        if x >= 1:
-            return 1.0
-        front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(1 - x))
-        if x > (a + 1) / (a + b + 2):
-            return 1 - incomplete_beta(b, a, 1 - x)
-        # Lentz's continued fraction.
-        c, d = 1.0, 1 - (a + b) * x / (a + 1)
-        d = 1 / (d if abs(d) > 1e-300 else 1e-300)
-        result = d
-        for m in range(1, 300):
-            for numerator in (
-                m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-            ):
-                d = 1 + numerator * d
-                d = 1 / (d if abs(d) > 1e-300 else 1e-300)
-                c = 1 + numerator / c
-                c = c if abs(c) > 1e-300 else 1e-300
-                result *= c * d
-            if abs(c * d - 1) < 1e-15:
-                break
-        return front * result / a
-
-    def cdf(t):
-        x = df / (df + t * t)
-        tail = 0.5 * incomplete_beta(df / 2, 0.5, x)
-        return 1 - tail if t > 0 else tail
-
-    low, high = 0.0, 100.0
-    for _ in range(200):
-        middle = (low + high) / 2
-        if cdf(middle) < p:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
-
-
 def summary(values):
     """Mean ± Student-t 95 % half-width of `values` (one per prompt)."""
     n = len(values)
@@ -114,7 +72,7 @@ def summary(values):
     if n < 2:
         return mean, float("nan"), n
     variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, t_quantile(0.975, n - 1) * math.sqrt(variance / n), n
+    return mean, t975(n - 1) * math.sqrt(variance / n), n
 
 
 class Records:
@@ -145,6 +103,20 @@ class Records:
                 means.append(sum(pairs) / len(pairs))
         return summary(means) if means else None
 
+    def column(self, configuration, name):
+        """Metric `name` of one configuration: the mean over prompts of each prompt's mean over its positions ±
+        Student-t 95 %, the number of prompts, and each prompt's number of positions; None without values."""
+        means, counts = [], []
+        for metrics in (self.by_configuration.get(configuration) or {}).values():
+            values = [v for v in metrics.get(name) or [] if v is not None]
+            if values:
+                means.append(sum(values) / len(values))
+                counts.append(len(values))
+        if not means:
+            return None
+        mean, half, prompts = summary(means)
+        return mean, half, prompts, counts
+
 
 NUMBER = r"([+\-−]?\d+\.\d+)"
 CELL = re.compile(NUMBER + r"(?:\s*±\s*" + NUMBER + r")?")
@@ -165,12 +137,16 @@ def quantity_of(label):
     return None
 
 
+def split_row(line):
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
 def tables(document):
     """Markdown tables as (header cells, rows of cells), in document order."""
     block = []
     for line in document.splitlines() + [""]:
         if line.startswith("|"):
-            block.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+            block.append(split_row(line))
         elif block:
             if len(block) >= 3:
                 yield block[0], block[2:]
@@ -210,6 +186,148 @@ def columns(header, row):
                 "hu-weak", f"{DATASETS[dataset]} T=0.7 draft×{factor}")
             out.append((run, text))
     return out
+
+
+# The tables of the first small runs (2–5 prompts per cell): the section they stand in (its `###` heading, and a
+# pattern for the `####` heading above the table where one section holds several runs) → their records in
+# docs/results/. Each "mean ± half" cell of them is recomputed from the records as the bench computes it now (mean
+# over prompts ± Student-t 95 %, prompts − 1 degrees of freedom) with its size in parentheses; these cells are
+# written by this script (--write) and checked as text. Medians and ratios of medians are left as printed.
+EARLY_SECTIONS = [
+    ("### Acceptance (Hu et al.'s protocol)", r"^#### (\S+), T=(\S+)$", "acceptance.jsonl"),
+    ("### Acceptance with n = 4", r"^#### n = 4 run: (\S+), T=(\S+)$", "acceptance-n4.jsonl"),
+    ("### Trees: tokens per target call", r"^#### (\S+), T=(\S+)$", "trees.jsonl"),
+    ("### Block vs token verification", None, "block.jsonl"),
+    ("### Block vs token verification, paired", None, "block-paired.jsonl"),
+    ("### Speed: plain vs speculative, side by side", r"^#### (\S+), T=(\S+)$", "speed.jsonl"),
+    ("### Speed with draft lookahead and lookup rounds", r"^#### (\S+), T=(\S+)$", "speed-lookahead.jsonl"),
+    ("### Speed with draft lookahead and lookup rounds", r"^#### variants: (\S+), T=(\S+)$",
+     "speed-lookahead-variants.jsonl"),
+    ("### Speed after the kernel work (third session)", r"^#### (\S+), T=(\S+) \(5 prompts\)$", "speed-kernels.jsonl"),
+    ("### Speed after the kernel work (third session)", r"^#### (\S+), T=(\S+) \(8 prompts\)$", "speed-kernels-8.jsonl"),
+]
+# In the first acceptance runs RRSw at n ≥ 2 is a Monte-Carlo estimate, EARLY_SAMPLES draft tuples per position; its
+# cells carry a bound on their Monte-Carlo standard error.
+EARLY_SAMPLES = 200
+BLOCK_UNPAIRED_HEADER = ["dataset", "T", "γ", "token: tokens/step", "block: tokens/step", "gain", "token: tokens/s",
+                         "block: tokens/s", "gain"]
+BLOCK_PAIRED_HEADER = ["dataset", "T", "γ", "token: E[tokens/step]", "block: E[tokens/step]", "block gain"]
+
+
+def minus(text):
+    return text.replace("-", "−")
+
+
+def early_value(records, configuration, name, digits):
+    """"mean ± half (prompts)" of a per-prompt metric, or "—" where the run has none."""
+    computed = records.column(configuration, name)
+    if computed is None:
+        return "—"
+    mean, half, prompts, _ = computed
+    return f"{mean:.{digits}f} ± {half:.{digits}f} ({prompts})"
+
+
+def acceptance_cell(records, configuration, label, n):
+    """One cell of an early acceptance table: "mean ± half (prompts × positions)", "—" where the run has none."""
+    computed = records.column(configuration, f"{label}@{n}")
+    if computed is None:
+        return "—"
+    mean, half, prompts, counts = computed
+    text = f"{mean:.3f} ± {half:.3f} ({prompts} × {sum(counts)}"
+    if label == "rrsw" and n >= 2:
+        # A position's estimate is the mean of EARLY_SAMPLES values in [0, 1], so its variance is at most
+        # 1 / (4 · EARLY_SAMPLES); a prompt's mean over m positions at most that over m; the cell, a mean of
+        # independent prompt means, at most the sum over prompts divided by prompts².
+        bound = math.sqrt(sum(1 / (4 * EARLY_SAMPLES * m) for m in counts)) / prompts
+        text += f"; Monte Carlo, standard error ≤ {bound:.3f}"
+    return text + ")"
+
+
+@functools.lru_cache(maxsize=None)
+def records_of(kind, path):
+    """A records file read once."""
+    return kind(path)
+
+
+def early_row(path, configuration, header, row):
+    """A row of an early table rewritten from its records (`configuration`: "<dataset> T=<t>", or None in the block
+    sections), or None where the table has no interval to recompute."""
+    name = os.path.basename(path)
+    if header[0] == "verifier / bound" and name.startswith("acceptance"):
+        records = records_of(Records, path)
+        return [row[0]] + [acceptance_cell(records, configuration, row[0], int(h[len("n = "):])) for h in header[1:]]
+    if header[:2] == ["tree", "nodes"]:
+        records = records_of(Records, path)
+        return row[:2] + [early_value(records, f"{configuration} {row[0]} {verifier}", "tokensPerCall", 2)
+                          for verifier in header[2:]]
+    if header[0] == "tree" and all(h.startswith("a") and h[1:].isdigit() for h in header[1:]):
+        records = records_of(Records, path)
+        return row[:1] + [early_value(records, f"{configuration} {row[0]}", h, 3) for h in header[1:]]
+    if header[0] == "method" and "tokens/call" in header and "acceptance" in header and row[0] != "plain":
+        records = records_of(Records, path)
+        out = list(row)
+        for column, metric in ((header.index("tokens/call"), "tokensPerCall"), (header.index("acceptance"), "acceptance")):
+            out[column] = early_value(records, configuration, f"{row[0]}|{metric}", 2)
+        return out
+    if header == BLOCK_UNPAIRED_HEADER:
+        records = records_of(Records, path)
+        prefix = f"{row[0]} {row[1]} chain:{row[2]}"
+        out = row[:3]
+        for metric, digits in (("tokensPerCall", 2), ("tokensPerSecond", 1)):
+            both = [records.column(f"{prefix} {verifier}", metric) for verifier in ("token", "block")]
+            if None in both:
+                out += ["—"] * 3
+                continue
+            out += [f"{c[0]:.{digits}f} ± {c[1]:.{digits}f} ({c[2]})" for c in both]
+            out.append(minus(f"{100 * (both[1][0] / both[0][0] - 1):+.1f} %"))
+        return out
+    if header == BLOCK_PAIRED_HEADER:
+        computed = records_of(BlockRecords, path).cells(f"{row[0]} {row[1]} chain:{row[2]}")
+        if computed is None:
+            return row[:3] + ["—"] * 3
+        token, block, gain = computed[:3]
+        return row[:3] + [f"{token[0]:.3f} ± {token[1]:.3f} ({token[2]})", f"{block[0]:.3f} ± {block[1]:.3f} ({block[2]})",
+                          minus(f"{gain[0]:+.2f} % ± {gain[1]:.2f} ({gain[2]})")]
+    return None
+
+
+def early_rows(lines):
+    """(line index, label, the row recomputed from its records or None, problem or None) for every row of a table of
+    the first small runs that has intervals."""
+    h3 = h4 = None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("## "):
+            h3 = h4 = None
+        elif line.startswith("### "):
+            h3, h4 = line.strip(), None
+        elif line.startswith("#### "):
+            h4 = line.strip()
+        elif line.startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("| ---"):
+            header, j = split_row(line), i + 2
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            for title, pattern, name in EARLY_SECTIONS:
+                match = re.match(pattern, h4 or "") if pattern else None
+                if title != h3 or (pattern and not match):
+                    continue
+                configuration = f"{match.group(1)} T={match.group(2)}" if match else None
+                path = os.path.join(RESULTS, name)
+                for index in range(i + 2, j):
+                    row = split_row(lines[index])
+                    label = f"{row[0]} [{h4 or h3}; {name}]"
+                    try:
+                        cells = early_row(path, configuration, header, row)
+                    except (OSError, ValueError, KeyError) as error:
+                        yield index, label, None, f"{label}: cannot recompute ({error})"
+                        continue
+                    if cells is not None:
+                        yield index, label, "| " + " | ".join(cells) + " |", None
+                break
+            i = j
+            continue
+        i += 1
 
 
 # Block table: dataset column → (records directory, the dataset's name in the configuration).
@@ -347,6 +465,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--document", default=os.path.join(ROOT, "docs", "results.md"))
     parser.add_argument("--print", action="store_true", help="print every recomputed cell")
+    parser.add_argument("--write", action="store_true",
+                        help="rewrite the early acceptance tables' rows (`verifier / bound`) from their records, then check")
     args = parser.parse_args()
 
     def load(kind, directories, name):
@@ -370,6 +490,22 @@ def main():
         sys.exit(f"check-results: cannot read --document {args.document}: {error.strerror}")
 
     checked, mismatches, unknown = 0, [], []
+    lines = document.split("\n")
+    if args.write:
+        for index, _, text, _ in list(early_rows(lines)):
+            if text is not None:
+                lines[index] = text
+        document = "\n".join(lines)
+        with open(args.document, "w", encoding="utf-8") as file:
+            file.write(document)
+    for index, label, text, problem in early_rows(lines):
+        checked += 1
+        ok = problem is None and lines[index] == text
+        line = problem or f"{label}: printed {lines[index]!r}, records {text!r}"
+        if args.print:
+            print(("ok   " if ok else "DIFF ") + line)
+        if not ok:
+            mismatches.append(line)
     speed_module = paired_methods()
     for header, rows in tables(document):
         for row in rows:

@@ -78,11 +78,14 @@ class BenchlibTests(unittest.TestCase):
         self.assertIsNone(benchlib.percentile([], 0.5))
 
     def test_student_t_interval(self):
-        # [1, 2, 3]: standard deviation 1, n = 3, t(2) = 4.303 → 4.303 / √3.
-        self.assertAlmostEqual(benchlib.interval([1, 2, 3]), 4.303 / math.sqrt(3), places=9)
-        # 35 degrees of freedom use t(30), the wider neighbour; beyond 120 the normal quantile.
-        self.assertEqual(benchlib.t975(35), 2.042)
-        self.assertEqual(benchlib.t975(500), 1.96)
+        # [1, 2, 3]: standard deviation 1, n = 3, t(2) = 4.302653 → 4.302653 / √3.
+        self.assertAlmostEqual(benchlib.interval([1, 2, 3]), 4.302653 / math.sqrt(3), places=6)
+        # Published 0.975 quantiles (to the digits of a printed table), and the normal quantile in the limit.
+        for df, published in ((1, 12.7062), (2, 4.3027), (5, 2.5706), (10, 2.2281), (35, 2.0301), (120, 1.9799),
+                              (1000, 1.9623)):
+            self.assertAlmostEqual(benchlib.t975(df), published, places=4)
+        self.assertAlmostEqual(benchlib.t975(10 ** 7), 1.959964, places=5)
+        self.assertTrue(math.isnan(benchlib.t975(0)))
         self.assertTrue(math.isnan(benchlib.interval([1.0])))
 
     def test_stream_chat_times_text_chunks_and_reads_usage_and_report(self):
