@@ -21,6 +21,11 @@ verifier for the round's drafts (`pairedToken`, `pairedBlock`, `pairedGain`) poo
 runs; wall clock (`tokensPerSecond`) per verifier, and block − token per prompt; each a mean over prompts ±
 Student-t 95 %.
 
+The tables of the first small runs (`EARLY_SECTIONS`: the default run's acceptance, trees, block and speed tables,
+the n = 4 run, the paired-block run and the later speed runs, 2–8 prompts per cell) have every "mean ± half" cell
+recomputed from their records the same way, with the cell's size in parentheses; this script writes those cells
+(--write) and checks them as text.
+
     python3 scripts/check-results.py            # check docs/results.md; exit 1 on a mismatch
     python3 scripts/check-results.py --print    # print every cell it recomputed
 
@@ -36,7 +41,7 @@ import os
 import re
 import sys
 
-from benchlib import t975
+from benchlib import interval
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 RESULTS = os.path.join(ROOT, "docs", "results")
@@ -66,13 +71,8 @@ QUANTITIES = [
 
 
 def summary(values):
-    """Mean ± Student-t 95 % half-width of `values` (one per prompt)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan"), n
-    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, t975(n - 1) * math.sqrt(variance / n), n
+    """Mean ± Student-t 95 % half-width of `values` (one per prompt; nan for one), and their number."""
+    return sum(values) / len(values), interval(values), len(values)
 
 
 class Records:
@@ -188,7 +188,7 @@ def columns(header, row):
     return out
 
 
-# The tables of the first small runs (2–5 prompts per cell): the section they stand in (its `###` heading, and a
+# The tables of the first small runs (2–8 prompts per cell): the section they stand in (its `###` heading, and a
 # pattern for the `####` heading above the table where one section holds several runs) → their records in
 # docs/results/. Each "mean ± half" cell of them is recomputed from the records as the bench computes it now (mean
 # over prompts ± Student-t 95 %, prompts − 1 degrees of freedom) with its size in parentheses; these cells are
@@ -466,7 +466,7 @@ def main():
     parser.add_argument("--document", default=os.path.join(ROOT, "docs", "results.md"))
     parser.add_argument("--print", action="store_true", help="print every recomputed cell")
     parser.add_argument("--write", action="store_true",
-                        help="rewrite the early acceptance tables' rows (`verifier / bound`) from their records, then check")
+                        help="rewrite the interval cells of the first small runs' tables from their records, then check")
     args = parser.parse_args()
 
     def load(kind, directories, name):

@@ -16,16 +16,12 @@ import json
 import math
 import sys
 
-from benchlib import t975
+from benchlib import interval
 
 
 def mean_interval(values):
     """The mean and the half-width of its Student-t 95 % interval (0 for a single value)."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    sd = math.sqrt(sum((x - mean) ** 2 for x in values) / (len(values) - 1))
-    return mean, t975(len(values) - 1) * sd / math.sqrt(len(values))
+    return sum(values) / len(values), interval(values) if len(values) > 1 else 0.0
 
 
 def geometric(ratios):
