@@ -105,7 +105,9 @@ let package = Package(
         .testTarget(
             name: "SpeculaEngineTests",
             dependencies: ["SpeculaEngine", "SpeculaModels", "SpeculaVerify", "SpeculaTestSupport"]),
-        .testTarget(name: "SpeculaBenchTests", dependencies: ["SpeculaBench", "SpeculaTheory", "SpeculaTestSupport"]),
+        .testTarget(
+            name: "SpeculaBenchTests",
+            dependencies: ["SpeculaBench", "SpeculaEngine", "SpeculaTheory", "SpeculaTestSupport"]),
         .testTarget(
             name: "SpeculaServerTests",
             dependencies: [

@@ -149,7 +149,8 @@ struct BenchTrees: ParsableCommand {
                 let comparisons = Self.comparisons.filter { verifiers.contains($0.0) && verifiers.contains($0.1) }
                 // The verifiers of one prompt run one after another, so wall-clock differences are interleaved too.
                 for (metric, title) in [
-                    ("tokensPerCall", "Tokens per call"), ("tokensPerSecond", "Wall-clock tokens/s (prefill included)"),
+                    ("tokensPerCall", "Tokens per call"),
+                    ("tokensPerSecond", "Wall-clock tokens/s (prefill included, the α* telemetry left out)"),
                 ] where !comparisons.isEmpty {
                     markdown += "\(title), paired by prompt (each prompt's difference; Student-t 95 % "
                     markdown += "interval over prompts):\n\n"

@@ -1,5 +1,6 @@
 import Foundation
 import SpeculaBench
+import SpeculaEngine
 import SpeculaTestSupport
 import SpeculaTheory
 import Testing
@@ -35,6 +36,27 @@ struct HarnessTests {
         #expect(abs(speedRatio(tokens: 10, seconds: 1, plainTokens: 128, plainSeconds: 6.4) - 0.5) < 1e-12)
         // Nothing emitted by either run: the ratio of times.
         #expect(abs(speedRatio(tokens: 0, seconds: 0.2, plainTokens: 5, plainSeconds: 0.3) - 1.5) < 1e-12)
+    }
+
+    /// The α* telemetry of a tree run is timed apart and left out of its rates: 64 tokens in 4 s of which 0.8 s
+    /// computed α* and 1 s was the target's prompt pass run at 64 / 3.2 = 20 tokens/s, 64 / 2.2 after prefill.
+    @Test func ratesLeaveOutTheOptimumTelemetry() {
+        var telemetry = SpeculativeDecoder.Telemetry()
+        telemetry.optimalSeconds = 0.8
+        let outcome = DecodingOutcome(
+            output: Array(0..<64), seconds: 4, targetPrefillSeconds: 1, telemetry: telemetry)
+        let metrics = decodingMetrics(outcome)
+        #expect(metrics["seconds"] == [4])
+        #expect(metrics["optimalSeconds"] == [0.8])
+        #expect(abs((metrics["tokensPerSecond"]?[0] ?? 0) - 20) < 1e-9)
+        #expect(abs((metrics["decodeSeconds"]?[0] ?? 0) - 2.2) < 1e-9)
+        #expect(abs((metrics["decodeTokensPerSecond"]?[0] ?? 0) - 64 / 2.2) < 1e-9)
+        // A run that computed no α* records none, and its rates are the timed ones.
+        let plain = decodingMetrics(
+            DecodingOutcome(output: Array(0..<64), seconds: 4, targetPrefillSeconds: 1, telemetry: nil))
+        #expect(plain["optimalSeconds"] == nil)
+        #expect(abs((plain["tokensPerSecond"]?[0] ?? 0) - 16) < 1e-9)
+        #expect(abs((plain["decodeTokensPerSecond"]?[0] ?? 0) - 64 / 3.0) < 1e-9)
     }
 
     @Test func parsesBothFormatsAndReportsBadLinesByNumber() {
