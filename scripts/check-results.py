@@ -21,6 +21,11 @@ verifier for the round's drafts (`pairedToken`, `pairedBlock`, `pairedGain`) poo
 runs; wall clock (`tokensPerSecond`) per verifier, and block − token per prompt; each a mean over prompts ±
 Student-t 95 %.
 
+The tree wall-clock tables (header `tree | T | RRS | RRSw | SpecHub | SpecHub − RRSw | … | host`) are recomputed
+from docs/results/spechub-wall (host Xeon) and spechub-wall-epyc (host EPYC): each verifier's wall-clock tokens/s with
+the α* telemetry left out, mean over prompts ± Student-t 95 %, and the differences paired by prompt, each with the
+same difference with the telemetry left in in brackets.
+
 The tables of the first small runs (`EARLY_SECTIONS`: the default run's acceptance, trees, block and speed tables,
 the n = 4 run, the paired-block run and the later speed runs, 2–8 prompts per cell) have every "mean ± half" cell
 recomputed from their records the same way, with the cell's size in parentheses; this script writes those cells
@@ -401,6 +406,66 @@ def block_cells(header, row, block_runs):
             for k, (column, text) in enumerate(zip(header[3:-1], row[3:-1]))]
 
 
+# Tree wall-clock tables (header TREE_WALL_HEADER): the host column → the records directory
+# (docs/results/<directory>/trees.jsonl). A row is one tree shape at one temperature; each verifier's cell is its
+# wall-clock tokens/s with the α* telemetry left out (`tokensPerSecond`), mean over prompts ± Student-t 95 %; each
+# difference is paired by prompt (the verifiers of a prompt ran one after another), and its bracket is the same
+# difference with the telemetry left in (`tokens / seconds`, as the runs before 2026-12-06 measured it).
+TREE_WALL_DIRECTORIES = {"Xeon": "spechub-wall", "EPYC": "spechub-wall-epyc"}
+TREE_WALL_VERIFIERS = {"RRS": "rrs", "RRSw": "rrsw", "SpecHub": "spechub"}
+TREE_WALL_HEADER = ["tree", "T", "RRS", "RRSw", "SpecHub", "SpecHub − RRSw", "RRSw − RRS", "SpecHub − RRS", "host"]
+BRACKET = re.compile(r"\(" + NUMBER + r"\s*±\s*" + NUMBER + r"\)")
+
+
+def tree_wall_cells(header, row, tree_runs):
+    """(label, ok) for every number cell of a tree wall-clock row, or None for any other table."""
+    if header != TREE_WALL_HEADER:
+        return None
+    shape, temperature, host = row[0], row[1], row[-1]
+    label = f"trees wall clock {shape} T={temperature} {host}"
+    records = tree_runs.get(TREE_WALL_DIRECTORIES.get(host))
+    if records is None:
+        return [(f"{label}: no records for host {host!r}", False)]
+    prefix = f"mt-bench T={'%g' % float(temperature)} {shape}"
+
+    def per_prompt(name, raw=False):
+        out = {}
+        for prompt, metrics in (records.by_configuration.get(f"{prefix} {TREE_WALL_VERIFIERS[name]}") or {}).items():
+            if raw:
+                out[prompt] = metrics["tokens"][0] / metrics["seconds"][0]
+            else:
+                out[prompt] = metrics["tokensPerSecond"][0]
+        return out
+
+    out = []
+    for column, text in zip(header[2:5], row[2:5]):
+        values = per_prompt(column)
+        if text.strip() == "—":
+            out.append((f"{label} {column}: printed —, records {len(values)} prompts", not values))
+            continue
+        computed = summary(list(values.values())) if len(values) >= 2 else None
+        out.append((f"{label} {column}: printed {text}, records "
+                    + (f"{computed[0]:.2f} ± {computed[1]:.2f} ({computed[2]} prompts)" if computed else "none"),
+                    check_cell(text, computed)))
+    for column, text in zip(header[5:8], row[5:8]):
+        a, b = column.split(" − ")
+        cells = []
+        for raw in (False, True):
+            left, right = per_prompt(a, raw), per_prompt(b, raw)
+            both = sorted(set(left) & set(right))
+            cells.append(summary([left[p] - right[p] for p in both]) if len(both) >= 2 else None)
+        if text.strip() == "—":
+            out.append((f"{label} {column}: printed —", cells[0] is None))
+            continue
+        bracket = BRACKET.search(text)
+        ok = check_cell(text, cells[0]) and bracket is not None and cells[1] is not None and check_cell(
+            f"{bracket.group(1)} ± {bracket.group(2)}", cells[1])
+        out.append((f"{label} {column}: printed {text}, records "
+                    + (f"{cells[0][0]:+.2f} ± {cells[0][1]:.2f} ({cells[1][0]:+.2f} ± {cells[1][1]:.2f}), "
+                       f"{cells[0][2]} prompts" if cells[0] and cells[1] else "none"), ok))
+    return out
+
+
 # Paired speed tables (header `task | T | A ÷ plain | B ÷ plain | … (paired) | tokens per call, …`): the two
 # methods → the records directory (docs/results/<directory>/speed.jsonl); task labels → the records' dataset names.
 PAIRED_SPEED = {("adaptive", "adaptive+trees:0"): "adaptive-suffix", ("ngram", "suffix"): "suffix"}
@@ -483,6 +548,7 @@ def main():
 
     runs = load(Records, ("hu", "hu-weak", "hu-noise"), "acceptance.jsonl")
     block_runs = load(BlockRecords, [directory for directory, _ in BLOCK_DATASETS.values()], "block.jsonl")
+    tree_runs = load(Records, TREE_WALL_DIRECTORIES.values(), "trees.jsonl")
     try:
         with open(args.document, encoding="utf-8") as file:
             document = file.read()
@@ -513,8 +579,10 @@ def main():
                 speed = speed_cells(header, row, speed_module)
             except (OSError, ValueError, KeyError) as error:
                 speed = [(f"{row[0]} T={row[1]}: cannot read the speed records ({error})", False)]
-            if speed is not None:
-                for line, ok in speed:
+            # Speed and tree wall-clock rows come as (report line, ok) pairs.
+            judged = speed if speed is not None else tree_wall_cells(header, row, tree_runs)
+            if judged is not None:
+                for line, ok in judged:
                     checked += 1
                     if args.print:
                         print(("ok   " if ok else "DIFF ") + line)
