@@ -22,6 +22,28 @@ public enum ModelTiming {
         return seconds
     }
 
+    /// Seconds of one batched pass over `caches.count` sequences, each one token after `context` rows of its own
+    /// cache (``Transformer/forward(batch:)``, as a server's batcher runs the decoding steps of several requests):
+    /// every sequence's logits, each cache emptied before and after.
+    public static func batchedStep(_ model: Transformer, caches: [KVCache], context: Int, seed: Int) throws -> Double {
+        for cache in caches where context + 1 > cache.capacity {
+            throw EngineError.badInput(
+                field: "context", reason: "\(context) rows and 1 token do not fit a cache of \(cache.capacity)")
+        }
+        var segments: [ForwardSegment] = []
+        for (index, cache) in caches.enumerated() {
+            _ = cache.trim(to: 0)
+            if context > 0 { try cache.fillWithPlaceholders(length: context) }
+            segments.append(
+                ForwardSegment(tokens: [(seed * 31 + index * 7919 + 13) % model.vocabularySize], cache: cache))
+        }
+        let start = ContinuousClock.now
+        _ = try model.forward(batch: segments)
+        let seconds = GenerationSession.seconds(since: start)
+        for cache in caches { _ = cache.trim(to: 0) }
+        return seconds
+    }
+
     /// Median seconds of a one-token step after 64 tokens of context.
     public static func stepSeconds(_ model: Transformer, repeats: Int = 5) throws -> Double {
         let cache = model.makeCache(capacity: 80)

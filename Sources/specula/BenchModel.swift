@@ -19,6 +19,12 @@ struct BenchModel: ParsableCommand {
     var contexts: [Int] = [256, 2048]
     @Option(name: .long, parsing: .upToNextOption, help: "Batch sizes N for the verify cost t(N)/t(1).")
     var verify: [Int] = [2, 4, 8, 16]
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help:
+            "Numbers of sequences S for the batched decoding cost: one pass over S requests' next tokens, each with its own cache at context 256 (what a server's batcher runs), as s(S)/t(1)."
+    )
+    var sequences: [Int] = []
     @Option(name: .long, help: "Write the results as JSON to this file.") var json: String?
     @Flag(name: .long, help: "Also print where each pass's time goes (matrix products, attention, …) per batch size.")
     var phases = false
@@ -32,6 +38,9 @@ struct BenchModel: ParsableCommand {
             throw ValidationError("--contexts takes values in 0…1048576")
         }
         if verify.contains(where: { $0 < 1 || $0 > 4096 }) { throw ValidationError("--verify takes values in 1…4096") }
+        if sequences.contains(where: { $0 < 1 || $0 > 64 }) {
+            throw ValidationError("--sequences takes values in 1…64")
+        }
     }
 
     /// The parts of the forward passes since the last reset, in milliseconds per pass, largest first.
@@ -119,6 +128,23 @@ struct BenchModel: ParsableCommand {
             ratios.append(("\(n)", .number(ratio)))
         }
         records.append(("verifyCostRatio", .object(ratios)))
+        // Batched decoding: one token for each of S sequences in one pass, relative to one token alone.
+        var sequenceRatios: [(String, JSONValue)] = []
+        let extra = (0..<(sequences.max() ?? 0)).map { _ in transformer.makeCache(capacity: 256 + 1) }
+        for count in sequences {
+            var times: [Double] = []
+            for run in 0..<(runs + 1) {
+                let time = try ModelTiming.batchedStep(
+                    transformer, caches: Array(extra.prefix(count)), context: 256, seed: run)
+                if run > 0 { times.append(time) }
+            }
+            let ratio = median(times) / median(single)
+            print(
+                "\(count) sequences, one token each: s(\(count))/t(1) = \(String(format: "%.2f", ratio)) (\(String(format: "%.1f", median(times) * 1000)) ms)"
+            )
+            sequenceRatios.append(("\(count)", .number(ratio)))
+        }
+        if !sequences.isEmpty { records.append(("batchedStepCostRatio", .object(sequenceRatios))) }
         let peak = peakResidentBytes()
         print(
             "peak resident memory: \(peak / (1 << 20)) MiB (model file \(file.fileSize / (1 << 20)) MiB, KV cache \(cache.byteCount / (1 << 20)) MiB)"

@@ -68,6 +68,8 @@ struct RobustnessCLITests {
             ("audit, tokens near Int.max", ["audit"] + draft + ["--prompt", "hi", "--tokens", big]),
             ("bench model, negative context", ["bench", "model"] + target + ["--contexts", "-5"]),
             ("bench model, context past the model's", ["bench", "model"] + target + ["--contexts", "100000"]),
+            ("bench model, no sequences", ["bench", "model"] + target + ["--sequences", "0"]),
+            ("bench model, 65 sequences", ["bench", "model"] + target + ["--sequences", "65"]),
             (
                 "logits, empty prompt file",
                 ["logits"] + target + ["--prompt-file", directory + "/empty.txt", "--top", "3"]

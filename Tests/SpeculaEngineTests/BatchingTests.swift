@@ -65,6 +65,18 @@ struct BatchingTests {
         #expect(other[1] == batched[1] && other[2] == batched[2])
     }
 
+    /// `bench model --sequences`' pass: one token per cache at the context asked, all in one batched pass, each
+    /// cache left empty; a context its caches cannot hold is a clear error, not a trap.
+    @Test func aTimedBatchedStepRunsOnePassAndEmptiesItsCaches() throws {
+        let model = try Self.target.load()
+        let caches = (0..<3).map { _ in model.makeCache(capacity: 33) }
+        let seconds = try ModelTiming.batchedStep(model, caches: caches, context: 32, seed: 1)
+        #expect(seconds > 0)
+        #expect(caches.allSatisfy { $0.length == 0 })
+        #expect(throws: EngineError.self) { try ModelTiming.batchedStep(model, caches: caches, context: 33, seed: 1) }
+        #expect(caches.allSatisfy { $0.length == 0 })
+    }
+
     @Test func aBadSegmentFailsAloneInTheBatcher() throws {
         let model = try Self.target.load()
         let batcher = ForwardBatcher()
