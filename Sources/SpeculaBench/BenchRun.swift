@@ -26,6 +26,8 @@ public final class BenchRun {
         public var seed: UInt64 = 0
         /// The output directory: `<benchmark>.jsonl` (resumable), `.md`, `.svg`.
         public var out = "bench-results"
+        /// Draft layers left out of every draft pass (``Transformer/skipLayers(_:)``); empty: none.
+        public var draftSkippedLayers: Set<Int> = []
 
         public init(target: String, draft: String? = nil) {
             self.target = target
@@ -68,6 +70,11 @@ public final class BenchRun {
         self.temperatures = options.temperatures.isEmpty ? temperatures : options.temperatures
         target = try LoadedModel(path: options.target)
         draft = try options.draft.map { try LoadedModel(path: $0) }
+        if let draft, !options.draftSkippedLayers.isEmpty {
+            do { try draft.transformer.skipLayers(options.draftSkippedLayers) } catch {
+                throw BenchError("--draft-skip-layers: \(error)")
+            }
+        }
         if let draft {
             do { try target.tokenizer.requireSameVocabulary(as: draft.tokenizer) } catch {
                 throw BenchError("\(draft.path) cannot draft for \(target.path): \(error)")
@@ -77,10 +84,14 @@ public final class BenchRun {
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
             return "\((path as NSString).lastPathComponent):\(size)"
         }
-        let signature = [
-            "target=" + identity(options.target), "draft=" + (options.draft.map(identity) ?? "none"),
-            "maxTokens=\(self.maxTokens)", "seed=\(options.seed)",
-        ].joined(separator: " ")
+        let signature =
+            [
+                "target=" + identity(options.target), "draft=" + (options.draft.map(identity) ?? "none"),
+                "maxTokens=\(self.maxTokens)", "seed=\(options.seed)",
+            ].joined(separator: " ")
+            + (options.draftSkippedLayers.isEmpty
+                ? ""
+                : " draftSkippedLayers=" + options.draftSkippedLayers.sorted().map(String.init).joined(separator: ","))
         log = try ResultLog(directory: options.out, benchmark: name, signature: signature)
         for warning in log.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
     }

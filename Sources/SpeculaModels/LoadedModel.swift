@@ -28,8 +28,11 @@ public final class LoadedModel: @unchecked Sendable {
     /// is read), which counts when the output head shares it.
     public var stepBytes: Int {
         let tied = !file.tensors.contains { $0.name == "output.weight" }
+        // Tensors of skipped layers (`blk.N.`) are not read.
+        let skipped = Set(transformer.skippedLayers.map { "blk.\($0)." })
         return file.tensors.reduce(0) { sum, tensor in
-            sum + (tensor.name == "token_embd.weight" && !tied ? 0 : tensor.byteCount)
+            let read = !(tensor.name == "token_embd.weight" && !tied) && !skipped.contains { tensor.name.hasPrefix($0) }
+            return sum + (read ? tensor.byteCount : 0)
         }
     }
 

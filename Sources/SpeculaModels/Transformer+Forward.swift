@@ -141,7 +141,7 @@ extension Transformer {
         var gate = [Float](repeating: 0, count: n * c.feedForwardLength)
         var up = [Float](repeating: 0, count: n * c.feedForwardLength)
         var ropeByBase: [Double: [Float]] = [:]
-        for (index, layer) in layers.enumerated() {
+        for (index, layer) in layers.enumerated() where !skippedLayers.contains(index) {
             profile?.mark("")
             normRows(x, layer.attentionNorm, n, d, into: &normed)
             profile?.mark("norms")

@@ -24,6 +24,9 @@ public final class Transformer: @unchecked Sendable {
     private(set) var restrictedOutput: OutputHead?
     /// The token ids whose logits are computed (all by default).
     public private(set) var outputTokenCount: Int = 0
+    /// Layers every pass leaves out (``skipLayers(_:)``): their residual updates are not applied and their cache
+    /// rows are not written. Empty by default.
+    public private(set) var skippedLayers: Set<Int> = []
     let outputNorm: [Float]
     let layers: [Layer]
     let pool: WorkerPool
@@ -182,6 +185,23 @@ public final class Transformer: @unchecked Sendable {
     public func restrictOutput(toTokens tokens: [Int]) throws {
         restrictedOutput = try makeOutputHead(tokens: tokens)
         outputTokenCount = restrictedOutput?.tokens.count ?? vocabularySize
+    }
+
+    /// Leaves `indices` (0-based layer numbers) out of every pass: the residual stream goes from the layer before
+    /// to the layer after unchanged. Meant for a draft model, as ``restrictOutput(toTokens:)`` is: a cheaper draft
+    /// with a different distribution, which the verifier is told (it sees the logits this model computes), so the
+    /// target's distribution is kept. At least one layer must stay. An empty set restores the whole model. Not
+    /// thread-safe with a running forward pass.
+    public func skipLayers(_ indices: Set<Int>) throws {
+        if let bad = indices.first(where: { $0 < 0 || $0 >= layers.count }) {
+            throw ModelError.invalid(
+                path: file.path,
+                reason: "layer \(bad) to skip is not one of its \(layers.count) layers (0…\(layers.count - 1))")
+        }
+        if indices.count >= layers.count {
+            throw ModelError.invalid(path: file.path, reason: "skipping all \(layers.count) layers leaves no model")
+        }
+        skippedLayers = indices
     }
 
     /// A reduced output head for `tokens` (any order, repeats ignored), to be set on one cache

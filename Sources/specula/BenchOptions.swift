@@ -12,6 +12,10 @@ struct BenchOptions: ParsableArguments {
     var target: String
     @Option(name: .long, help: "The draft model (GGUF, same tokenizer).") var draft: String?
     @Option(
+        name: .long,
+        help: "Leave these draft layers out of every draft pass (0-based, e.g. 18-21 or 5,9): a cheaper, weaker draft.")
+    var draftSkipLayers: String?
+    @Option(
         name: .long, parsing: .upToNextOption,
         help:
             "Prompt sets: names (spec-bench, mt-bench, translation, summarization, qa, math, rag, humaneval/code, alpaca; installed by scripts/fetch-models) or Spec-Bench-format JSON-lines files. Default: per benchmark."
@@ -31,6 +35,10 @@ struct BenchOptions: ParsableArguments {
     func validate() throws {
         if let prompts, prompts < 1 { throw ValidationError("--prompts must be ≥ 1") }
         if let maxTokens, maxTokens < 1 { throw ValidationError("--max-tokens must be ≥ 1") }
+        if let draftSkipLayers {
+            if draft == nil { throw ValidationError("--draft-skip-layers needs --draft") }
+            _ = try parseLayerList(draftSkipLayers)
+        }
         if temperature.contains(where: { !($0 >= 0) || !$0.isFinite }) {
             throw ValidationError("--temperature values must be finite and ≥ 0")
         }
@@ -48,6 +56,7 @@ extension BenchOptions {
         run.temperatures = temperature
         run.seed = seed
         run.out = out
+        run.draftSkippedLayers = (try? draftSkipLayers.map(parseLayerList)) ?? []
         return run
     }
 }

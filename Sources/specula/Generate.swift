@@ -55,6 +55,12 @@ struct Generate: ParsableCommand {
     @Option(
         name: .long,
         help:
+            "Leave these draft layers out of every draft pass (0-based, e.g. 18-21 or 5,9): a cheaper, weaker draft; the output keeps the target's distribution."
+    )
+    var draftSkipLayers: String?
+    @Option(
+        name: .long,
+        help:
             "Chains: stop drafting when the draft's top probability falls below P (0 = always draft --depth tokens).")
     var draftStop: Double = 0
     @Option(
@@ -112,6 +118,10 @@ struct Generate: ParsableCommand {
             throw ValidationError("--lookup needs --draft (--drafter ngram looks up alone)")
         }
         if draftVocabulary > 0 && draft == nil { throw ValidationError("--draft-vocabulary needs --draft") }
+        if let draftSkipLayers {
+            if draft == nil { throw ValidationError("--draft-skip-layers needs --draft") }
+            _ = try parseLayerList(draftSkipLayers)
+        }
         if verifier == "auto" && draft == nil { throw ValidationError("--verifier auto needs --draft") }
         if draft == nil && drafter == nil && (tree != nil || drafts > 1 || verifier != "token") {
             throw ValidationError("--tree, --drafts and --verifier need --draft (or --drafter ngram)")
@@ -143,6 +153,12 @@ struct Generate: ParsableCommand {
         let text = try readPrompt(prompt: prompt, file: promptFile)
         let target = try LoadedModel(path: model)
         let draftModel = try draft.map { try LoadedModel(path: $0) }
+        if let draftSkipLayers, let draftModel {
+            do { try draftModel.transformer.skipLayers(parseLayerList(draftSkipLayers)) } catch let error as ModelError
+            {
+                throw CommandError("--draft-skip-layers: \(error)")
+            }
+        }
         let promptTokens =
             chat
             ? try target.promptTokens(chat: text, system: system) : target.promptTokens(text: text, special: special)

@@ -63,6 +63,13 @@ struct ModelCLITests {
         let lookupStats = try #require(
             try JSONSerialization.jsonObject(with: Data(lookup.standardError.utf8)) as? [String: Any])
         #expect(lookupStats["lookupRounds"] is Int && lookupStats["lookaheadDrafts"] is Int)
+        // A draft with layers left out drafts otherwise; the text is still plain decoding's.
+        let skipping = try runSpecula([
+            "generate", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompt",
+            "The capital of France is", "--max-tokens", "6", "--depth", "3", "--draft-skip-layers", "4,10-20",
+        ])
+        #expect(skipping.status == 0, "\(skipping.standardError)")
+        #expect(skipping.standardOutput == plain.standardOutput)
         // `--draft` alone is the adaptive mode: the same text, its rounds by kind in the stats, one trace line a
         // round.
         let adaptive = try runSpecula([
@@ -158,6 +165,36 @@ struct ModelCLITests {
             "draft-stop: must be in [0, 1]"
         ),
         (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft-vocabulary", "100"], "needs --draft"),
+        (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft-skip-layers", "3"], "needs --draft"),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft", CLIModels.smollm,
+                "--draft-skip-layers", "3,x",
+            ],
+            "'x' is not a layer number"
+        ),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft", CLIModels.smollm,
+                "--draft-skip-layers", "5-2",
+            ],
+            "'5-2' is not a layer number"
+        ),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft", CLIModels.smollm,
+                "--draft-skip-layers", "99",
+            ],
+            "layer 99 to skip is not one of its 30 layers"
+        ),
+        (
+            [
+                "bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--draft-skip-layers",
+                "0-29",
+            ],
+            "skipping all 30 layers leaves no model"
+        ),
+        (["bench", "speed", "--target", CLIModels.smollm, "--draft-skip-layers", "1"], "needs --draft"),
         (
             [
                 "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "ngram", "--draft",

@@ -44,6 +44,8 @@ struct RoundEnumerationTests {
         /// The adaptive policy's lookup rate prior (nil: the cases' default): high, suffix trees are chosen where
         /// the text continued several ways.
         var lookupPrior: Double? = nil
+        /// Draft layers left out of every draft pass (`--draft-skip-layers`).
+        var skippedDraftLayers: Set<Int> = []
         var description: String { name }
     }
 
@@ -124,6 +126,13 @@ struct RoundEnumerationTests {
         Case(
             name: "adaptive: suffix trees, lookups and chains", depth: 3, settings: narrow, length: 3, adaptive: true,
             lookupPrior: 0.6),
+        // A draft with one of its two layers left out: another draft law, the same target law.
+        Case(
+            name: "chain token γ=3, a draft layer skipped", depth: 3, settings: narrow, length: 3,
+            skippedDraftLayers: [1]),
+        Case(
+            name: "adaptive: a draft layer skipped, block", chain: .block, depth: 3, length: 3, adaptive: true,
+            skippedDraftLayers: [1]),
     ]
 
     /// The policy of the adaptive cases: t(n) = 1 + 0.1·(n − 1), a draft 0.3, a row of catch-up 0.01; priors that
@@ -172,6 +181,7 @@ struct RoundEnumerationTests {
     func firstTokensFollowTheTarget(_ testCase: Case) throws {
         let target = try Self.target.load()
         let draft = try Self.target.draft(perturbation: 0.6).load()
+        try draft.skipLayers(testCase.skippedDraftLayers)
         let decoder: SpeculativeDecoder
         if testCase.drafter == "ngram" || testCase.drafter == "suffix" {
             decoder = try SpeculativeDecoder(

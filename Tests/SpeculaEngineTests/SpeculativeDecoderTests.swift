@@ -184,6 +184,32 @@ struct CheapDraftingTests {
         #expect(throws: ModelError.self) { try reduced.restrictOutput(toTokens: []) }
     }
 
+    /// A draft with layers left out computes other logits, reads fewer bytes a step (exactly the skipped layers'
+    /// tensors), and comes back whole with an empty set; a layer it does not have, or all of them, is an error.
+    @Test func skippedDraftLayersGiveAnotherCheaperDraft() throws {
+        let (draft, tokenizer) = try EngineModels.load("draft")
+        let loaded = try LoadedModel(path: EngineModels.directory + "/" + (EngineModels.files["draft"] ?? ""))
+        let prompt = tokenizer.encode("def add(a, b):\n    return")
+        func logits() throws -> [Float] { try draft.forward(tokens: prompt, cache: draft.makeCache(capacity: 64))[0] }
+        let whole = try logits()
+        try draft.skipLayers([20, 21])
+        #expect(draft.skippedLayers == [20, 21])
+        #expect(try logits() != whole)
+        try draft.skipLayers([])
+        #expect(try logits() == whole)
+        let layerBytes = loaded.transformer.file.tensors.filter { $0.name.hasPrefix("blk.20.") }.reduce(0) {
+            $0 + $1.byteCount
+        }
+        let before = loaded.stepBytes
+        try loaded.transformer.skipLayers([20])
+        #expect(layerBytes > 0 && loaded.stepBytes == before - layerBytes)
+        let count = draft.config.layerCount
+        #expect(throws: ModelError.self) { try draft.skipLayers([count]) }
+        #expect(throws: ModelError.self) { try draft.skipLayers([-1]) }
+        #expect(throws: ModelError.self) { try draft.skipLayers(Set(0..<count)) }
+        #expect(draft.skippedLayers.isEmpty)
+    }
+
     /// The lookahead only saves draft passes: with it and without it, the same seed gives the same rounds and
     /// output at temperature 0 and above, and every draft taken from a lookahead row is one pass fewer.
     @Test func lookaheadChangesOnlyTheDraftPasses() throws {

@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// Layer numbers from `--draft-skip-layers`: comma-separated numbers and ranges, `20`, `18-21`, `2,5,9-11` (0-based).
+/// Whether each exists is checked against the model once it is read.
+func parseLayerList(_ text: String) throws -> Set<Int> {
+    var layers = Set<Int>()
+    for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+        let item = part.trimmingCharacters(in: .whitespaces)
+        let bounds = item.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        guard (1...2).contains(bounds.count), let low = Int(bounds[0]), let high = Int(bounds[bounds.count - 1]),
+            low >= 0, low <= high, high < 1 << 16
+        else {
+            throw ValidationError(
+                "--draft-skip-layers: '\(item)' is not a layer number or a range like 18-21 (0-based, ascending)")
+        }
+        layers.formUnion(low...high)
+    }
+    return layers
+}
