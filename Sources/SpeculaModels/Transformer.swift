@@ -193,7 +193,7 @@ public final class Transformer: @unchecked Sendable {
     /// target's distribution is kept. At least one layer must stay. An empty set restores the whole model. Not
     /// thread-safe with a running forward pass.
     public func skipLayers(_ indices: Set<Int>) throws {
-        if let bad = indices.first(where: { $0 < 0 || $0 >= layers.count }) {
+        if let bad = indices.filter({ $0 < 0 || $0 >= layers.count }).min() {
             throw ModelError.invalid(
                 path: file.path,
                 reason: "layer \(bad) to skip is not one of its \(layers.count) layers (0…\(layers.count - 1))")

@@ -25,6 +25,12 @@ struct BenchModel: ParsableCommand {
             "Numbers of sequences S for the batched decoding cost: one pass over S requests' next tokens, each with its own cache at context 256 (what a server's batcher runs), as s(S)/t(1)."
     )
     var sequences: [Int] = []
+    @Option(
+        name: .long,
+        help:
+            "Leave these layers out of every pass (0-based, e.g. 10-12): the cost of a draft run with --draft-skip-layers."
+    )
+    var skipLayers: String?
     @Option(name: .long, help: "Write the results as JSON to this file.") var json: String?
     @Flag(name: .long, help: "Also print where each pass's time goes (matrix products, attention, …) per batch size.")
     var phases = false
@@ -38,6 +44,7 @@ struct BenchModel: ParsableCommand {
             throw ValidationError("--contexts takes values in 0…1048576")
         }
         if verify.contains(where: { $0 < 1 || $0 > 4096 }) { throw ValidationError("--verify takes values in 1…4096") }
+        if let skipLayers { _ = try parseLayerList(skipLayers, option: "--skip-layers") }
         if sequences.contains(where: { $0 < 1 || $0 > 64 }) {
             throw ValidationError("--sequences takes values in 1…64")
         }
@@ -57,6 +64,13 @@ struct BenchModel: ParsableCommand {
     func run() throws {
         let file = try GGUFFile(path: model)
         let transformer = try Transformer(file: file)
+        if let skipLayers {
+            do { try transformer.skipLayers(parseLayerList(skipLayers, option: "--skip-layers")) } catch let error
+                as ModelError
+            {
+                throw CommandError("--skip-layers: \(error)")
+            }
+        }
         let capacity = max((contexts.max() ?? 0) + 64, prefillTokens + 1, 256 + (verify.max() ?? 1) + 1)
         if capacity > transformer.config.contextLength {
             throw CommandError(
@@ -69,7 +83,7 @@ struct BenchModel: ParsableCommand {
             FileHandle.standardError.write(Data("warning: debug build; time with `swift build -c release`\n".utf8))
         #endif
         print(
-            "\(file.path): \(transformer.config.architecture), \(transformer.config.layerCount) layers, kernels \(FastDot.kernelName), \(WorkerPool.shared.threadCount) threads"
+            "\(file.path): \(transformer.config.architecture), \(transformer.config.layerCount) layers\(transformer.skippedLayers.isEmpty ? "" : " (\(transformer.skippedLayers.count) skipped)"), kernels \(FastDot.kernelName), \(WorkerPool.shared.threadCount) threads"
         )
         var records: [(String, JSONValue)] = []
         func seconds(_ body: () throws -> Void) rethrows -> Double {

@@ -56,7 +56,7 @@ extension BenchOptions {
         run.temperatures = temperature
         run.seed = seed
         run.out = out
-        run.draftSkippedLayers = (try? draftSkipLayers.map(parseLayerList)) ?? []
+        run.draftSkippedLayers = (try? draftSkipLayers.map { try parseLayerList($0) }) ?? []
         return run
     }
 }

@@ -1,8 +1,8 @@
 import ArgumentParser
 
-/// Layer numbers from `--draft-skip-layers`: comma-separated numbers and ranges, `20`, `18-21`, `2,5,9-11` (0-based).
-/// Whether each exists is checked against the model once it is read.
-func parseLayerList(_ text: String) throws -> Set<Int> {
+/// Layer numbers from `--draft-skip-layers` (or `bench model --skip-layers`): comma-separated numbers and ranges,
+/// `20`, `18-21`, `2,5,9-11` (0-based). Whether each exists is checked against the model once it is read.
+func parseLayerList(_ text: String, option: String = "--draft-skip-layers") throws -> Set<Int> {
     var layers = Set<Int>()
     for part in text.split(separator: ",", omittingEmptySubsequences: false) {
         let item = part.trimmingCharacters(in: .whitespaces)
@@ -11,7 +11,7 @@ func parseLayerList(_ text: String) throws -> Set<Int> {
             low >= 0, low <= high, high < 1 << 16
         else {
             throw ValidationError(
-                "--draft-skip-layers: '\(item)' is not a layer number or a range like 18-21 (0-based, ascending)")
+                "\(option): '\(item)' is not a layer number or a range like 18-21 (0-based, ascending)")
         }
         layers.formUnion(low...high)
     }

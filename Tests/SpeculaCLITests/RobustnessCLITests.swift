@@ -70,6 +70,8 @@ struct RobustnessCLITests {
             ("bench model, context past the model's", ["bench", "model"] + target + ["--contexts", "100000"]),
             ("bench model, no sequences", ["bench", "model"] + target + ["--sequences", "0"]),
             ("bench model, 65 sequences", ["bench", "model"] + target + ["--sequences", "65"]),
+            ("bench model, a layer list that is not one", ["bench", "model"] + target + ["--skip-layers", "1,,2"]),
+            ("bench model, skipping every layer", ["bench", "model"] + target + ["--skip-layers", "0-9999"]),
             (
                 "logits, empty prompt file",
                 ["logits"] + target + ["--prompt-file", directory + "/empty.txt", "--top", "3"]
