@@ -64,13 +64,7 @@ struct BenchModel: ParsableCommand {
     func run() throws {
         let file = try GGUFFile(path: model)
         let transformer = try Transformer(file: file)
-        if let skipLayers {
-            do { try transformer.skipLayers(parseLayerList(skipLayers, option: "--skip-layers")) } catch let error
-                as ModelError
-            {
-                throw CommandError("--skip-layers: \(error)")
-            }
-        }
+        if let skipLayers { try specula.skipLayers(of: transformer, skipLayers, option: "--skip-layers") }
         let capacity = max((contexts.max() ?? 0) + 64, prefillTokens + 1, 256 + (verify.max() ?? 1) + 1)
         if capacity > transformer.config.contextLength {
             throw CommandError(

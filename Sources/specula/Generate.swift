@@ -153,12 +153,7 @@ struct Generate: ParsableCommand {
         let text = try readPrompt(prompt: prompt, file: promptFile)
         let target = try LoadedModel(path: model)
         let draftModel = try draft.map { try LoadedModel(path: $0) }
-        if let draftSkipLayers, let draftModel {
-            do { try draftModel.transformer.skipLayers(parseLayerList(draftSkipLayers)) } catch let error as ModelError
-            {
-                throw CommandError("--draft-skip-layers: \(error)")
-            }
-        }
+        if let draftSkipLayers, let draftModel { try skipLayers(of: draftModel.transformer, draftSkipLayers) }
         let promptTokens =
             chat
             ? try target.promptTokens(chat: text, system: system) : target.promptTokens(text: text, special: special)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SpeculaModels
 
 /// Layer numbers from `--draft-skip-layers` (or `bench model --skip-layers`): comma-separated numbers and ranges,
 /// `20`, `18-21`, `2,5,9-11` (0-based). Whether each exists is checked against the model once it is read.
@@ -16,4 +17,12 @@ func parseLayerList(_ text: String, option: String = "--draft-skip-layers") thro
         layers.formUnion(low...high)
     }
     return layers
+}
+
+/// Leaves the layers `list` names out of `model`'s passes; a layer it does not have is a one-line error naming
+/// `option`.
+func skipLayers(of model: Transformer, _ list: String, option: String = "--draft-skip-layers") throws {
+    do { try model.skipLayers(parseLayerList(list, option: option)) } catch let error as ModelError {
+        throw CommandError("\(option): \(error)")
+    }
 }

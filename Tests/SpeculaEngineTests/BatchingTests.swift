@@ -65,9 +65,9 @@ struct BatchingTests {
         #expect(other[1] == batched[1] && other[2] == batched[2])
     }
 
-    /// `bench model --sequences`' pass: one token per cache at the context asked, all in one batched pass, each
-    /// cache left empty; a context its caches cannot hold is a clear error, not a trap.
-    @Test func aTimedBatchedStepRunsOnePassAndEmptiesItsCaches() throws {
+    /// `bench model --sequences`' pass leaves each cache empty; a context its caches cannot hold is a clear error,
+    /// not a trap.
+    @Test func aTimedBatchedStepEmptiesItsCachesAndRejectsAContextTooLong() throws {
         let model = try Self.target.load()
         let caches = (0..<3).map { _ in model.makeCache(capacity: 33) }
         let seconds = try ModelTiming.batchedStep(model, caches: caches, context: 32, seed: 1)
