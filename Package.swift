@@ -66,7 +66,8 @@ let package = Package(
         // Benchmark harness: prompt sets, resumable JSON-lines results, clustered means, Markdown tables, SVG charts,
         // and the run of a benchmark over models (BenchRun: datasets, models, decodings through the engine, records).
         .target(
-            name: "SpeculaBench", dependencies: ["SpeculaTheory", "SpeculaEngine", "SpeculaModels", "SpeculaVerify"]),
+            name: "SpeculaBench",
+            dependencies: ["SpeculaTheory", "SpeculaEngine", "SpeculaModels", "SpeculaVerify", "SpeculaKernels"]),
         // The OpenAI-compatible HTTP server: request parsing and validation, the generation queue, streaming,
         // metrics (on Hummingbird).
         .target(

@@ -1,5 +1,6 @@
 import Foundation
 import SpeculaEngine
+import SpeculaKernels
 import SpeculaModels
 import SpeculaTheory
 import SpeculaVerify
@@ -28,6 +29,10 @@ public final class BenchRun {
         public var out = "bench-results"
         /// Draft layers left out of every draft pass (``Transformer/skipLayers(_:)``); empty: none.
         public var draftSkippedLayers: Set<Int> = []
+        /// The format the draft's layer matrices are re-quantized to at load (``Transformer/requantize(to:output:)``;
+        /// nil: as stored), and whether its output matrix is too.
+        public var draftRequantized: TensorType?
+        public var draftRequantizedOutput = false
 
         public init(target: String, draft: String? = nil) {
             self.target = target
@@ -75,6 +80,11 @@ public final class BenchRun {
                 throw BenchError("--draft-skip-layers: \(error)")
             }
         }
+        if let draft, let type = options.draftRequantized {
+            do { try draft.transformer.requantize(to: type, output: options.draftRequantizedOutput) } catch {
+                throw BenchError("--draft-requantize: \(error)")
+            }
+        }
         if let draft {
             do { try target.tokenizer.requireSameVocabulary(as: draft.tokenizer) } catch {
                 throw BenchError("\(draft.path) cannot draft for \(target.path): \(error)")
@@ -92,6 +102,9 @@ public final class BenchRun {
             + (options.draftSkippedLayers.isEmpty
                 ? ""
                 : " draftSkippedLayers=" + options.draftSkippedLayers.sorted().map(String.init).joined(separator: ","))
+            + (options.draftRequantized.map {
+                " draftRequantized=\($0.description.lowercased())" + (options.draftRequantizedOutput ? "+output" : "")
+            } ?? "")
         log = try ResultLog(directory: options.out, benchmark: name, signature: signature)
         for warning in log.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
     }

@@ -13,7 +13,7 @@ import CSpeculaSystem
 extension PackedMatrix {
     // MARK: Repacking
 
-    /// The unsigned value codes of one stored block: Q4_K 0…15, Q6_K 0…63, Q5_0 0…31, Q8_0 q + 128.
+    /// The unsigned value codes of one stored block: Q4_K 0…15, Q6_K 0…63, Q5_0 0…31, Q4_0 0…15, Q8_0 q + 128.
     static func unpack(_ type: TensorType, _ block: UnsafeRawPointer, into v: UnsafeMutablePointer<UInt8>) {
         func byte(_ offset: Int) -> UInt8 { block.load(fromByteOffset: offset, as: UInt8.self) }
         switch type {
@@ -44,6 +44,12 @@ extension PackedMatrix {
                 let q = byte(6 + l)
                 v[l] = (q & 0x0F) | UInt8((qh >> UInt32(l)) & 1) << 4
                 v[l + 16] = (q >> 4) | UInt8((qh >> UInt32(l + 16)) & 1) << 4
+            }
+        case .q4_0:
+            for l in 0..<16 {
+                let q = byte(2 + l)
+                v[l] = q & 0x0F
+                v[l + 16] = q >> 4
             }
         default:  // q8_0
             for l in 0..<32 { v[l] = byte(2 + l) &+ 128 }
@@ -143,6 +149,12 @@ extension PackedMatrix {
                     high |= byte << UInt32(8 * i)
                 }
                 put(288 + 4 * r, high)
+            }
+        case .q4_0:
+            for r in 0..<rows {
+                let s = source(r)
+                copyHalf(r, from: 0, to: 0)
+                for u in 0..<4 { put(32 + u * 64 + 4 * r, word(s, 2 + 4 * u)) }
             }
         default:  // q8_0
             for r in 0..<rows {
@@ -245,6 +257,13 @@ extension PackedMatrix {
                     var high: UInt8 = 0
                     for g in 0..<8 { high |= (value(r, 4 * g + i) >> 4) << UInt8(g) }
                     put(288 + 4 * r + i, high)
+                }
+            }
+        case .q4_0:
+            for r in 0..<rows {
+                copyHalf(r, from: 0, to: 0)
+                for i in 0..<4 {
+                    for u in 0..<4 { put(32 + u * 64 + 4 * r + i, value(r, 4 * u + i) | value(r, 4 * u + 16 + i) << 4) }
                 }
             }
         default:  // q8_0

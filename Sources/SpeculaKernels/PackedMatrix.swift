@@ -36,6 +36,7 @@ import CSpeculaSystem
 /// - Q8_0 (544 bytes per 32 values): d ×16 (f16), eight vectors of q + 128 (vector g: values 4g..4g+3).
 /// - Q5_0 (352 bytes per 32 values): d ×16 (f16), four low-nibble vectors (vector u: group u low, group u+4 high),
 ///   one vector of fifth bits (bit g of lane r byte i: value 4g+i).
+/// - Q4_0 (288 bytes per 32 values): d ×16 (f16), four nibble vectors as Q5_0's.
 ///
 /// Every output element is computed by the same operations in the same order whatever the batch size or the
 /// token's place in it: integer sums per sub-block are exact; the float steps (one fused multiply-add per block and
@@ -62,7 +63,7 @@ public final class PackedMatrix: @unchecked Sendable {
     /// The types with a packed layout (when the vector kernels are compiled in).
     public static func supports(_ type: TensorType) -> Bool {
         #if SPECULA_AVX512
-            return [.q4_K, .q6_K, .q8_0, .q5_0].contains(type)
+            return [.q4_K, .q6_K, .q8_0, .q5_0, .q4_0].contains(type)
         #else
             return false
         #endif
@@ -158,7 +159,8 @@ public final class PackedMatrix: @unchecked Sendable {
                     case .q6_K:
                         if let values256 { q6K(group, x, values256, first, count, floats, integers) }
                     case .q8_0: if let values32 { q8_0(group, x, values32, first, count, floats) }
-                    default: if let values32 { q5_0(group, x, values32, first, count, floats) }
+                    case .q5_0: if let values32 { q5_0(group, x, values32, first, count, floats) }
+                    default: if let values32 { q4_0(group, x, values32, first, count, floats) }
                     }
                     for n in 0..<count {
                         (output + (first + n) * stride).update(from: floats + 16 * n, count: 16)

@@ -8,6 +8,9 @@ public struct QuantizedMatrix: @unchecked Sendable {
     public let rowBytes: Int
     /// The same rows repacked for batched products (``PackedMatrix``), when made with ``packed(pool:)``.
     public private(set) var packed: PackedMatrix?
+    /// The owner of `data` when the rows are not the mapped file's (``requantized(to:pool:)``): kept alive with
+    /// every copy of this matrix.
+    var owner: AnyObject?
 
     public init(type: TensorType, rowCount: Int, columnCount: Int, data: UnsafeRawPointer) {
         precondition(columnCount % type.blockSize == 0)
@@ -34,6 +37,7 @@ public struct QuantizedMatrix: @unchecked Sendable {
         guard rows > 0, rows <= rowCount, let packed, let view = packed.prefix(rows: rows) else { return nil }
         var copy = QuantizedMatrix(type: type, rowCount: rows, columnCount: columnCount, data: data)
         copy.packed = view
+        copy.owner = owner
         return copy
     }
 

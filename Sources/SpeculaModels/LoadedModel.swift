@@ -28,11 +28,12 @@ public final class LoadedModel: @unchecked Sendable {
     /// is read), which counts when the output head shares it.
     public var stepBytes: Int {
         let tied = !file.tensors.contains { $0.name == "output.weight" }
-        // Tensors of skipped layers (`blk.N.`) are not read.
+        // Tensors of skipped layers (`blk.N.`) are not read; re-quantized ones are read at their new size.
         let skipped = Set(transformer.skippedLayers.map { "blk.\($0)." })
+        let requantized = transformer.requantizedBytes
         return file.tensors.reduce(0) { sum, tensor in
             let read = !(tensor.name == "token_embd.weight" && !tied) && !skipped.contains { tensor.name.hasPrefix($0) }
-            return sum + (read ? tensor.byteCount : 0)
+            return sum + (read ? requantized[tensor.name] ?? tensor.byteCount : 0)
         }
     }
 
@@ -40,7 +41,8 @@ public final class LoadedModel: @unchecked Sendable {
     public var outputBytes: Int {
         let output =
             file.tensors.first { $0.name == "output.weight" } ?? file.tensors.first { $0.name == "token_embd.weight" }
-        return output?.byteCount ?? 0
+        guard let output else { return 0 }
+        return transformer.requantizedBytes[output.name] ?? output.byteCount
     }
 
     /// The tokens of raw text: BOS as the metadata asks; with `special`, text such as `<|im_start|>` is read as the

@@ -18,7 +18,7 @@ public final class Transformer: @unchecked Sendable {
     public let config: ModelConfig
     public let vocabularySize: Int
     let embedding: QuantizedMatrix
-    let output: QuantizedMatrix
+    private(set) var output: QuantizedMatrix
     /// A restricted output for every cache (``restrictOutput(toTokens:)``); a cache's own
     /// ``KVCache/outputHead`` takes precedence. Nil: the whole vocabulary.
     private(set) var restrictedOutput: OutputHead?
@@ -28,8 +28,11 @@ public final class Transformer: @unchecked Sendable {
     /// rows are not written. Empty by default.
     public private(set) var skippedLayers: Set<Int> = []
     let outputNorm: [Float]
-    let layers: [Layer]
+    private(set) var layers: [Layer]
     let pool: WorkerPool
+    /// Matrices re-quantized since load (``requantize(to:output:)``): tensor name → the bytes a product now reads
+    /// (the packed copy's). Empty by default.
+    public private(set) var requantizedBytes: [String: Int] = [:]
 
     struct Layer {
         var attentionNorm: [Float]
@@ -202,6 +205,50 @@ public final class Transformer: @unchecked Sendable {
             throw ModelError.invalid(path: file.path, reason: "skipping all \(layers.count) layers leaves no model")
         }
         skippedLayers = indices
+    }
+
+    /// Re-quantizes to `type` (one of ``Requantize/targets``) every layer matrix stored with more bits per weight
+    /// than `type` has, and with `output` the output matrix too. Meant for a draft model, as ``skipLayers(_:)`` is:
+    /// each step then reads fewer bytes, the verifier sees the logits this model computes, so the target's
+    /// distribution is kept; the draft's acceptance may change. Output heads made before keep the old matrix.
+    /// Returns the number of matrices converted. Not thread-safe with a running forward pass.
+    @discardableResult
+    public func requantize(to type: TensorType, output includingOutput: Bool) throws -> Int {
+        guard Requantize.targets.contains(type) else {
+            let names = Requantize.targets.map(\.description).sorted().joined(separator: ", ")
+            throw ModelError.invalid(path: file.path, reason: "cannot re-quantize to \(type) (formats: \(names))")
+        }
+        let bits = Requantize.bitsPerWeight(type)
+        var converted = 0
+        func convert(_ matrix: inout QuantizedMatrix, _ name: String) throws {
+            guard Requantize.bitsPerWeight(matrix.type) > bits else { return }
+            guard let leaner = matrix.requantized(to: type, pool: pool) else {
+                throw ModelError.invalid(
+                    path: file.path, reason: "tensor '\(name)' (\(matrix.type)) cannot be re-quantized to \(type)")
+            }
+            let packed = leaner.packed(pool: pool)
+            matrix = packed
+            requantizedBytes[name] = leaner.rowBytes * leaner.rowCount
+            // The stored pages were read once more to re-quantize; products no longer read them.
+            if name != "token_embd.weight", let info = file.tensor(named: name) { file.release(info) }
+            converted += 1
+        }
+        for index in layers.indices {
+            let p = "blk.\(index)."
+            try convert(&layers[index].query, p + "attn_q.weight")
+            try convert(&layers[index].key, p + "attn_k.weight")
+            try convert(&layers[index].value, p + "attn_v.weight")
+            try convert(&layers[index].attentionOutput, p + "attn_output.weight")
+            try convert(&layers[index].gate, p + "ffn_gate.weight")
+            try convert(&layers[index].up, p + "ffn_up.weight")
+            try convert(&layers[index].down, p + "ffn_down.weight")
+        }
+        if includingOutput {
+            let name = file.tensor(named: "output.weight") != nil ? "output.weight" : "token_embd.weight"
+            try convert(&output, name)
+            if let restricted = restrictedOutput { restrictedOutput = try makeOutputHead(tokens: restricted.tokens) }
+        }
+        return converted
     }
 
     /// A reduced output head for `tokens` (any order, repeats ignored), to be set on one cache

@@ -31,6 +31,12 @@ struct BenchModel: ParsableCommand {
             "Leave these layers out of every pass (0-based, e.g. 10-12): the cost of a draft run with --draft-skip-layers."
     )
     var skipLayers: String?
+    @Option(
+        name: .long,
+        help:
+            "Re-quantize the layer matrices stored with more bits per weight to this format first (q4_0; q4_0+output: the output matrix too): the cost of a draft run with --draft-requantize."
+    )
+    var requantize: String?
     @Option(name: .long, help: "Write the results as JSON to this file.") var json: String?
     @Flag(name: .long, help: "Also print where each pass's time goes (matrix products, attention, …) per batch size.")
     var phases = false
@@ -45,6 +51,7 @@ struct BenchModel: ParsableCommand {
         }
         if verify.contains(where: { $0 < 1 || $0 > 4096 }) { throw ValidationError("--verify takes values in 1…4096") }
         if let skipLayers { _ = try parseLayerList(skipLayers, option: "--skip-layers") }
+        if let requantize { _ = try RequantizeRequest(parsing: requantize, option: "--requantize") }
         if sequences.contains(where: { $0 < 1 || $0 > 64 }) {
             throw ValidationError("--sequences takes values in 1…64")
         }
@@ -65,6 +72,10 @@ struct BenchModel: ParsableCommand {
         let file = try GGUFFile(path: model)
         let transformer = try Transformer(file: file)
         if let skipLayers { try specula.skipLayers(of: transformer, skipLayers, option: "--skip-layers") }
+        if let requantize {
+            try RequantizeRequest(parsing: requantize, option: "--requantize").apply(
+                to: transformer, option: "--requantize")
+        }
         let capacity = max((contexts.max() ?? 0) + 64, prefillTokens + 1, 256 + (verify.max() ?? 1) + 1)
         if capacity > transformer.config.contextLength {
             throw CommandError(

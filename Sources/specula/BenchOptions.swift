@@ -16,6 +16,12 @@ struct BenchOptions: ParsableArguments {
         help: "Leave these draft layers out of every draft pass (0-based, e.g. 18-21 or 5,9): a cheaper, weaker draft.")
     var draftSkipLayers: String?
     @Option(
+        name: .long,
+        help:
+            "Re-quantize the draft's layer matrices stored with more bits per weight to this format at load (q4_0; q4_0+output: the output matrix too): a cheaper, less precise draft."
+    )
+    var draftRequantize: String?
+    @Option(
         name: .long, parsing: .upToNextOption,
         help:
             "Prompt sets: names (spec-bench, mt-bench, translation, summarization, qa, math, rag, humaneval/code, alpaca; installed by scripts/fetch-models) or Spec-Bench-format JSON-lines files. Default: per benchmark."
@@ -39,6 +45,10 @@ struct BenchOptions: ParsableArguments {
             if draft == nil { throw ValidationError("--draft-skip-layers needs --draft") }
             _ = try parseLayerList(draftSkipLayers)
         }
+        if let draftRequantize {
+            if draft == nil { throw ValidationError("--draft-requantize needs --draft") }
+            _ = try RequantizeRequest(parsing: draftRequantize)
+        }
         if temperature.contains(where: { !($0 >= 0) || !$0.isFinite }) {
             throw ValidationError("--temperature values must be finite and ≥ 0")
         }
@@ -57,6 +67,10 @@ extension BenchOptions {
         run.seed = seed
         run.out = out
         run.draftSkippedLayers = (try? draftSkipLayers.map { try parseLayerList($0) }) ?? []
+        if let request = try? draftRequantize.map({ try RequantizeRequest(parsing: $0) }) {
+            run.draftRequantized = request.type
+            run.draftRequantizedOutput = request.output
+        }
         return run
     }
 }

@@ -61,6 +61,12 @@ struct Generate: ParsableCommand {
     @Option(
         name: .long,
         help:
+            "Re-quantize the draft's layer matrices stored with more bits per weight to this format at load (q4_0; q4_0+output: the output matrix too): a cheaper, less precise draft; the output keeps the target's distribution."
+    )
+    var draftRequantize: String?
+    @Option(
+        name: .long,
+        help:
             "Chains: stop drafting when the draft's top probability falls below P (0 = always draft --depth tokens).")
     var draftStop: Double = 0
     @Option(
@@ -122,6 +128,10 @@ struct Generate: ParsableCommand {
             if draft == nil { throw ValidationError("--draft-skip-layers needs --draft") }
             _ = try parseLayerList(draftSkipLayers)
         }
+        if let draftRequantize {
+            if draft == nil { throw ValidationError("--draft-requantize needs --draft") }
+            _ = try RequantizeRequest(parsing: draftRequantize)
+        }
         if verifier == "auto" && draft == nil { throw ValidationError("--verifier auto needs --draft") }
         if draft == nil && drafter == nil && (tree != nil || drafts > 1 || verifier != "token") {
             throw ValidationError("--tree, --drafts and --verifier need --draft (or --drafter ngram)")
@@ -154,6 +164,9 @@ struct Generate: ParsableCommand {
         let target = try LoadedModel(path: model)
         let draftModel = try draft.map { try LoadedModel(path: $0) }
         if let draftSkipLayers, let draftModel { try skipLayers(of: draftModel.transformer, draftSkipLayers) }
+        if let draftRequantize, let draftModel {
+            try RequantizeRequest(parsing: draftRequantize).apply(to: draftModel.transformer)
+        }
         let promptTokens =
             chat
             ? try target.promptTokens(chat: text, system: system) : target.promptTokens(text: text, special: special)

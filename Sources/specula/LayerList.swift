@@ -1,4 +1,5 @@
 import ArgumentParser
+import SpeculaKernels
 import SpeculaModels
 
 /// Layer numbers from `--draft-skip-layers` (or `bench model --skip-layers`): comma-separated numbers and ranges,
@@ -24,5 +25,38 @@ func parseLayerList(_ text: String, option: String = "--draft-skip-layers") thro
 func skipLayers(of model: Transformer, _ list: String, option: String = "--draft-skip-layers") throws {
     do { try model.skipLayers(parseLayerList(list, option: option)) } catch let error as ModelError {
         throw CommandError("\(option): \(error)")
+    }
+}
+
+/// A re-quantization request from `--draft-requantize` (or `bench model --requantize`): a format, optionally with
+/// `+output` to convert the output matrix too, e.g. `q4_0` or `q4_0+output`.
+struct RequantizeRequest: Equatable {
+    var type: TensorType
+    var output: Bool
+
+    init(parsing text: String, option: String = "--draft-requantize") throws {
+        let parts = text.lowercased().split(separator: "+", omittingEmptySubsequences: false).map(String.init)
+        let formats = Requantize.targets.map { $0.description.lowercased() }.sorted()
+        guard (1...2).contains(parts.count),
+            let type = Requantize.targets.first(where: {
+                $0.description.lowercased() == parts[0]
+            }), parts.count == 1 || parts[1] == "output"
+        else {
+            throw ValidationError(
+                "\(option): '\(text)' is not a format to re-quantize to (\(formats.joined(separator: ", ")), optionally +output)"
+            )
+        }
+        self.type = type
+        output = parts.count == 2
+    }
+
+    /// The spelling the option takes (for result signatures).
+    var spelling: String { type.description.lowercased() + (output ? "+output" : "") }
+
+    /// Re-quantizes `model` as asked; an error names `option`.
+    func apply(to model: Transformer, option: String = "--draft-requantize") throws {
+        do { try model.requantize(to: type, output: output) } catch let error as ModelError {
+            throw CommandError("\(option): \(error)")
+        }
     }
 }

@@ -70,6 +70,13 @@ struct ModelCLITests {
         ])
         #expect(skipping.status == 0, "\(skipping.standardError)")
         #expect(skipping.standardOutput == plain.standardOutput)
+        // A draft re-quantized to 4 bits drafts otherwise; the text is still plain decoding's.
+        let requantized = try runSpecula([
+            "generate", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--prompt",
+            "The capital of France is", "--max-tokens", "6", "--depth", "3", "--draft-requantize", "q4_0+output",
+        ])
+        #expect(requantized.status == 0, "\(requantized.standardError)")
+        #expect(requantized.standardOutput == plain.standardOutput)
         // `--draft` alone is the adaptive mode: the same text, its rounds by kind in the stats, one trace line a
         // round.
         let adaptive = try runSpecula([
@@ -195,6 +202,25 @@ struct ModelCLITests {
             "skipping all 30 layers leaves no model"
         ),
         (["bench", "speed", "--target", CLIModels.smollm, "--draft-skip-layers", "1"], "needs --draft"),
+        (["generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft-requantize", "q4_0"], "needs --draft"),
+        (
+            [
+                "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--draft", CLIModels.smollm,
+                "--draft-requantize", "q3_k",
+            ],
+            "'q3_k' is not a format to re-quantize to (q4_0, optionally +output)"
+        ),
+        (
+            [
+                "bench", "speed", "--target", CLIModels.smollm, "--draft", CLIModels.smollm, "--draft-requantize",
+                "q4_0+head",
+            ],
+            "'q4_0+head' is not a format to re-quantize to"
+        ),
+        (
+            ["bench", "model", "--model", CLIModels.smollm, "--requantize", "f16"],
+            "--requantize: 'f16' is not a format"
+        ),
         (
             [
                 "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "ngram", "--draft",

@@ -46,6 +46,9 @@ struct RoundEnumerationTests {
         var lookupPrior: Double? = nil
         /// Draft layers left out of every draft pass (`--draft-skip-layers`).
         var skippedDraftLayers: Set<Int> = []
+        /// The draft's matrices (float32) re-quantized to Q4_0, its output matrix too (`--draft-requantize
+        /// q4_0+output`).
+        var requantizedDraft = false
         var description: String { name }
     }
 
@@ -133,6 +136,13 @@ struct RoundEnumerationTests {
         Case(
             name: "adaptive: a draft layer skipped, block", chain: .block, depth: 3, length: 3, adaptive: true,
             skippedDraftLayers: [1]),
+        // A draft whose weights are re-quantized to 4 bits: another draft law, the same target law.
+        Case(
+            name: "chain token γ=3, the draft re-quantized to Q4_0", depth: 3, settings: narrow, length: 3,
+            requantizedDraft: true),
+        Case(
+            name: "adaptive: the draft re-quantized to Q4_0, block", chain: .block, depth: 3, length: 3,
+            adaptive: true, requantizedDraft: true),
     ]
 
     /// The policy of the adaptive cases: t(n) = 1 + 0.1·(n − 1), a draft 0.3, a row of catch-up 0.01; priors that
@@ -182,6 +192,7 @@ struct RoundEnumerationTests {
         let target = try Self.target.load()
         let draft = try Self.target.draft(perturbation: 0.6).load()
         try draft.skipLayers(testCase.skippedDraftLayers)
+        if testCase.requantizedDraft { #expect(try draft.requantize(to: .q4_0, output: true) == 15) }
         let decoder: SpeculativeDecoder
         if testCase.drafter == "ngram" || testCase.drafter == "suffix" {
             decoder = try SpeculativeDecoder(

@@ -210,6 +210,38 @@ struct CheapDraftingTests {
         #expect(draft.skippedLayers.isEmpty)
     }
 
+    /// A draft re-quantized to Q4_0 computes other logits (close to the stored model's: the same top token on a
+    /// plain code prompt), converts exactly the matrices stored with more than 4.5 bits per weight, and reads
+    /// fewer bytes a step by exactly those tensors' difference; a format it cannot convert to is an error.
+    @Test func aRequantizedDraftIsAnotherCheaperDraft() throws {
+        let loaded = try LoadedModel(path: EngineModels.directory + "/" + (EngineModels.files["draft"] ?? ""))
+        let draft = loaded.transformer
+        let prompt = loaded.tokenizer.encode("def add(a, b):\n    return")
+        func logits() throws -> [Float] { try draft.forward(tokens: prompt, cache: draft.makeCache(capacity: 64))[0] }
+        let stored = try logits()
+        // The tensors to convert, from the file's own table: 2-D layer tensors of more than 18 bytes per 32 values.
+        let wide = loaded.file.tensors.filter {
+            $0.name.hasPrefix("blk.") && $0.dimensions.count == 2 && $0.byteCount * 32 > $0.elementCount * 18
+        }
+        let saved = wide.reduce(0) { $0 + $1.byteCount - $1.elementCount / 32 * 18 }
+        let before = loaded.stepBytes
+        let outputBefore = loaded.outputBytes
+        #expect(throws: ModelError.self) { try draft.requantize(to: .q8_0, output: false) }
+        #expect(try draft.requantize(to: .q4_0, output: false) == wide.count)
+        #expect(wide.count > 0 && saved > 0 && loaded.stepBytes == before - saved)
+        #expect(loaded.outputBytes == outputBefore)
+        let requantized = try logits()
+        #expect(requantized != stored)
+        func top(_ row: [Float]) -> Int { row.indices.max { row[$0] < row[$1] } ?? -1 }
+        #expect(top(requantized) == top(stored))
+        // Nothing is left above 4.5 bits per weight: a second call converts nothing.
+        #expect(try draft.requantize(to: .q4_0, output: false) == 0)
+        let output = try #require(loaded.file.tensors.first { $0.name == "output.weight" })
+        #expect(try draft.requantize(to: .q4_0, output: true) == 1)
+        #expect(loaded.outputBytes == output.elementCount / 32 * 18)
+        #expect(loaded.stepBytes == before - saved - (output.byteCount - output.elementCount / 32 * 18))
+    }
+
     /// The lookahead only saves draft passes: with it and without it, the same seed gives the same rounds and
     /// output at temperature 0 and above, and every draft taken from a lookahead row is one pass fewer.
     @Test func lookaheadChangesOnlyTheDraftPasses() throws {

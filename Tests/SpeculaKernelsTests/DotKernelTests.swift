@@ -220,7 +220,7 @@ struct DotKernelTests {
 
 @Suite("Packed matrices: interleaved rows against the scalar reference")
 struct PackedMatrixTests {
-    static let types: [TensorType] = [.q4_K, .q6_K, .q8_0, .q5_0]
+    static let types: [TensorType] = [.q4_K, .q6_K, .q8_0, .q5_0, .q4_0]
 
     /// Every output of a packed product agrees with ``ReferenceDot`` to `PackedMatrix.tolerance` of Σ|w·x|, and a
     /// token's row of a 40-token product (two token tiles) is bit-identical to that token multiplied alone.
