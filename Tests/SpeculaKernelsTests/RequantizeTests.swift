@@ -10,13 +10,19 @@ struct RequantizeTests {
     static func quantize(_ values: [Float]) -> [UInt8] {
         var bytes = [UInt8](repeating: 0xAA, count: values.count / 32 * 18)
         values.withUnsafeBufferPointer { x in
-            bytes.withUnsafeMutableBytes { Requantize.q4_0(x.baseAddress!, count: values.count, into: $0.baseAddress!) }
+            bytes.withUnsafeMutableBytes { out in
+                guard let x = x.baseAddress, let out = out.baseAddress else { return }
+                Requantize.q4_0(x, count: values.count, into: out)
+            }
         }
         return bytes
     }
 
     static func dequantize(_ bytes: [UInt8], count: Int) -> [Float] {
-        bytes.withUnsafeBytes { Dequantize.row(.q4_0, $0.baseAddress!, elementCount: count) }
+        bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return [] }
+            return Dequantize.row(.q4_0, base, elementCount: count)
+        }
     }
 
     /// Half precision of `value` by the format's rules (IEEE binary16, round to nearest even).
