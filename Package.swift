@@ -67,7 +67,7 @@ let package = Package(
         // and the run of a benchmark over models (BenchRun: datasets, models, decodings through the engine, records).
         .target(
             name: "SpeculaBench",
-            dependencies: ["SpeculaTheory", "SpeculaEngine", "SpeculaModels", "SpeculaVerify", "SpeculaKernels"]),
+            dependencies: ["SpeculaTheory", "SpeculaEngine", "SpeculaModels", "SpeculaVerify"]),
         // The OpenAI-compatible HTTP server: request parsing and validation, the generation queue, streaming,
         // metrics (on Hummingbird).
         .target(

@@ -1,6 +1,5 @@
 import Foundation
 import SpeculaEngine
-import SpeculaKernels
 import SpeculaModels
 import SpeculaTheory
 import SpeculaVerify
@@ -29,10 +28,8 @@ public final class BenchRun {
         public var out = "bench-results"
         /// Draft layers left out of every draft pass (``Transformer/skipLayers(_:)``); empty: none.
         public var draftSkippedLayers: Set<Int> = []
-        /// The format the draft's layer matrices are re-quantized to at load (``Transformer/requantize(to:output:)``;
-        /// nil: as stored), and whether its output matrix is too.
-        public var draftRequantized: TensorType?
-        public var draftRequantizedOutput = false
+        /// The draft's matrices re-quantized at load (``Transformer/requantize(to:output:)``; nil: as stored).
+        public var draftRequantization: Requantization?
 
         public init(target: String, draft: String? = nil) {
             self.target = target
@@ -74,15 +71,10 @@ public final class BenchRun {
         self.maxTokens = options.maxTokens ?? maxTokens
         self.temperatures = options.temperatures.isEmpty ? temperatures : options.temperatures
         target = try LoadedModel(path: options.target)
-        draft = try options.draft.map { try LoadedModel(path: $0) }
+        draft = try options.draft.map { try LoadedModel(path: $0, requantization: options.draftRequantization) }
         if let draft, !options.draftSkippedLayers.isEmpty {
             do { try draft.transformer.skipLayers(options.draftSkippedLayers) } catch {
                 throw BenchError("--draft-skip-layers: \(error)")
-            }
-        }
-        if let draft, let type = options.draftRequantized {
-            do { try draft.transformer.requantize(to: type, output: options.draftRequantizedOutput) } catch {
-                throw BenchError("--draft-requantize: \(error)")
             }
         }
         if let draft {
@@ -102,8 +94,8 @@ public final class BenchRun {
             + (options.draftSkippedLayers.isEmpty
                 ? ""
                 : " draftSkippedLayers=" + options.draftSkippedLayers.sorted().map(String.init).joined(separator: ","))
-            + (options.draftRequantized.map {
-                " draftRequantized=\($0.description.lowercased())" + (options.draftRequantizedOutput ? "+output" : "")
+            + (options.draftRequantization.map {
+                " draftRequantized=\($0.type.description.lowercased())" + ($0.output ? "+output" : "")
             } ?? "")
         log = try ResultLog(directory: options.out, benchmark: name, signature: signature)
         for warning in log.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }

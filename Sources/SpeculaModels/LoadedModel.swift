@@ -6,9 +6,10 @@ public final class LoadedModel: @unchecked Sendable {
     public let tokenizer: Tokenizer
     public let template: ChatTemplate?
 
-    public init(path: String) throws {
+    /// The model at `path`; with `requantization` (for a draft), its matrices re-quantized as they are read.
+    public init(path: String, requantization: Requantization? = nil) throws {
         file = try GGUFFile(path: path)
-        transformer = try Transformer(file: file)
+        transformer = try Transformer(file: file, requantization: requantization)
         tokenizer = try Tokenizer(gguf: file)
         template = try ChatTemplate.forModel(file)
     }

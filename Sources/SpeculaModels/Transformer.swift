@@ -57,10 +57,24 @@ public final class Transformer: @unchecked Sendable {
         try self.init(file: file, pool: pool, configure: { _ in })
     }
 
+    /// A model whose matrices are re-quantized as they are read (see ``requantize(to:output:)``): each converted
+    /// matrix is packed once, from its new rows.
+    public convenience init(file: GGUFFile, pool: WorkerPool = .shared, requantization: Requantization?) throws {
+        try self.init(file: file, pool: pool, requantization: requantization, configure: { _ in })
+    }
+
     /// A model whose configuration `configure` changes after it is read from the file (and before it is
     /// validated): for tests that need an architecture's rule at a size the file does not have — a sliding window
     /// short enough to see its edge.
-    package init(file: GGUFFile, pool: WorkerPool = .shared, configure: (inout ModelConfig) -> Void) throws {
+    package init(
+        file: GGUFFile, pool: WorkerPool = .shared, requantization: Requantization? = nil,
+        configure: (inout ModelConfig) -> Void
+    ) throws {
+        if let requantization, !Requantize.targets.contains(requantization.type) {
+            let names = Requantize.targets.map(\.description).sorted().joined(separator: ", ")
+            throw ModelError.invalid(
+                path: file.path, reason: "cannot re-quantize to \(requantization.type) (formats: \(names))")
+        }
         self.file = file
         self.pool = pool
         var config = try ModelConfig.from(file)
@@ -92,8 +106,27 @@ public final class Transformer: @unchecked Sendable {
         // a row at a time and stays as stored.
         // SPECULA_PACK=0 keeps the stored layout (for side-by-side measurements).
         let packs = getenv("SPECULA_PACK").map { String(cString: $0) } != "0"
+        var requantized: [String: Int] = [:]
+        // A matrix to re-quantize (a layer's, or the output's when asked) is converted from its stored rows and
+        // packed once.
+        func leaner(_ plain: QuantizedMatrix, _ name: String) throws -> QuantizedMatrix? {
+            guard let requantization, name.hasPrefix("blk.") || requantization.output,
+                Requantize.bitsPerWeight(plain.type) > Requantize.bitsPerWeight(requantization.type)
+            else { return nil }
+            guard let converted = plain.requantized(to: requantization.type, pool: pool) else {
+                throw ModelError.invalid(
+                    path: path,
+                    reason: "tensor '\(name)' (\(plain.type)) cannot be re-quantized to \(requantization.type)")
+            }
+            requantized[name] = converted.rowBytes * converted.rowCount
+            return converted
+        }
         func product(_ name: String, rows: Int, columns: Int) throws -> QuantizedMatrix {
-            let plain = try matrix(name, rows: rows, columns: columns)
+            var plain = try matrix(name, rows: rows, columns: columns)
+            if let converted = try leaner(plain, name) {
+                plain = converted
+                if let info = file.tensor(named: name) { file.release(info) }
+            }
             guard packs else { return plain }
             let packed = plain.packed(pool: pool)
             // The stored bytes are not read again for products: resident memory stays about one model's size.
@@ -114,7 +147,10 @@ public final class Transformer: @unchecked Sendable {
         }
         // Tied embeddings: the packed copy serves the output product; the stored pages are dropped too, and the
         // few rows an embedding lookup reads are paged in again from the file.
-        func tiedOutput(_ embedding: QuantizedMatrix) -> QuantizedMatrix {
+        func tiedOutput(_ embedding: QuantizedMatrix) throws -> QuantizedMatrix {
+            if let converted = try leaner(embedding, "token_embd.weight") {
+                return packs ? converted.packed(pool: pool) : converted
+            }
             guard packs else { return embedding }
             let packed = embedding.packed(pool: pool)
             if packed.packed != nil, let info = file.tensor(named: "token_embd.weight") { file.release(info) }
@@ -133,7 +169,7 @@ public final class Transformer: @unchecked Sendable {
         output =
             file.tensor(named: "output.weight") != nil
             ? try product("output.weight", rows: vocabularySize, columns: d)
-            : tiedOutput(embeddingMatrix)
+            : try tiedOutput(embeddingMatrix)
         outputNorm = try vector("output_norm.weight", count: d)
         var layers: [Layer] = []
         for i in 0..<config.layerCount {
@@ -163,6 +199,7 @@ public final class Transformer: @unchecked Sendable {
         }
         self.layers = layers
         outputTokenCount = vocabularySize
+        requantizedBytes = requantized
     }
 
     /// Computes logits only for the tokens in `ranges` (ascending, disjoint); see ``restrictOutput(toTokens:)``.
@@ -214,6 +251,7 @@ public final class Transformer: @unchecked Sendable {
     /// Returns the number of matrices converted. Not thread-safe with a running forward pass.
     @discardableResult
     public func requantize(to type: TensorType, output includingOutput: Bool) throws -> Int {
+        // (The same conversion as a load with `requantization`, applied to a model already packed.)
         guard Requantize.targets.contains(type) else {
             let names = Requantize.targets.map(\.description).sorted().joined(separator: ", ")
             throw ModelError.invalid(path: file.path, reason: "cannot re-quantize to \(type) (formats: \(names))")
@@ -296,6 +334,18 @@ public final class Transformer: @unchecked Sendable {
     /// A cache for this model holding `capacity` positions (at most the trained context).
     public func makeCache(capacity: Int? = nil) -> KVCache {
         KVCache(config: config, capacity: min(capacity ?? config.contextLength, config.contextLength))
+    }
+}
+
+/// Re-quantization of a draft model's matrices (``Transformer/requantize(to:output:)``): every layer matrix stored
+/// with more bits per weight than `type` is converted to `type`, and with `output` the output matrix too.
+public struct Requantization: Sendable, Equatable {
+    public var type: TensorType
+    public var output: Bool
+
+    public init(type: TensorType, output: Bool) {
+        self.type = type
+        self.output = output
     }
 }
 

@@ -70,12 +70,11 @@ struct BenchModel: ParsableCommand {
 
     func run() throws {
         let file = try GGUFFile(path: model)
-        let transformer = try Transformer(file: file)
-        if let skipLayers { try specula.skipLayers(of: transformer, skipLayers, option: "--skip-layers") }
-        if let requantize {
-            try RequantizeRequest(parsing: requantize, option: "--requantize").apply(
-                to: transformer, option: "--requantize")
+        let requantization = try requantize.map {
+            try RequantizeRequest(parsing: $0, option: "--requantize").requantization
         }
+        let transformer = try Transformer(file: file, requantization: requantization)
+        if let skipLayers { try specula.skipLayers(of: transformer, skipLayers, option: "--skip-layers") }
         let capacity = max((contexts.max() ?? 0) + 64, prefillTokens + 1, 256 + (verify.max() ?? 1) + 1)
         if capacity > transformer.config.contextLength {
             throw CommandError(

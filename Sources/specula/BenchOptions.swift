@@ -67,10 +67,7 @@ extension BenchOptions {
         run.seed = seed
         run.out = out
         run.draftSkippedLayers = (try? draftSkipLayers.map { try parseLayerList($0) }) ?? []
-        if let request = try? draftRequantize.map({ try RequantizeRequest(parsing: $0) }) {
-            run.draftRequantized = request.type
-            run.draftRequantizedOutput = request.output
-        }
+        run.draftRequantization = try? draftRequantize.map { try RequantizeRequest(parsing: $0).requantization }
         return run
     }
 }

@@ -162,11 +162,9 @@ struct Generate: ParsableCommand {
         let plan = try plan(hasDraftModel: draft != nil)
         let text = try readPrompt(prompt: prompt, file: promptFile)
         let target = try LoadedModel(path: model)
-        let draftModel = try draft.map { try LoadedModel(path: $0) }
+        let requantization = try draftRequantize.map { try RequantizeRequest(parsing: $0).requantization }
+        let draftModel = try draft.map { try LoadedModel(path: $0, requantization: requantization) }
         if let draftSkipLayers, let draftModel { try skipLayers(of: draftModel.transformer, draftSkipLayers) }
-        if let draftRequantize, let draftModel {
-            try RequantizeRequest(parsing: draftRequantize).apply(to: draftModel.transformer)
-        }
         let promptTokens =
             chat
             ? try target.promptTokens(chat: text, system: system) : target.promptTokens(text: text, special: special)

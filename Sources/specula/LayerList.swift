@@ -50,13 +50,6 @@ struct RequantizeRequest: Equatable {
         output = parts.count == 2
     }
 
-    /// The spelling the option takes (for result signatures).
-    var spelling: String { type.description.lowercased() + (output ? "+output" : "") }
-
-    /// Re-quantizes `model` as asked; an error names `option`.
-    func apply(to model: Transformer, option: String = "--draft-requantize") throws {
-        do { try model.requantize(to: type, output: output) } catch let error as ModelError {
-            throw CommandError("\(option): \(error)")
-        }
-    }
+    /// What to ask a model load for.
+    var requantization: Requantization { Requantization(type: type, output: output) }
 }

@@ -234,6 +234,16 @@ struct CheapDraftingTests {
         #expect(requantized != stored)
         func top(_ row: [Float]) -> Int { row.indices.max { row[$0] < row[$1] } ?? -1 }
         #expect(top(requantized) == top(stored))
+        // Re-quantized while loading (each matrix packed once, from its new rows): the same model.
+        let atLoad = try LoadedModel(
+            path: loaded.path, requantization: Requantization(type: .q4_0, output: false))
+        let atLoadLogits = try atLoad.transformer.forward(
+            tokens: prompt, cache: atLoad.transformer.makeCache(capacity: 64))[0]
+        #expect(atLoadLogits == requantized)
+        #expect(atLoad.stepBytes == loaded.stepBytes)
+        #expect(throws: ModelError.self) {
+            try LoadedModel(path: loaded.path, requantization: Requantization(type: .q6_K, output: false))
+        }
         // Nothing is left above 4.5 bits per weight: a second call converts nothing.
         #expect(try draft.requantize(to: .q4_0, output: false) == 0)
         let output = try #require(loaded.file.tensors.first { $0.name == "output.weight" })

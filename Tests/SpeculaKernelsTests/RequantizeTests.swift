@@ -82,6 +82,19 @@ struct RequantizeTests {
         #expect(better > 40, "\(better) of 200 blocks improved")
     }
 
+    /// A block holding a NaN or an infinity (a corrupt file's weights) is quantized without a crash, to finite
+    /// values; the blocks beside it are quantized as if alone.
+    @Test func valuesThatAreNotNumbersStayContained() {
+        var input = Self.values(96, seed: 8)
+        let clean = Self.quantize(Array(input[64..<96]))
+        input[3] = .nan
+        input[40] = .infinity
+        let bytes = Self.quantize(input)
+        let output = Self.dequantize(bytes, count: 96)
+        #expect(output.allSatisfy { $0.isFinite })
+        #expect(Array(bytes[36..<54]) == clean)
+    }
+
     /// A matrix re-quantized row by row holds, in each row, exactly what quantizing that row's dequantized values
     /// gives; its packed product agrees with the reference of its own rows; a format that is not a target, or rows
     /// that are not whole blocks, give nil.
