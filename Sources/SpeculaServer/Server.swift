@@ -25,6 +25,8 @@ public struct ServerOptions: Sendable {
     /// The adaptive mode starts each request from the costs the last one measured (false: every request learns
     /// its costs from its own rounds alone). Costs steer the choice of rounds, never the output's law.
     public var rememberCosts = true
+    /// The draft's matrices re-quantized as it loads (nil: as stored; `--draft-requantize`).
+    public var draftRequantization: Requantization?
     /// Generations served at once (slots); their passes run together (continuous batching), the rest wait in the
     /// queue. Each slot keeps caches of the whole context.
     public var parallel = 4
@@ -98,7 +100,8 @@ public struct SpeculaHTTPServer: Sendable {
         let thread = Thread {
             do {
                 let targetModel = try LoadedModel(path: target)
-                let draftModel = try draft.map { try LoadedModel(path: $0) }
+                let requantization = state.options.draftRequantization
+                let draftModel = try draft.map { try LoadedModel(path: $0, requantization: requantization) }
                 let models = ServedModels(target: targetModel, draft: draftModel, id: state.options.modelID)
                 if let problem = models.draftProblem, let draft {
                     log("warning: the draft \(draft) cannot draft for \(target) (\(problem)); serving without it")

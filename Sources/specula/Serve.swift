@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SpeculaModels
 import SpeculaServer
 
 /// `specula serve`: the OpenAI-compatible HTTP server (flags spelled as llama-server's where it has them).
@@ -20,6 +21,12 @@ struct Serve: ParsableCommand {
         name: [.customLong("md", withSingleDash: true), .long],
         help: "A draft GGUF model (same vocabulary as the target; served without it otherwise, with a warning).")
     var draft: String?
+    @Option(
+        name: .long,
+        help:
+            "Re-quantize the draft's layer matrices stored with more bits per weight to this format as it loads (q4_0; q4_0+output: the output matrix too): a cheaper draft, the same outputs."
+    )
+    var draftRequantize: String?
     @Option(name: .long, help: "Address to listen on (loopback by default).") var host = "127.0.0.1"
     @Option(name: .long, help: "Port to listen on.") var port = 8080
     @Option(
@@ -56,6 +63,10 @@ struct Serve: ParsableCommand {
         if queue < 0 { throw ValidationError("--queue must be ≥ 0 (got \(queue))") }
         if !(timeout >= 0 && timeout.isFinite) { throw ValidationError("--timeout must be ≥ 0 (got \(timeout))") }
         if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
+        if let draftRequantize {
+            if draft == nil { throw ValidationError("--draft-requantize needs --draft") }
+            _ = try RequantizeRequest(parsing: draftRequantize)
+        }
         for path in [model] + (draft.map { [$0] } ?? []) where !FileManager.default.isReadableFile(atPath: path) {
             throw ValidationError("cannot read model file \(path)")
         }
@@ -73,6 +84,7 @@ struct Serve: ParsableCommand {
         options.timeout = timeout == 0 ? nil : timeout
         options.modelID = alias
         options.rememberCosts = !noCostMemory
+        options.draftRequantization = try draftRequantize.map { try RequantizeRequest(parsing: $0).requantization }
         let server = SpeculaHTTPServer(options: options)
         let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data("specula serve: \($0)\n".utf8)) }
         var logger = Logger(label: "specula.serve")

@@ -221,6 +221,11 @@ struct ModelCLITests {
             ["bench", "model", "--model", CLIModels.smollm, "--requantize", "f16"],
             "--requantize: 'f16' is not a format"
         ),
+        (["serve", "--model", CLIModels.smollm, "--draft-requantize", "q4_0"], "needs --draft"),
+        (
+            ["serve", "--model", CLIModels.smollm, "--draft", CLIModels.smollm, "--draft-requantize", "q8_0"],
+            "'q8_0' is not a format to re-quantize to"
+        ),
         (
             [
                 "generate", "--model", CLIModels.smollm, "--prompt", "hi", "--drafter", "ngram", "--draft",
