@@ -40,8 +40,8 @@ public enum Requantize {
         #if SPECULA_AVX512
             let a = _mm512_loadu_ps(x)
             let b = _mm512_loadu_ps(x + 16)
-            let largest = horizontalMax(unsafeBitCast(_mm512_max_ps(a, b), to: SIMD16<Float>.self))
-            let smallest = -horizontalMax(-unsafeBitCast(_mm512_min_ps(a, b), to: SIMD16<Float>.self))
+            let largest = horizontalMax(_mm512_max_ps(a, b))
+            let smallest = -horizontalMax(-_mm512_min_ps(a, b))
         #else
             var largest = -Float.infinity
             var smallest = Float.infinity
@@ -97,8 +97,8 @@ public enum Requantize {
                 denominator = _mm512_fmadd_ps(l, l, denominator)
             }
             return (
-                horizontalSum(unsafeBitCast(numerator, to: SIMD16<Float>.self)),
-                horizontalSum(unsafeBitCast(denominator, to: SIMD16<Float>.self))
+                horizontalSum(numerator),
+                horizontalSum(denominator)
             )
         #else
             var numerator: Float = 0
@@ -160,7 +160,7 @@ public enum Requantize {
                 let e = _mm512_fnmadd_ps(levels(v, inverse), _mm512_set1_ps(d), v)
                 total = _mm512_fmadd_ps(e, e, total)
             }
-            return horizontalSum(unsafeBitCast(total, to: SIMD16<Float>.self))
+            return horizontalSum(total)
         #else
             var error: Float = 0
             for k in 0..<32 {
