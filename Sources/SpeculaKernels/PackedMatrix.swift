@@ -59,6 +59,8 @@ public final class PackedMatrix: @unchecked Sendable {
     let storage: UnsafeMutableRawPointer
     /// A view's parent (``prefix(rows:)``), which owns the storage; nil when this matrix owns it.
     private let owner: PackedMatrix?
+    /// What keeps bytes this matrix does not own alive (a mapped weight cache, ``init(mapped:type:rowCount:columnCount:keeper:)``).
+    private let keeper: AnyObject?
 
     /// The types with a packed layout (when the vector kernels are compiled in).
     public static func supports(_ type: TensorType) -> Bool {
@@ -83,6 +85,7 @@ public final class PackedMatrix: @unchecked Sendable {
         guard let raw = specula_allocate_weights(total) else { return nil }
         storage = raw
         owner = nil
+        keeper = nil
         let source = matrix
         let destination = raw
         let blocks = blocksPerRow
@@ -104,7 +107,40 @@ public final class PackedMatrix: @unchecked Sendable {
         blockGroupBytes = parent.blockGroupBytes
         storage = parent.storage
         owner = parent
+        keeper = nil
     }
+
+    /// The packed bytes of a `rowCount` × `columnCount` matrix of `type`, as ``byteCount(type:rowCount:columnCount:)``
+    /// counts them: nil when the type or shape has no packed layout, or `mapped` is not that long or not 64-byte
+    /// aligned. The bytes are read in place (never written) and `keeper` is kept alive with this matrix.
+    public init?(
+        mapped: UnsafeRawBufferPointer, type: TensorType, rowCount: Int, columnCount: Int, keeper: AnyObject
+    ) {
+        guard let expected = Self.byteCount(type: type, rowCount: rowCount, columnCount: columnCount),
+            mapped.count == expected, let base = mapped.baseAddress, Int(bitPattern: base) % 64 == 0
+        else { return nil }
+        self.type = type
+        self.rowCount = rowCount
+        self.columnCount = columnCount
+        blocksPerRow = columnCount / type.blockSize
+        blockGroupBytes = Self.blockGroupBytes(type)
+        storage = UnsafeMutableRawPointer(mutating: base)
+        owner = nil
+        self.keeper = keeper
+    }
+
+    /// The packed size of a `rowCount` × `columnCount` matrix of `type`; nil when it has no packed layout.
+    public static func byteCount(type: TensorType, rowCount: Int, columnCount: Int) -> Int? {
+        guard supports(type), rowCount > 0, rowCount % groupRows == 0, columnCount > 0,
+            columnCount % type.blockSize == 0
+        else { return nil }
+        let (bytes, overflow) = (columnCount / type.blockSize * blockGroupBytes(type))
+            .multipliedReportingOverflow(by: rowCount / groupRows)
+        return overflow ? nil : bytes
+    }
+
+    /// The packed bytes, in storage order (to write them to a weight cache).
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: byteCount) }
 
     /// The first `rows` rows (a multiple of 16), sharing this matrix's storage: groups are stored one after
     /// another, so a prefix of rows is a prefix of the bytes. Each row's products are the same as in the whole.
@@ -113,7 +149,7 @@ public final class PackedMatrix: @unchecked Sendable {
         return PackedMatrix(prefixOf: self, rows: rows)
     }
 
-    deinit { if owner == nil { free(storage) } }
+    deinit { if owner == nil, keeper == nil { free(storage) } }
 
     /// Bytes of one block of 16 rows: the stored bytes, except Q4_K's, whose scales and minimums are unpacked
     /// from 12 bytes to 16 per row (2,368 instead of 2,304), and Q6_K's, padded to whole cache lines (3,392 instead

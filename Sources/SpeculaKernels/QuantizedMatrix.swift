@@ -21,6 +21,20 @@ public struct QuantizedMatrix: @unchecked Sendable {
         rowBytes = columnCount / type.blockSize * type.blockBytes
     }
 
+    /// A matrix whose rows are at `data` and whose packed copy is `packed` (one made elsewhere: a weight cache's,
+    /// checked to be this type and shape), both kept alive by `owner` (nil for the mapped model file's rows).
+    public init?(
+        type: TensorType, rowCount: Int, columnCount: Int, data: UnsafeRawPointer, packed: PackedMatrix,
+        owner: AnyObject?
+    ) {
+        guard columnCount % type.blockSize == 0, packed.type == type, packed.rowCount == rowCount,
+            packed.columnCount == columnCount
+        else { return nil }
+        self.init(type: type, rowCount: rowCount, columnCount: columnCount, data: data)
+        self.packed = packed
+        self.owner = owner
+    }
+
     public func row(_ index: Int) -> UnsafeRawPointer { data + index * rowBytes }
 
     /// This matrix with a packed copy of its rows, which ``Linear/multiply(_:_:bias:into:pool:)`` then uses; itself

@@ -1,3 +1,11 @@
+import SpeculaKernels
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A model file opened for inference: the transformer, its tokenizer and chat template. One loaded model can serve
 /// many conversations: everything per conversation (caches, a reduced output head) lives with the conversation.
 public final class LoadedModel: @unchecked Sendable {
@@ -6,12 +14,51 @@ public final class LoadedModel: @unchecked Sendable {
     public let tokenizer: Tokenizer
     public let template: ChatTemplate?
 
-    /// The model at `path`; with `requantization` (for a draft), its matrices re-quantized as they are read.
-    public init(path: String, requantization: Requantization? = nil) throws {
+    /// What the load did with the weight cache (``WeightCache``).
+    public let weightCacheStatus: WeightCacheStatus
+
+    /// The model at `path`; with `requantization` (for a draft), its matrices re-quantized as they are read. Its
+    /// packed weights are read from `weightCache` when a file there matches the model, else packed and written
+    /// there (see ``WeightCache``; ``weightCacheStatus`` says which). A cache that cannot be read or written costs
+    /// only the packing: the model is the same bit for bit either way.
+    public init(path: String, requantization: Requantization? = nil, weightCache: WeightCache = .standard) throws {
         file = try GGUFFile(path: path)
-        transformer = try Transformer(file: file, requantization: requantization)
+        let packs = getenv("SPECULA_PACK").map { String(cString: $0) } != "0"
+        let place: (directory: String, key: String, path: String)? =
+            packs && FastDot.kernelName == "avx512-vnni"
+            ? weightCache.resolvedDirectory.flatMap { directory in
+                WeightCache.key(modelPath: path, requantization: requantization).map {
+                    (directory, $0, WeightCache.filePath(directory: directory, modelPath: path, key: $0))
+                }
+            } : nil
+        var cache: WeightCacheFile?
+        var unusable: String?
+        if let place, access(place.path, F_OK) == 0 {
+            do { cache = try WeightCacheFile(path: place.path, key: place.key) } catch { unusable = "\(error)" }
+        }
+        transformer = try Transformer(file: file, requantization: requantization, cache: cache, configure: { _ in })
         tokenizer = try Tokenizer(gguf: file)
         template = try ChatTemplate.forModel(file)
+        weightCacheStatus = Self.settleCache(
+            place: place, cache: cache, unusable: unusable, products: transformer.packedProducts)
+    }
+
+    /// Writes the cache file when the load did not read a whole one.
+    private static func settleCache(
+        place: (directory: String, key: String, path: String)?, cache: WeightCacheFile?, unusable: String?,
+        products: [WeightCache.Product]
+    ) -> WeightCacheStatus {
+        guard let place, !products.isEmpty else { return .off }
+        if let cache, cache.misses == 0, cache.entries.count == products.count { return .read(path: place.path) }
+        let reason =
+            unusable
+            ?? cache.map { "\($0.misses) of \(products.count) matrices missing or not as this load makes them" }
+        do {
+            try WeightCache.write(products, key: place.key, to: place.path)
+        } catch {
+            return .notWritten(reason: "\(error)")
+        }
+        return reason.map { .rewritten(path: place.path, reason: $0) } ?? .written(path: place.path)
     }
 
     /// A model from parts already open (a model in memory, such as a ``SyntheticModel``'s, or one whose transformer
@@ -21,6 +68,7 @@ public final class LoadedModel: @unchecked Sendable {
         self.transformer = transformer
         self.tokenizer = tokenizer
         template = try ChatTemplate.forModel(transformer.file)
+        weightCacheStatus = .off
     }
 
     public var path: String { file.path }

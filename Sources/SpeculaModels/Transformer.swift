@@ -33,6 +33,8 @@ public final class Transformer: @unchecked Sendable {
     /// Matrices re-quantized since load (``requantize(to:output:)``): tensor name → the bytes a product now reads
     /// (the packed copy's). Empty by default.
     public private(set) var requantizedBytes: [String: Int] = [:]
+    /// The packed matrices of the load, by tensor name (what a weight cache file holds).
+    package let packedProducts: [WeightCache.Product]
 
     struct Layer {
         var attentionNorm: [Float]
@@ -68,7 +70,7 @@ public final class Transformer: @unchecked Sendable {
     /// short enough to see its edge.
     package init(
         file: GGUFFile, pool: WorkerPool = .shared, requantization: Requantization? = nil,
-        configure: (inout ModelConfig) -> Void
+        cache: WeightCacheFile? = nil, configure: (inout ModelConfig) -> Void
     ) throws {
         if let requantization, !Requantize.targets.contains(requantization.type) {
             let names = Requantize.targets.map(\.description).sorted().joined(separator: ", ")
@@ -107,12 +109,34 @@ public final class Transformer: @unchecked Sendable {
         // SPECULA_PACK=0 keeps the stored layout (for side-by-side measurements).
         let packs = getenv("SPECULA_PACK").map { String(cString: $0) } != "0"
         var requantized: [String: Int] = [:]
+        var products: [WeightCache.Product] = []
+        // The type a matrix's products read: `requantization`'s for a matrix it converts, else the stored one.
+        func productType(_ plain: QuantizedMatrix, _ name: String) -> TensorType {
+            guard let requantization, name.hasPrefix("blk.") || requantization.output,
+                Requantize.bitsPerWeight(plain.type) > Requantize.bitsPerWeight(requantization.type)
+            else { return plain.type }
+            return requantization.type
+        }
+        // The matrix from the weight cache, when it has it as this load makes it.
+        func cached(_ plain: QuantizedMatrix, _ name: String) -> QuantizedMatrix? {
+            guard packs, let cache else { return nil }
+            let type = productType(plain, name)
+            guard let matrix = cache.matrix(name, stored: plain, type: type) else { return nil }
+            if type != plain.type { requantized[name] = matrix.rowBytes * matrix.rowCount }
+            products.append(WeightCache.Product(name: name, storedType: plain.type, matrix: matrix))
+            return matrix
+        }
+        // A packed matrix made by this load, for the cache file written after it.
+        func made(_ matrix: QuantizedMatrix, _ name: String, storedType: TensorType) -> QuantizedMatrix {
+            if matrix.packed != nil {
+                products.append(WeightCache.Product(name: name, storedType: storedType, matrix: matrix))
+            }
+            return matrix
+        }
         // A matrix to re-quantize (a layer's, or the output's when asked) is converted from its stored rows and
         // packed once.
         func leaner(_ plain: QuantizedMatrix, _ name: String) throws -> QuantizedMatrix? {
-            guard let requantization, name.hasPrefix("blk.") || requantization.output,
-                Requantize.bitsPerWeight(plain.type) > Requantize.bitsPerWeight(requantization.type)
-            else { return nil }
+            guard let requantization, productType(plain, name) != plain.type else { return nil }
             guard let converted = plain.requantized(to: requantization.type, pool: pool) else {
                 throw ModelError.invalid(
                     path: path,
@@ -123,6 +147,8 @@ public final class Transformer: @unchecked Sendable {
         }
         func product(_ name: String, rows: Int, columns: Int) throws -> QuantizedMatrix {
             var plain = try matrix(name, rows: rows, columns: columns)
+            let storedType = plain.type
+            if let matrix = cached(plain, name) { return matrix }
             if let converted = try leaner(plain, name) {
                 plain = converted
                 if let info = file.tensor(named: name) { file.release(info) }
@@ -133,7 +159,7 @@ public final class Transformer: @unchecked Sendable {
             if packed.packed != nil, let info = file.tensor(named: name), name != "token_embd.weight" {
                 file.release(info)
             }
-            return packed
+            return made(packed, name, storedType: storedType)
         }
         func vector(_ name: String, count: Int) throws -> [Float] {
             let info = try tensor(name)
@@ -148,13 +174,15 @@ public final class Transformer: @unchecked Sendable {
         // Tied embeddings: the packed copy serves the output product; the stored pages are dropped too, and the
         // few rows an embedding lookup reads are paged in again from the file.
         func tiedOutput(_ embedding: QuantizedMatrix) throws -> QuantizedMatrix {
-            if let converted = try leaner(embedding, "token_embd.weight") {
-                return packs ? converted.packed(pool: pool) : converted
+            let name = "token_embd.weight"
+            if let matrix = cached(embedding, name) { return matrix }
+            if let converted = try leaner(embedding, name) {
+                return packs ? made(converted.packed(pool: pool), name, storedType: embedding.type) : converted
             }
             guard packs else { return embedding }
             let packed = embedding.packed(pool: pool)
-            if packed.packed != nil, let info = file.tensor(named: "token_embd.weight") { file.release(info) }
-            return packed
+            if packed.packed != nil, let info = file.tensor(named: name) { file.release(info) }
+            return made(packed, name, storedType: embedding.type)
         }
         let embeddingInfo = try tensor("token_embd.weight")
         guard embeddingInfo.dimensions.count == 2, embeddingInfo.dimensions[0] == config.embeddingLength else {
@@ -200,6 +228,7 @@ public final class Transformer: @unchecked Sendable {
         self.layers = layers
         outputTokenCount = vocabularySize
         requantizedBytes = requantized
+        packedProducts = products
     }
 
     /// Computes logits only for the tokens in `ranges` (ascending, disjoint); see ``restrictOutput(toTokens:)``.

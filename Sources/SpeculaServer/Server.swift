@@ -107,7 +107,10 @@ public struct SpeculaHTTPServer: Sendable {
                     log("warning: the draft \(draft) cannot draft for \(target) (\(problem)); serving without it")
                 }
                 state.setReady(models)
-                log("ready: \(models.id), context \(state.ready?.context ?? 0) tokens")
+                let weights =
+                    "weights \(targetModel.weightCacheStatus)"
+                    + (draftModel.map { "; draft weights \($0.weightCacheStatus)" } ?? "")
+                log("ready: \(models.id), context \(state.ready?.context ?? 0) tokens; \(weights)")
             } catch {
                 state.setFailure("\(error)")
                 log("error: \(error)")

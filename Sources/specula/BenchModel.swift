@@ -69,11 +69,12 @@ struct BenchModel: ParsableCommand {
     }
 
     func run() throws {
-        let file = try GGUFFile(path: model)
         let requantization = try requantize.map {
             try RequantizeRequest(parsing: $0, option: "--requantize").requantization
         }
-        let transformer = try Transformer(file: file, requantization: requantization)
+        let loaded = try LoadedModel(path: model, requantization: requantization)
+        let file = loaded.file
+        let transformer = loaded.transformer
         if let skipLayers { try specula.skipLayers(of: transformer, skipLayers, option: "--skip-layers") }
         let capacity = max((contexts.max() ?? 0) + 64, prefillTokens + 1, 256 + (verify.max() ?? 1) + 1)
         if capacity > transformer.config.contextLength {
@@ -87,7 +88,7 @@ struct BenchModel: ParsableCommand {
             FileHandle.standardError.write(Data("warning: debug build; time with `swift build -c release`\n".utf8))
         #endif
         print(
-            "\(file.path): \(transformer.config.architecture), \(transformer.config.layerCount) layers\(transformer.skippedLayers.isEmpty ? "" : " (\(transformer.skippedLayers.count) skipped)"), kernels \(FastDot.kernelName), \(WorkerPool.shared.threadCount) threads"
+            "\(file.path): \(transformer.config.architecture), \(transformer.config.layerCount) layers\(transformer.skippedLayers.isEmpty ? "" : " (\(transformer.skippedLayers.count) skipped)"), kernels \(FastDot.kernelName), \(WorkerPool.shared.threadCount) threads; weights \(loaded.weightCacheStatus)"
         )
         var records: [(String, JSONValue)] = []
         func seconds(_ body: () throws -> Void) rethrows -> Double {

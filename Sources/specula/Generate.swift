@@ -161,9 +161,11 @@ struct Generate: ParsableCommand {
     func run() throws {
         let plan = try plan(hasDraftModel: draft != nil)
         let text = try readPrompt(prompt: prompt, file: promptFile)
+        let loadStart = ContinuousClock.now
         let target = try LoadedModel(path: model)
         let requantization = try draftRequantize.map { try RequantizeRequest(parsing: $0).requantization }
         let draftModel = try draft.map { try LoadedModel(path: $0, requantization: requantization) }
+        let loadSeconds = (ContinuousClock.now - loadStart).inSeconds
         if let draftSkipLayers, let draftModel { try skipLayers(of: draftModel.transformer, draftSkipLayers) }
         let promptTokens =
             chat
@@ -193,6 +195,9 @@ struct Generate: ParsableCommand {
         let result = session.stats
         if stats || compare {
             var fields = statsFields(result)
+            fields.append(("loadSeconds", .number(loadSeconds)))
+            fields.append(("weights", .string(target.weightCacheStatus.description)))
+            if let draftModel { fields.append(("draftWeights", .string(draftModel.weightCacheStatus.description))) }
             if let plain {
                 fields.append(("plainSeconds", .number(plain.seconds)))
                 fields.append(("speculativeSeconds", .number(result.seconds)))
