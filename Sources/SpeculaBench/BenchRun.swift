@@ -70,8 +70,11 @@ public final class BenchRun {
         datasets = sets
         self.maxTokens = options.maxTokens ?? maxTokens
         self.temperatures = options.temperatures.isEmpty ? temperatures : options.temperatures
-        target = try LoadedModel(path: options.target)
-        draft = try options.draft.map { try LoadedModel(path: $0, requantization: options.draftRequantization) }
+        let target = try LoadedModel(path: options.target)
+        self.target = target
+        draft = try options.draft.map {
+            try LoadedModel(path: $0, requantization: options.draftRequantization, sharingTokenizerWith: target)
+        }
         if let draft, !options.draftSkippedLayers.isEmpty {
             do { try draft.transformer.skipLayers(options.draftSkippedLayers) } catch {
                 throw BenchError("--draft-skip-layers: \(error)")

@@ -21,7 +21,15 @@ public final class LoadedModel: @unchecked Sendable {
     /// packed weights are read from `weightCache` when a file there matches the model, else packed and written
     /// there (see ``WeightCache``; ``weightCacheStatus`` says which). A cache that cannot be read or written costs
     /// only the packing: the model is the same bit for bit either way.
-    public init(path: String, requantization: Requantization? = nil, weightCache: WeightCache = .standard) throws {
+    ///
+    /// With `sharingTokenizerWith` (a draft loaded beside its target), the other model's tokenizer is used when every
+    /// `tokenizer.ggml.*` metadata entry of the two files is the same: those entries are all a ``Tokenizer`` reads
+    /// (vocabulary, types, merges or scores, special ids, flags), so they make the same tokenizer, and building one
+    /// takes about a fifth of a second for a 151,936-token vocabulary. The chat template stays each model's own.
+    public init(
+        path: String, requantization: Requantization? = nil, weightCache: WeightCache = .standard,
+        sharingTokenizerWith other: LoadedModel? = nil
+    ) throws {
         file = try GGUFFile(path: path)
         let packs = getenv("SPECULA_PACK").map { String(cString: $0) } != "0"
         let place: (directory: String, key: String, path: String)? =
@@ -37,10 +45,23 @@ public final class LoadedModel: @unchecked Sendable {
             do { cache = try WeightCacheFile(path: place.path, key: place.key) } catch { unusable = "\(error)" }
         }
         transformer = try Transformer(file: file, requantization: requantization, cache: cache, configure: { _ in })
-        tokenizer = try Tokenizer(gguf: file)
+        if let other, Self.sameTokenizerMetadata(file, other.file) {
+            tokenizer = other.tokenizer
+        } else {
+            tokenizer = try Tokenizer(gguf: file)
+        }
         template = try ChatTemplate.forModel(file)
         weightCacheStatus = Self.settleCache(
             place: place, cache: cache, unusable: unusable, products: transformer.packedProducts)
+    }
+
+    /// Whether two files' `tokenizer.ggml.*` metadata entries are the same, key for key and value for value.
+    package static func sameTokenizerMetadata(_ a: GGUFFile, _ b: GGUFFile) -> Bool {
+        let entries = { (file: GGUFFile) in file.metadata.filter { $0.key.hasPrefix("tokenizer.ggml.") } }
+        let (x, y) = (entries(a), entries(b))
+        guard x.count == y.count, !x.isEmpty else { return false }
+        let others = Dictionary(y.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+        return x.allSatisfy { others[$0.key] == $0.value }
     }
 
     /// Writes the cache file when the load did not read a whole one.

@@ -101,7 +101,9 @@ public struct SpeculaHTTPServer: Sendable {
             do {
                 let targetModel = try LoadedModel(path: target)
                 let requantization = state.options.draftRequantization
-                let draftModel = try draft.map { try LoadedModel(path: $0, requantization: requantization) }
+                let draftModel = try draft.map {
+                    try LoadedModel(path: $0, requantization: requantization, sharingTokenizerWith: targetModel)
+                }
                 let models = ServedModels(target: targetModel, draft: draftModel, id: state.options.modelID)
                 if let problem = models.draftProblem, let draft {
                     log("warning: the draft \(draft) cannot draft for \(target) (\(problem)); serving without it")

@@ -76,7 +76,7 @@ struct Audit: ParsableCommand {
     func run() throws {
         let plan = try plan(hasDraftModel: draft != nil)
         let target = try LoadedModel(path: model)
-        let draftModel = try draft.map { try LoadedModel(path: $0) }
+        let draftModel = try draft.map { try LoadedModel(path: $0, sharingTokenizerWith: target) }
         let promptTokens = chat ? try target.promptTokens(chat: prompt) : target.promptTokens(text: prompt)
         // Each sample: `tokens` tokens after the prompt (its pass run once per method, the caches rewound).
         var batcher: ForwardBatcher?

@@ -164,7 +164,9 @@ struct Generate: ParsableCommand {
         let loadStart = ContinuousClock.now
         let target = try LoadedModel(path: model)
         let requantization = try draftRequantize.map { try RequantizeRequest(parsing: $0).requantization }
-        let draftModel = try draft.map { try LoadedModel(path: $0, requantization: requantization) }
+        let draftModel = try draft.map {
+            try LoadedModel(path: $0, requantization: requantization, sharingTokenizerWith: target)
+        }
         let loadSeconds = (ContinuousClock.now - loadStart).inSeconds
         if let draftSkipLayers, let draftModel { try skipLayers(of: draftModel.transformer, draftSkipLayers) }
         let promptTokens =
