@@ -32,6 +32,12 @@ public final class GGUFFile: @unchecked Sendable {
     public let dataOffset: Int
     public let fileSize: Int
 
+    /// The keys of the metadata values left undecoded (``init(file:deferring:)``), in file order; their bytes are
+    /// ``rawValue(of:)``. Their structure was checked (lengths, counts, types, nesting), their text was not decoded.
+    public let deferredKeys: [String]
+    /// Where each metadata entry's type and value are in the file.
+    private let valueRanges: [String: Range<Int>]
+
     private let file: MappedFile
     private let metadataIndex: [String: Int]
     private let tensorIndex: [String: Int]
@@ -40,12 +46,16 @@ public final class GGUFFile: @unchecked Sendable {
     public static let maximumNesting = 8
 
     /// Maps and validates the file at `path`. A file that cannot be opened throws ``MappedFile/OpenError``.
-    public convenience init(path: String) throws {
-        try self.init(file: try MappedFile(path: path))
+    public convenience init(path: String, deferring: (String) -> Bool = { _ in false }) throws {
+        try self.init(file: try MappedFile(path: path), deferring: deferring)
     }
 
-    /// Validates an already mapped file (also used by the tests on crafted bytes).
-    public init(file: MappedFile) throws {
+    /// Validates an already mapped file (also used by the tests on crafted bytes). Metadata values whose key
+    /// `deferring` accepts (any but `general.alignment`, which the reader needs) are checked for structure but not
+    /// decoded, and are not in ``metadata``: their bytes are
+    /// in ``deferred`` (a draft's tokenizer arrays, compared byte for byte with its target's: decoding 300,000
+    /// strings takes most of a 0.05 s open).
+    public init(file: MappedFile, deferring: (String) -> Bool = { _ in false }) throws {
         self.file = file
         path = file.path
         fileSize = file.bytes.count
@@ -70,6 +80,8 @@ public final class GGUFFile: @unchecked Sendable {
         var metadata: [(key: String, value: GGUFValue)] = []
         metadata.reserveCapacity(metadataCount)
         var metadataIndex: [String: Int] = [:]
+        var deferredKeys: [String] = []
+        var valueRanges: [String: Range<Int>] = [:]
         for _ in 0..<metadataCount {
             let keyOffset = reader.offset
             let key = try reader.string(subject: "metadata key")
@@ -78,13 +90,27 @@ public final class GGUFFile: @unchecked Sendable {
             guard let type = GGUFValueType(rawValue: rawType) else {
                 throw GGUFError(path: path, offset: typeOffset, subject: key, kind: .unknownValueType(rawType))
             }
-            let value = try reader.value(type, subject: key, depth: 0)
-            if metadataIndex[key] != nil {
+            // The reader needs the alignment itself.
+            let deferred = deferring(key) && key != "general.alignment"
+            var value: GGUFValue?
+            if deferred {
+                try reader.skipValue(type, subject: key, depth: 0)
+            } else {
+                value = try reader.value(type, subject: key, depth: 0)
+            }
+            if valueRanges[key] != nil {
                 throw GGUFError(path: path, offset: keyOffset, subject: key, kind: .duplicateKey)
             }
-            metadataIndex[key] = metadata.count
-            metadata.append((key, value))
+            if let value {
+                metadataIndex[key] = metadata.count
+                metadata.append((key, value))
+            } else {
+                deferredKeys.append(key)
+            }
+            valueRanges[key] = typeOffset..<reader.offset
         }
+        self.deferredKeys = deferredKeys
+        self.valueRanges = valueRanges
 
         var alignment = 32
         if let index = metadataIndex["general.alignment"] {
@@ -201,6 +227,14 @@ public final class GGUFFile: @unchecked Sendable {
     /// Drops the tensor's pages from resident memory (see ``MappedFile/release(_:)``); its bytes stay readable.
     public func release(_ tensor: GGUFTensorInfo) { file.release(data(of: tensor)) }
 
+    /// The bytes of a metadata entry's type and value as the file stores them (deferred or not); nil when absent.
+    public func rawValue(of key: String) -> UnsafeRawBufferPointer? {
+        valueRanges[key].map { UnsafeRawBufferPointer(rebasing: file.bytes[$0]) }
+    }
+
+    /// Every metadata key, decoded or deferred, in no particular order.
+    public var allKeys: [String] { Array(valueRanges.keys) }
+
     /// The bytes of a named tensor; a missing one is a ``GGUFError``.
     public func data(ofTensorNamed name: String) throws -> (info: GGUFTensorInfo, bytes: UnsafeRawBufferPointer) {
         guard let info = tensor(named: name) else {
@@ -305,6 +339,36 @@ struct ByteReader {
         guard let text = String(validating: slice, as: UTF8.self) else { throw error(.invalidUTF8, subject, at: at) }
         offset += Int(length)
         return text
+    }
+
+    /// Steps over a value as ``value(_:subject:depth:)`` reads it, with the same checks of lengths, counts, types
+    /// and nesting, but without decoding it (strings are not checked for UTF-8).
+    mutating func skipValue(_ type: GGUFValueType, subject: String, depth: Int) throws {
+        switch type {
+        case .string:
+            let at = offset
+            let length = try uint64(subject: subject)
+            if length > UInt64(remaining) {
+                throw error(.stringTooLong(length: length, available: remaining), subject, at: at)
+            }
+            offset += Int(length)
+        case .array:
+            if depth >= GGUFFile.maximumNesting { throw error(.nestingTooDeep(depth: depth + 1), subject) }
+            let typeOffset = offset
+            let rawType = try uint32(subject: subject)
+            guard let elementType = GGUFValueType(rawValue: rawType) else {
+                throw error(.unknownValueType(rawType), subject, at: typeOffset)
+            }
+            let count = try count(subject: subject, minimumElementBytes: elementType.fixedSize ?? 8)
+            if let size = elementType.fixedSize, elementType != .bool {
+                try need(count * size, subject)
+                offset += count * size
+            } else {
+                for _ in 0..<count { try skipValue(elementType, subject: subject, depth: depth + 1) }
+            }
+        default:
+            _ = try value(type, subject: subject, depth: depth)
+        }
     }
 
     mutating func value(_ type: GGUFValueType, subject: String, depth: Int) throws -> GGUFValue {

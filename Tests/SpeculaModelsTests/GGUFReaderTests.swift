@@ -250,6 +250,86 @@ struct GGUFReaderTests {
         #expect(rejected > 1000)
     }
 
+    @Test func deferredValuesAreCheckedButNotDecoded() throws {
+        let (valid, _) = GGUFBuilder.valid(alignment: 32)
+        let deferring = { (key: String) in key.hasPrefix("tokenizer.") || key == "test.nested" }
+        let whole = try open(valid)
+        let file = try GGUFFile(file: MappedFile(copying: valid, name: "crafted.gguf"), deferring: deferring)
+        #expect(file.deferredKeys == ["tokenizer.ggml.tokens", "test.nested"])
+        #expect(file["tokenizer.ggml.tokens"] == nil && file["test.nested"] == nil)
+        #expect(file["llama.block_count"] == whole["llama.block_count"])
+        #expect(Set(file.allKeys) == Set(whole.allKeys))
+        // The raw bytes: the type (9, an array), the element type (8, strings), the count, then the strings.
+        var expected = GGUFBuilder()
+        expected.u32(9)
+        expected.u32(8)
+        expected.u64(3)
+        for token in ["a", "b", "ab"] { expected.string(token) }
+        #expect(file.rawValue(of: "tokenizer.ggml.tokens").map(Array.init) == expected.bytes)
+        for key in whole.allKeys {
+            #expect(file.rawValue(of: key).map(Array.init) == whole.rawValue(of: key).map(Array.init))
+        }
+        #expect(file.rawValue(of: "no.such.key") == nil)
+        #expect(file.tensors.map(\.name) == whole.tensors.map(\.name) && file.dataOffset == whole.dataOffset)
+
+        // Over random mutations, deferring every key accepts and rejects what decoding does, but for text that is
+        // not UTF-8 (never decoded), and keeps the same raw bytes.
+        var random = MutationRandom(state: 0x5eed)
+        var compared = 0
+        for round in 0..<3000 {
+            var bytes = valid
+            for _ in 0..<(1 + Int(random.next() % 3)) {
+                let position = Int(random.next() % UInt64(bytes.count))
+                if random.next() % 8 == 0 {
+                    bytes = Array(bytes.prefix(position))
+                } else {
+                    bytes[position] = UInt8(truncatingIfNeeded: random.next())
+                }
+                if bytes.isEmpty { break }
+            }
+            let decoded = Result { try open(bytes) }
+            let skipped = Result {
+                try GGUFFile(file: MappedFile(copying: bytes, name: "crafted.gguf"), deferring: { _ in true })
+            }
+            switch (decoded, skipped) {
+            case (.success(let a), .success(let b)):
+                compared += 1
+                #expect(Set(b.metadata.map(\.key)).isSubset(of: ["general.alignment"]), "round \(round)")
+                #expect(Set(b.deferredKeys + b.metadata.map(\.key)) == Set(a.allKeys), "round \(round)")
+                for key in a.allKeys {
+                    #expect(
+                        a.rawValue(of: key).map(Array.init) == b.rawValue(of: key).map(Array.init), "round \(round)")
+                }
+            case (.failure(let error as GGUFError), .success):
+                #expect(error.kind == .invalidUTF8, "round \(round): only text is left unchecked; \(error)")
+            case (.failure(let a as GGUFError), .failure(let b as GGUFError)):
+                if a.kind != .invalidUTF8 { #expect(a.kind == b.kind && a.offset == b.offset, "round \(round)") }
+            case (.success, .failure(let error)):
+                Issue.record("round \(round): deferring rejected a file decoding accepts: \(error)")
+            default:
+                Issue.record("round \(round): an error that is not a GGUFError")
+            }
+        }
+        #expect(compared > 300)
+    }
+
+    @Test func tokenizerEntriesAreComparedAsBytes() throws {
+        let (valid, _) = GGUFBuilder.valid(alignment: 32)
+        let tokenizer = { (key: String) in key.hasPrefix("tokenizer.ggml.") }
+        let a = try open(valid)
+        let b = try GGUFFile(file: MappedFile(copying: valid, name: "other.gguf"), deferring: tokenizer)
+        #expect(LoadedModel.sameRawValues(a, b, keys: tokenizer))
+        // One byte of one token changed ("ab" → "ac"): not the same tokenizer.
+        var changed = valid
+        let token = try #require(changed.indices.first { changed[$0] == 0x61 && changed[$0 + 1] == 0x62 })
+        changed[token + 1] = 0x63
+        let c = try GGUFFile(file: MappedFile(copying: changed, name: "changed.gguf"), deferring: tokenizer)
+        #expect(!LoadedModel.sameRawValues(a, c, keys: tokenizer))
+        // No entry to compare is not a match either.
+        #expect(!LoadedModel.sameRawValues(a, b, keys: { $0.hasPrefix("no.such.") }))
+        #expect(LoadedModel.sameRawValues(a, b, keys: { $0 == "test.nested" }))
+    }
+
     @Test func missingFilesAreClearErrors() {
         #expect(throws: MappedFile.OpenError.self) { try GGUFFile(path: "/nonexistent/model.gguf") }
         #expect(throws: MappedFile.OpenError.self) { try GGUFFile(path: "/tmp") }
