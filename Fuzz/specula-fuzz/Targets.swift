@@ -5,12 +5,22 @@ import SpeculaServer
 import SpeculaTheory
 import SpeculaVerify
 
-/// A model file from arbitrary bytes, taken as far as it goes: the GGUF header, metadata and tensor table, the
+/// A model file from arbitrary bytes, taken as far as it goes: the GGUF header, metadata and tensor table (also
+/// with every value deferred, which must read the same bytes), the
 /// model configuration and every allocation sized from them, the tokenizer, the chat template, and one forward
 /// pass of two tokens. Seeds: the synthetic model's file (`scripts/fuzz seeds`).
 enum ModelFileFuzz {
     static func run(_ input: UnsafeRawBufferPointer) {
+        // Deferring every value (a draft's tokenizer entries are opened so) checks the same structure: a file that
+        // decodes is read the same with every value deferred, byte for byte.
+        let deferred = try? GGUFFile(file: MappedFile(copying: Array(input), name: "fuzz"), deferring: { _ in true })
         guard let file = try? GGUFFile(file: MappedFile(copying: Array(input), name: "fuzz")) else { return }
+        require(deferred != nil, "a file that decodes fails with its values deferred")
+        for key in file.allKeys {
+            require(
+                deferred?.rawValue(of: key).map(Array.init) == file.rawValue(of: key).map(Array.init),
+                "the deferred bytes of \(key) differ")
+        }
         _ = try? ModelConfig.from(file)
         if let tokenizer = try? Tokenizer(gguf: file) {
             _ = tokenizer.encode("hello <|im_start|> world", parseSpecial: true)
