@@ -87,7 +87,11 @@ public final class LoadedModel: @unchecked Sendable {
         if let cache, cache.misses == 0, cache.entries.count == products.count { return .read(path: place.path) }
         let reason =
             unusable
-            ?? cache.map { "\($0.misses) of \(products.count) matrices missing or not as this load makes them" }
+            ?? cache.map {
+                $0.misses > 0
+                    ? "\($0.misses) of \(products.count) matrices missing or not as this load makes them"
+                    : "\($0.entries.count) entries for \(products.count) matrices"
+            }
         do {
             try WeightCache.write(products, key: place.key, to: place.path)
         } catch {
