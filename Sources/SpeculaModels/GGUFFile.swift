@@ -331,14 +331,32 @@ struct ByteReader {
 
     mutating func string(subject: String?) throws -> String {
         let at = offset
+        let slice = try stringBytes(subject: subject)
+        guard let text = String(validating: slice, as: UTF8.self) else { throw error(.invalidUTF8, subject, at: at) }
+        return text
+    }
+
+    /// A string's bytes, its length checked against the bytes left; not checked for UTF-8.
+    mutating func stringBytes(subject: String?) throws -> UnsafeRawBufferPointer {
+        let at = offset
         let length = try uint64(subject: subject)
         if length > UInt64(remaining) {
             throw error(.stringTooLong(length: length, available: remaining), subject, at: at)
         }
-        let slice = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + Int(length))])
-        guard let text = String(validating: slice, as: UTF8.self) else { throw error(.invalidUTF8, subject, at: at) }
-        offset += Int(length)
-        return text
+        defer { offset += Int(length) }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + Int(length))])
+    }
+
+    /// An array's element type and count (the nesting depth checked).
+    mutating func arrayHeader(subject: String, depth: Int) throws -> (elementType: GGUFValueType, count: Int) {
+        if depth >= GGUFFile.maximumNesting { throw error(.nestingTooDeep(depth: depth + 1), subject) }
+        let typeOffset = offset
+        let rawType = try uint32(subject: subject)
+        guard let elementType = GGUFValueType(rawValue: rawType) else {
+            throw error(.unknownValueType(rawType), subject, at: typeOffset)
+        }
+        // Each element takes at least its fixed size, or 8 bytes (a string's length, an array's header).
+        return (elementType, try count(subject: subject, minimumElementBytes: elementType.fixedSize ?? 8))
     }
 
     /// Steps over a value as ``value(_:subject:depth:)`` reads it, with the same checks of lengths, counts, types
@@ -346,20 +364,9 @@ struct ByteReader {
     mutating func skipValue(_ type: GGUFValueType, subject: String, depth: Int) throws {
         switch type {
         case .string:
-            let at = offset
-            let length = try uint64(subject: subject)
-            if length > UInt64(remaining) {
-                throw error(.stringTooLong(length: length, available: remaining), subject, at: at)
-            }
-            offset += Int(length)
+            _ = try stringBytes(subject: subject)
         case .array:
-            if depth >= GGUFFile.maximumNesting { throw error(.nestingTooDeep(depth: depth + 1), subject) }
-            let typeOffset = offset
-            let rawType = try uint32(subject: subject)
-            guard let elementType = GGUFValueType(rawValue: rawType) else {
-                throw error(.unknownValueType(rawType), subject, at: typeOffset)
-            }
-            let count = try count(subject: subject, minimumElementBytes: elementType.fixedSize ?? 8)
+            let (elementType, count) = try arrayHeader(subject: subject, depth: depth)
             if let size = elementType.fixedSize, elementType != .bool {
                 try need(count * size, subject)
                 offset += count * size
@@ -390,14 +397,7 @@ struct ByteReader {
         case .int64: return .int64(try load(Int64.self, subject))
         case .float64: return .float64(Double(bitPattern: try load(UInt64.self, subject)))
         case .array:
-            if depth >= GGUFFile.maximumNesting { throw error(.nestingTooDeep(depth: depth + 1), subject) }
-            let typeOffset = offset
-            let rawType = try uint32(subject: subject)
-            guard let elementType = GGUFValueType(rawValue: rawType) else {
-                throw error(.unknownValueType(rawType), subject, at: typeOffset)
-            }
-            // Each element takes at least its fixed size, or 8 bytes (a string's length, an array's header).
-            let count = try count(subject: subject, minimumElementBytes: elementType.fixedSize ?? 8)
+            let (elementType, count) = try arrayHeader(subject: subject, depth: depth)
             var values: [GGUFValue] = []
             values.reserveCapacity(count)
             for _ in 0..<count { values.append(try value(elementType, subject: subject, depth: depth + 1)) }

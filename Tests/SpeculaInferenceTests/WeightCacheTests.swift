@@ -1,6 +1,7 @@
 import Foundation
 import SpeculaKernels
 import SpeculaModels
+import SpeculaTestSupport
 import Testing
 
 /// The weight cache: a model loaded from it is the model packed at load, bit for bit, and a cache that is broken,
@@ -50,6 +51,20 @@ struct WeightCacheTests {
             && zip(a, b).allSatisfy {
                 $0.count == $1.count && zip($0, $1).allSatisfy { $0.bitPattern == $1.bitPattern }
             }
+    }
+
+    /// The draft loaded into an empty cache directory, with the file it wrote and that file's key (nil, with the
+    /// issue recorded, when it wrote none).
+    static func writtenDraftCache(in directory: String) throws -> (LoadedModel, String, String)? {
+        let path = Self.path("draft")
+        let model = try LoadedModel(path: path, weightCache: .directory(directory))
+        guard case .written(let file) = model.weightCacheStatus,
+            let key = WeightCache.key(modelPath: path, requantization: nil)
+        else {
+            Issue.record("\(model.weightCacheStatus)")
+            return nil
+        }
+        return (model, file, key)
     }
 
     /// The names whose bytes differ between two models' matrices (or that one of them lacks).
@@ -130,13 +145,7 @@ struct WeightCacheTests {
         guard FastDot.kernelName == "avx512-vnni" else { return }
         try Self.withDirectory { directory in
             let path = Self.path("draft")
-            let model = try LoadedModel(path: path, weightCache: .directory(directory))
-            guard case .written(let file) = model.weightCacheStatus,
-                let key = WeightCache.key(modelPath: path, requantization: nil)
-            else {
-                Issue.record("\(model.weightCacheStatus)")
-                return
-            }
+            guard let (model, file, key) = try Self.writtenDraftCache(in: directory) else { return }
             let logits = try Self.logits(model)
             // Cut short: a blob past the end.
             let size = try #require(FileManager.default.attributesOfItem(atPath: file)[.size] as? Int)
@@ -197,14 +206,7 @@ struct WeightCacheTests {
     @Test func mutatedHeadersAreRejectedOrConsistent() throws {
         guard FastDot.kernelName == "avx512-vnni" else { return }
         try Self.withDirectory { directory in
-            let path = Self.path("draft")
-            let model = try LoadedModel(path: path, weightCache: .directory(directory))
-            guard case .written(let file) = model.weightCacheStatus,
-                let key = WeightCache.key(modelPath: path, requantization: nil)
-            else {
-                Issue.record("\(model.weightCacheStatus)")
-                return
-            }
+            guard let (model, file, key) = try Self.writtenDraftCache(in: directory) else { return }
             let mapped = try WeightCacheFile(path: file, key: key)
             let size = mapped.mapping.bytes.count
             let headerEnd = try #require(
@@ -212,7 +214,7 @@ struct WeightCacheTests {
                     .min())
             let header = Array(mapped.mapping.bytes[0..<headerEnd])
             #expect(mapped.entries.count == model.transformer.packedProducts.count)
-            var random = SplitMix(seed: 7)
+            var random = MutationRandom(state: 7)
             var rejected = 0
             for trial in 0..<3000 {
                 var bytes = header
@@ -264,42 +266,5 @@ struct WeightCacheTests {
             #expect(WeightCache.off.resolvedDirectory == nil)
             #expect(WeightCache.directory("/x/y").resolvedDirectory == "/x/y")
         }
-    }
-}
-
-/// A small deterministic generator for the header mutations.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-@Suite("A draft loaded beside its target", .enabled(if: Models.present || Models.required))
-struct SharedTokenizerTests {
-    @Test func aDraftWithTheSameTokenizerEntriesSharesTheTargetsTokenizer() throws {
-        let target = try LoadedModel(path: WeightCacheTests.path("target"))
-        let draft = try LoadedModel(path: WeightCacheTests.path("draft"), sharingTokenizerWith: target)
-        #expect(draft.tokenizer === target.tokenizer)
-        // Its tokenizer entries were compared as bytes and never decoded.
-        #expect(draft.file.deferredKeys.contains("tokenizer.ggml.tokens"))
-        #expect(draft.file["tokenizer.ggml.merges"] == nil && draft.file["tokenizer.chat_template"] != nil)
-        // Built on its own, the draft's tokenizer is the same one.
-        let own = try LoadedModel(path: WeightCacheTests.path("draft"))
-        #expect(own.tokenizer !== target.tokenizer)
-        try own.tokenizer.requireSameVocabulary(as: target.tokenizer)
-        let text = "Übersetze: Die Katze schläft. def f(x):\n\treturn x ** 2  # 平方 🙂"
-        #expect(own.tokenizer.encode(text) == draft.tokenizer.encode(text))
-        // The chat template stays the draft's own (the two files' templates differ in their text).
-        #expect(draft.template != nil)
-        // Another vocabulary: its own tokenizer, and the pair is refused as before.
-        let gemma = try LoadedModel(path: WeightCacheTests.path("gemma3"), sharingTokenizerWith: target)
-        #expect(gemma.tokenizer !== target.tokenizer && gemma.file.deferredKeys.isEmpty)
-        #expect(throws: (any Error).self) { try target.tokenizer.requireSameVocabulary(as: gemma.tokenizer) }
     }
 }

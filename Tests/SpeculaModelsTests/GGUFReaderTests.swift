@@ -1,5 +1,6 @@
 import SpeculaKernels
 import SpeculaModels
+import SpeculaTestSupport
 import Testing
 
 @Suite("GGUF reader: valid files and crafted bad bytes")

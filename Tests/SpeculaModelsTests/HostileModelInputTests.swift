@@ -1,6 +1,7 @@
 import Foundation
 import SpeculaKernels
 import SpeculaModels
+import SpeculaTestSupport
 import Testing
 
 /// Model files and chat templates that would make a careless loader allocate from garbage or a careless evaluator

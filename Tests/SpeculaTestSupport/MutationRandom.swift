@@ -1,9 +1,11 @@
 /// The seeded stream the mutation tests draw their edits from (SplitMix64's mixing, kept here so that the tests do
 /// not depend on the verification library).
-struct MutationRandom {
-    var state: UInt64
+public struct MutationRandom {
+    public var state: UInt64
 
-    mutating func next() -> UInt64 {
+    public init(state: UInt64) { self.state = state }
+
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
