@@ -268,3 +268,27 @@ struct WeightCacheTests {
         }
     }
 }
+
+@Suite("A draft loaded beside its target", .enabled(if: Models.present || Models.required))
+struct SharedTokenizerTests {
+    @Test func aDraftWithTheSameTokenizerEntriesSharesTheTargetsTokenizer() throws {
+        let target = try LoadedModel(path: WeightCacheTests.path("target"))
+        let draft = try LoadedModel(path: WeightCacheTests.path("draft"), sharingTokenizerWith: target)
+        #expect(draft.tokenizer === target.tokenizer)
+        // Its tokenizer entries were compared as bytes and never decoded.
+        #expect(draft.file.deferredKeys.contains("tokenizer.ggml.tokens"))
+        #expect(draft.file["tokenizer.ggml.merges"] == nil && draft.file["tokenizer.chat_template"] != nil)
+        // Built on its own, the draft's tokenizer is the same one.
+        let own = try LoadedModel(path: WeightCacheTests.path("draft"))
+        #expect(own.tokenizer !== target.tokenizer)
+        try own.tokenizer.requireSameVocabulary(as: target.tokenizer)
+        let text = "Übersetze: Die Katze schläft. def f(x):\n\treturn x ** 2  # 平方 🙂"
+        #expect(own.tokenizer.encode(text) == draft.tokenizer.encode(text))
+        // The chat template stays the draft's own (the two files' templates differ in their text).
+        #expect(draft.template != nil)
+        // Another vocabulary: its own tokenizer, and the pair is refused as before.
+        let gemma = try LoadedModel(path: WeightCacheTests.path("gemma3"), sharingTokenizerWith: target)
+        #expect(gemma.tokenizer !== target.tokenizer && gemma.file.deferredKeys.isEmpty)
+        #expect(throws: (any Error).self) { try target.tokenizer.requireSameVocabulary(as: gemma.tokenizer) }
+    }
+}
