@@ -178,31 +178,29 @@ public final class PackedMatrix: @unchecked Sendable {
     ) {
         #if SPECULA_AVX512
             precondition(x.columnCount == columnCount)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: Self.tokenTile * 32 + 16) { scratch in
-                // 64-byte aligned: the float accumulators of the tile's tokens, then their integer sums.
-                guard let scratch = scratch.baseAddress,
-                    let aligned = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: scratch) + 63) & ~63)
-                else { return }
-                let floats = aligned.assumingMemoryBound(to: Float.self)
-                let integers = aligned + Self.tokenTile * 64
-                var first = 0
-                while first < x.rowCount {
-                    let count = min(Self.tokenTile, x.rowCount - first)
-                    for n in 0..<count { floats.advanced(by: 16 * n).initialize(repeating: 0, count: 16) }
-                    switch type {
-                    case .q4_K:
-                        if let values256 { q4K(group, x, values256, first, count, floats, integers) }
-                    case .q6_K:
-                        if let values256 { q6K(group, x, values256, first, count, floats, integers) }
-                    case .q8_0: if let values32 { q8_0(group, x, values32, first, count, floats) }
-                    case .q5_0: if let values32 { q5_0(group, x, values32, first, count, floats) }
-                    default: if let values32 { q4_0(group, x, values32, first, count, floats) }
-                    }
-                    for n in 0..<count {
-                        (output + (first + n) * stride).update(from: floats + 16 * n, count: 16)
-                    }
-                    first += count
+            // The float accumulators of the tile's tokens, then their integer sums, 64-byte aligned.
+            guard let aligned = specula_product_scratch(Self.tokenTile * 128) else {
+                preconditionFailure("no memory for a product's scratch")
+            }
+            let floats = aligned.bindMemory(to: Float.self, capacity: Self.tokenTile * 16)
+            let integers = aligned + Self.tokenTile * 64
+            var first = 0
+            while first < x.rowCount {
+                let count = min(Self.tokenTile, x.rowCount - first)
+                for n in 0..<count { floats.advanced(by: 16 * n).initialize(repeating: 0, count: 16) }
+                switch type {
+                case .q4_K:
+                    if let values256 { q4K(group, x, values256, first, count, floats, integers) }
+                case .q6_K:
+                    if let values256 { q6K(group, x, values256, first, count, floats, integers) }
+                case .q8_0: if let values32 { q8_0(group, x, values32, first, count, floats) }
+                case .q5_0: if let values32 { q5_0(group, x, values32, first, count, floats) }
+                default: if let values32 { q4_0(group, x, values32, first, count, floats) }
                 }
+                for n in 0..<count {
+                    (output + (first + n) * stride).update(from: floats + 16 * n, count: 16)
+                }
+                first += count
             }
         #else
             preconditionFailure("packed matrices need the vector kernels")

@@ -5,8 +5,8 @@
 ///
 /// Each row is quantized on its own, so a row's numbers never depend on the other rows of the batch.
 public struct QuantizedActivations: Sendable {
-    public let rowCount: Int
-    public let columnCount: Int
+    public private(set) var rowCount: Int
+    public private(set) var columnCount: Int
     /// [rowCount, columnCount]
     public internal(set) var floats: [Float]
     /// [rowCount, columnCount], quantized with the 32-block scales.
@@ -28,7 +28,7 @@ public struct QuantizedActivations: Sendable {
 
     /// Which quantized forms were made (a product needs the one its weight format uses; see
     /// ``QuantizedMatrix/activationFormats``).
-    public let formats: Formats
+    public private(set) var formats: Formats
 
     /// The quantized forms of an activation row.
     public struct Formats: OptionSet, Sendable {
@@ -50,6 +50,27 @@ public struct QuantizedActivations: Sendable {
         _ rows: UnsafeBufferPointer<Float>, rowCount: Int, columnCount: Int, formats wanted: Formats = .all,
         pool: WorkerPool? = nil
     ) {
+        self.rowCount = 0
+        self.columnCount = 0
+        formats = []
+        (floats, values32, scales32, sums32) = ([], [], [], [])
+        (values256, scales256, sums16, sums32of256) = ([], [], [], [])
+        update(rows, rowCount: rowCount, columnCount: columnCount, formats: wanted, pool: pool)
+    }
+
+    /// No rows: storage for ``update(_:rowCount:columnCount:formats:pool:)`` to fill.
+    public static var empty: QuantizedActivations {
+        QuantizedActivations(UnsafeBufferPointer(start: nil, count: 0), rowCount: 0, columnCount: 0)
+    }
+
+    /// Quantizes `rows` as ``init(_:rowCount:columnCount:formats:pool:)`` does, into this value's own arrays: an
+    /// array whose size does not change keeps its storage (a forward pass quantizes activations of the same few
+    /// shapes in every layer, so their arrays are made once per pass instead of eight per quantization). Every
+    /// element is written, so nothing of the previous rows is left.
+    public mutating func update(
+        _ rows: UnsafeBufferPointer<Float>, rowCount: Int, columnCount: Int, formats wanted: Formats = .all,
+        pool: WorkerPool? = nil
+    ) {
         precondition(columnCount % 32 == 0, "activation rows must be whole 32-value blocks")
         precondition(rows.count >= rowCount * columnCount)
         self.rowCount = rowCount
@@ -57,17 +78,21 @@ public struct QuantizedActivations: Sendable {
         var formats = wanted
         if columnCount % 256 != 0 { formats.remove(.blocks256) }
         self.formats = formats
-        floats = Array(rows.prefix(rowCount * columnCount))
         let count = rowCount * columnCount
         let with32 = formats.contains(.blocks32)
         let with256 = formats.contains(.blocks256)
-        values32 = [Int8](repeating: 0, count: with32 ? count : 0)
-        scales32 = [Float](repeating: 0, count: with32 ? count / 32 : 0)
-        sums32 = [Int32](repeating: 0, count: with32 ? count / 32 : 0)
-        values256 = [Int8](repeating: 0, count: with256 ? count : 0)
-        scales256 = [Float](repeating: 0, count: with256 ? count / 256 : 0)
-        sums16 = [Int16](repeating: 0, count: with256 ? count / 16 : 0)
-        sums32of256 = [Int16](repeating: 0, count: with256 ? count / 32 : 0)
+        if floats.count == count, let source = rows.baseAddress {
+            floats.withUnsafeMutableBufferPointer { $0.baseAddress?.update(from: source, count: count) }
+        } else {
+            floats = Array(rows.prefix(count))
+        }
+        Self.resize(&values32, with32 ? count : 0)
+        Self.resize(&scales32, with32 ? count / 32 : 0)
+        Self.resize(&sums32, with32 ? count / 32 : 0)
+        Self.resize(&values256, with256 ? count : 0)
+        Self.resize(&scales256, with256 ? count / 256 : 0)
+        Self.resize(&sums16, with256 ? count / 16 : 0)
+        Self.resize(&sums32of256, with256 ? count / 32 : 0)
         guard let source = rows.baseAddress, count > 0 else { return }
         // Below this many values one thread is quicker than handing out the work.
         let parallel = count >= Self.parallelThreshold ? pool : nil
@@ -113,6 +138,13 @@ public struct QuantizedActivations: Sendable {
                 }
             }
         }
+    }
+
+    /// Makes `array` hold `count` elements, keeping its storage when it already does (the elements are overwritten
+    /// by the caller).
+    @inline(__always)
+    static func resize<Element: Numeric>(_ array: inout [Element], _ count: Int) {
+        if array.count != count { array = [Element](repeating: 0, count: count) }
     }
 
     /// Activation values from which a pool splits the quantization (about 20 µs of work).

@@ -89,6 +89,8 @@ extension Transformer {
         for count in counts { offsets.append(offsets[offsets.count - 1] + count) }
         let n = offsets[segments.count]
         if n == 0 { return segments.map { _ in [] } }
+        let workspace = takeWorkspace()
+        defer { giveBack(workspace) }
         // Per segment: its cache's length before the pass, positions, visibility and tree rows.
         var prefixes: [Int] = []
         var allPositions: [Int] = []
@@ -145,11 +147,11 @@ extension Transformer {
             profile?.mark("")
             normRows(x, layer.attentionNorm, n, d, into: &normed)
             profile?.mark("norms")
-            let input = quantize(normed, n, d, for: layer.query, layer.key, layer.value)
+            quantize(normed, n, d, into: &workspace.residualWidth, for: layer.query, layer.key, layer.value)
             profile?.mark("quantize activations")
-            linear(layer.query, input, layer.queryBias, into: &q)
-            linear(layer.key, input, layer.keyBias, into: &k)
-            linear(layer.value, input, layer.valueBias, into: &v)
+            linear(layer.query, workspace.residualWidth, layer.queryBias, into: &q)
+            linear(layer.key, workspace.residualWidth, layer.keyBias, into: &k)
+            linear(layer.value, workspace.residualWidth, layer.valueBias, into: &v)
             profile?.mark("q, k, v products")
             let sliding = c.slidingLayers.contains(index)
             let base = sliding ? (c.slidingRopeBase ?? c.ropeBase) : c.ropeBase
@@ -202,25 +204,25 @@ extension Transformer {
                 }
             }
             profile?.mark("attention")
-            let attentionInput = quantize(attention, n, c.queryWidth, for: layer.attentionOutput)
+            quantize(attention, n, c.queryWidth, into: &workspace.attentionWidth, for: layer.attentionOutput)
             profile?.mark("quantize activations")
-            linear(layer.attentionOutput, attentionInput, nil, into: &projected)
+            linear(layer.attentionOutput, workspace.attentionWidth, nil, into: &projected)
             if let post = layer.postAttentionNorm { normRows(projected, post, n, d, into: &projected) }
             profile?.mark("output projection")
             Self.addRows(&x, projected)
 
             normRows(x, layer.feedForwardNorm, n, d, into: &normed)
             profile?.mark("norms")
-            let ffnInput = quantize(normed, n, d, for: layer.gate, layer.up)
+            quantize(normed, n, d, into: &workspace.residualWidth, for: layer.gate, layer.up)
             profile?.mark("quantize activations")
-            linear(layer.gate, ffnInput, nil, into: &gate)
-            linear(layer.up, ffnInput, nil, into: &up)
+            linear(layer.gate, workspace.residualWidth, nil, into: &gate)
+            linear(layer.up, workspace.residualWidth, nil, into: &up)
             profile?.mark("gate, up products")
             gatedActivation(&gate, up)
             profile?.mark("gated activation")
-            let downInput = quantize(gate, n, c.feedForwardLength, for: layer.down)
+            quantize(gate, n, c.feedForwardLength, into: &workspace.feedForwardWidth, for: layer.down)
             profile?.mark("quantize activations")
-            linear(layer.down, downInput, nil, into: &projected)
+            linear(layer.down, workspace.feedForwardWidth, nil, into: &projected)
             profile?.mark("down product")
             if let post = layer.postFeedForwardNorm { normRows(projected, post, n, d, into: &projected) }
             Self.addRows(&x, projected)
@@ -252,14 +254,14 @@ extension Transformer {
             }
         }
         for group in groups {
-            let logits = outputLogits(x, rows: group.rows, head: group.head)
+            let logits = outputLogits(x, rows: group.rows, head: group.head, workspace: workspace)
             for (index, place) in group.places.enumerated() { results[place.0][place.1] = logits[index] }
         }
         return results
     }
 
     /// The logits of residual rows `rows` of `x` through `head` (nil: the whole output matrix).
-    func outputLogits(_ x: [Float], rows: [Int], head: OutputHead?) -> [[Float]] {
+    func outputLogits(_ x: [Float], rows: [Int], head: OutputHead?, workspace: ForwardWorkspace) -> [[Float]] {
         let d = config.embeddingLength
         var final = [Float](repeating: 0, count: rows.count * d)
         for (slot, row) in rows.enumerated() {
@@ -268,7 +270,8 @@ extension Transformer {
         normRows(final, outputNorm, rows.count, d, into: &final)
         guard let restricted = head else {
             var logits = [Float](repeating: 0, count: rows.count * vocabularySize)
-            linear(output, quantize(final, rows.count, d, for: output), nil, into: &logits)
+            quantize(final, rows.count, d, into: &workspace.residualWidth, for: output)
+            linear(output, workspace.residualWidth, nil, into: &logits)
             return (0..<rows.count).map { Array(logits[($0 * vocabularySize)..<(($0 + 1) * vocabularySize)]) }
         }
         // A restricted output: the kept tokens' logits, the rest −∞ — a prefix of the ids straight from a view of
@@ -277,7 +280,8 @@ extension Transformer {
         if let prefix = restricted.prefix {
             let width = prefix.rowCount
             var logits = [Float](repeating: 0, count: rows.count * width)
-            linear(prefix, quantize(final, rows.count, d, for: prefix), nil, into: &logits)
+            quantize(final, rows.count, d, into: &workspace.residualWidth, for: prefix)
+            linear(prefix, workspace.residualWidth, nil, into: &logits)
             for slot in 0..<rows.count {
                 result[slot].replaceSubrange(0..<width, with: logits[(slot * width)..<((slot + 1) * width)])
             }
@@ -286,7 +290,8 @@ extension Transformer {
             let width = matrix.rowCount
             let skip = restricted.prefixCount
             var logits = [Float](repeating: 0, count: rows.count * width)
-            linear(matrix, quantize(final, rows.count, d, for: matrix), nil, into: &logits)
+            quantize(final, rows.count, d, into: &workspace.residualWidth, for: matrix)
+            linear(matrix, workspace.residualWidth, nil, into: &logits)
             for slot in 0..<rows.count {
                 for k in 0..<(restricted.tokens.count - skip) {
                     result[slot][restricted.tokens[skip + k]] = logits[slot * width + k]
@@ -341,11 +346,14 @@ extension Transformer {
         }
     }
 
-    /// The activation rows quantized in the forms that `matrices` read.
-    func quantize(_ x: [Float], _ n: Int, _ width: Int, for matrices: QuantizedMatrix...) -> QuantizedActivations {
+    /// The activation rows quantized in the forms that `matrices` read, into `activations`' storage.
+    func quantize(
+        _ x: [Float], _ n: Int, _ width: Int, into activations: inout QuantizedActivations,
+        for matrices: QuantizedMatrix...
+    ) {
         let formats = matrices.reduce(into: QuantizedActivations.Formats()) { $0.formUnion($1.activationFormats) }
-        return x.withUnsafeBufferPointer {
-            QuantizedActivations($0, rowCount: n, columnCount: width, formats: formats, pool: pool)
+        x.withUnsafeBufferPointer {
+            activations.update($0, rowCount: n, columnCount: width, formats: formats, pool: pool)
         }
     }
 

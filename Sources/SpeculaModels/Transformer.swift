@@ -1,4 +1,5 @@
 import SpeculaKernels
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -35,6 +36,8 @@ public final class Transformer: @unchecked Sendable {
     public private(set) var requantizedBytes: [String: Int] = [:]
     /// The packed matrices of the load, by tensor name (what a weight cache file holds).
     package let packedProducts: [WeightCache.Product]
+    /// Storage that forward passes reuse (``ForwardWorkspace``): one per pass running at a time, kept between passes.
+    private let workspaces = Mutex<[ForwardWorkspace]>([])
 
     struct Layer {
         var attentionNorm: [Float]
@@ -415,4 +418,29 @@ final class GatheredRows: @unchecked Sendable {
     }
 
     deinit { base.deallocate() }
+}
+
+/// The quantized activations of a forward pass, kept from one pass to the next so that their arrays are allocated
+/// once per shape, not four times a layer. Held by one pass at a time (``Transformer/takeWorkspace()``); its
+/// contents never outlive the product they feed, so no result depends on which workspace a pass gets.
+final class ForwardWorkspace: @unchecked Sendable {
+    /// Rows as wide as the residual stream: the input of the q, k, v products, of the feed-forward products and of
+    /// the output matrix, in turn.
+    var residualWidth = QuantizedActivations.empty
+    /// The attention output rows (the output projection's input).
+    var attentionWidth = QuantizedActivations.empty
+    /// The gated activation rows (the down product's input).
+    var feedForwardWidth = QuantizedActivations.empty
+}
+
+extension Transformer {
+    /// A workspace for one pass: a kept one if any is free, otherwise a new one.
+    func takeWorkspace() -> ForwardWorkspace {
+        workspaces.withLock { $0.popLast() } ?? ForwardWorkspace()
+    }
+
+    /// Returns a pass's workspace for the next pass.
+    func giveBack(_ workspace: ForwardWorkspace) {
+        workspaces.withLock { $0.append(workspace) }
+    }
 }

@@ -171,6 +171,35 @@ struct DotKernelTests {
         #expect(all.scales256[3] == last.scales256[0])
     }
 
+    /// Quantizing into a value that held other rows (``QuantizedActivations/update(_:rowCount:columnCount:formats:pool:)``,
+    /// which keeps arrays whose size does not change) gives exactly what a fresh value gives, through changes of
+    /// width, row count and forms, and back: nothing of the earlier rows is left.
+    @Test func activationsUpdatedInPlaceEqualFreshOnes() {
+        let pool = WorkerPool(threadCount: 2)
+        let shapes: [(rows: Int, columns: Int, formats: QuantizedActivations.Formats, seed: UInt64)] = [
+            (4, 8960, .all, 1), (4, 8960, .all, 2), (1, 8960, .blocks256, 3), (3, 1536, .blocks32, 4),
+            (3, 1536, .all, 5), (2, 96, .all, 6), (4, 8960, .all, 7), (0, 256, .all, 8), (4, 8960, .all, 9),
+        ]
+        var reused = QuantizedActivations.empty
+        for shape in shapes {
+            let input = randomActivations(rows: shape.rows, columns: shape.columns, seed: shape.seed)
+            let fresh = input.withUnsafeBufferPointer {
+                QuantizedActivations(
+                    $0, rowCount: shape.rows, columnCount: shape.columns, formats: shape.formats, pool: pool)
+            }
+            input.withUnsafeBufferPointer {
+                reused.update($0, rowCount: shape.rows, columnCount: shape.columns, formats: shape.formats, pool: pool)
+            }
+            let label = "\(shape.rows) × \(shape.columns), seed \(shape.seed)"
+            #expect(reused.rowCount == fresh.rowCount && reused.columnCount == fresh.columnCount, "\(label)")
+            #expect(reused.formats == fresh.formats && reused.floats == fresh.floats, "\(label)")
+            #expect(reused.values32 == fresh.values32 && reused.scales32 == fresh.scales32, "\(label)")
+            #expect(reused.sums32 == fresh.sums32 && reused.values256 == fresh.values256, "\(label)")
+            #expect(reused.scales256 == fresh.scales256 && reused.sums16 == fresh.sums16, "\(label)")
+            #expect(reused.sums32of256 == fresh.sums32of256, "\(label)")
+        }
+    }
+
     /// The vector quantization gives exactly the scalar definition's bytes, scales and sums, block by block:
     /// random rows, a row of exact rounding ties (±k.5 once scaled: halves go away from zero), an all-zero block,
     /// values at the clamp; a block holding NaN or infinity is quantized without a crash and leaves the other
@@ -259,6 +288,60 @@ struct PackedMatrixTests {
                 var single = [Float](repeating: .nan, count: rows)
                 single.withUnsafeMutableBufferPointer { Linear.multiply(matrix, alone, into: $0.baseAddress!) }
                 #expect(single == Array(output[(token * rows)..<((token + 1) * rows)]), "\(type) token \(token)")
+            }
+        }
+    }
+
+    /// Products running at once on several threads, each with its own pool, give the outputs the same products give
+    /// one after another: each thread's scratch (the tile's accumulators) is its own.
+    @Test(arguments: [TensorType.q4_K, .q6_K, .q8_0])
+    func concurrentProductsKeepTheirOwnScratch(type: TensorType) async throws {
+        guard PackedMatrix.supports(type) else { return }
+        let rows = 256
+        let columns = 1024
+        let weights = randomBlocks(type, rows: rows, columns: columns, seed: 300 + UInt64(type.rawValue))
+        let matrix = weights.withUnsafeBytes { raw in
+            QuantizedMatrix(type: type, rowCount: rows, columnCount: columns, data: raw.baseAddress!).packed()
+        }
+        #expect(matrix.packed != nil)
+        let batches = [1, 7, 40, 3]
+        func product(_ tokens: Int, seed: UInt64, pool: WorkerPool) -> [Float] {
+            let input = randomActivations(rows: tokens, columns: columns, seed: seed)
+            let x = input.withUnsafeBufferPointer { QuantizedActivations($0, rowCount: tokens, columnCount: columns) }
+            var output = [Float](repeating: .nan, count: tokens * rows)
+            output.withUnsafeMutableBufferPointer { Linear.multiply(matrix, x, into: $0.baseAddress!, pool: pool) }
+            return output
+        }
+        let serialPool = WorkerPool(threadCount: 2)
+        var expected: [[Float]] = []
+        for (index, tokens) in batches.enumerated() {
+            expected.append(product(tokens, seed: 50 + UInt64(index), pool: serialPool))
+        }
+        let results = await withTaskGroup(of: (Int, [[Float]]).self) { group in
+            for task in 0..<4 {
+                group.addTask {
+                    let pool = WorkerPool(threadCount: 2)
+                    var outputs: [[Float]] = []
+                    for round in 0..<3 {
+                        for (index, tokens) in batches.enumerated() where (index + round + task) % 2 == 0 || round == 2
+                        {
+                            outputs.append(product(tokens, seed: 50 + UInt64(index), pool: pool))
+                        }
+                    }
+                    return (task, outputs)
+                }
+            }
+            var all: [(Int, [[Float]])] = []
+            for await result in group { all.append(result) }
+            return all
+        }
+        for (task, outputs) in results {
+            var index = 0
+            for round in 0..<3 {
+                for (batch, _) in batches.enumerated() where (batch + round + task) % 2 == 0 || round == 2 {
+                    #expect(outputs[index] == expected[batch], "\(type) task \(task) round \(round) batch \(batch)")
+                    index += 1
+                }
             }
         }
     }
