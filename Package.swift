@@ -10,13 +10,16 @@ import PackageDescription
 let cpuFlags =
     (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
     .first { $0.hasPrefix("flags") }.map { Set($0.split(separator: " ").map(String.init)) } ?? []
+/// `SPECULA_KERNELS=avx2` or `=portable` builds a set below the host's best, so that one host can test the others'
+/// kernels (`scripts/test-portable`); `SPECULA_PORTABLE` is the older spelling of `=portable`.
+let forcedKernels = ProcessInfo.processInfo.environment["SPECULA_KERNELS"]
+let portableOnly = ProcessInfo.processInfo.environment["SPECULA_PORTABLE"] != nil || forcedKernels == "portable"
 let vectorKernels =
-    ProcessInfo.processInfo.environment["SPECULA_PORTABLE"] == nil
+    !portableOnly && forcedKernels == nil
     && ["avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx2", "fma"].allSatisfy { cpuFlags.contains($0) }
 /// Hosts without AVX-512 VNNI but with AVX2, FMA and F16C get the AVX2 kernels (`SPECULA_AVX2`).
 let avx2Kernels =
-    !vectorKernels && ProcessInfo.processInfo.environment["SPECULA_PORTABLE"] == nil
-    && ["avx2", "fma", "f16c"].allSatisfy { cpuFlags.contains($0) }
+    !vectorKernels && !portableOnly && ["avx2", "fma", "f16c"].allSatisfy { cpuFlags.contains($0) }
 let kernelSettings: [SwiftSetting] =
     avx2Kernels
     ? [.define("SPECULA_AVX2"), .unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c"])]

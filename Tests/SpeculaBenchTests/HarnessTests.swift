@@ -74,6 +74,7 @@ struct HarnessTests {
 
     @Test func namesFilesAndErrors() throws {
         let directory = try temporaryDirectory("data")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let rows = (0..<10).map {
             #"{"question_id": \#($0), "category": "\#($0 < 5 ? "translation" : "qa")", "turns": ["p\#($0)"]}"#
         }
@@ -130,6 +131,7 @@ struct HarnessTests {
 
     @Test func aHalfWrittenLastLineLosesNothingAfterIt() throws {
         let directory = try temporaryDirectory("half")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try ResultLog(directory: directory, benchmark: "b", signature: "s")
         try first.append(record("A", "1", [1]))
         // The process was stopped in the middle of writing the second record: no newline at the end.
@@ -150,6 +152,7 @@ struct HarnessTests {
 
     @Test func resumesFromWhatIsWrittenAndIgnoresOtherSettings() throws {
         let directory = try temporaryDirectory("log")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try ResultLog(directory: directory, benchmark: "b", signature: "s")
         try first.append(record("A", "1", [1, 2, 3]))
         try first.append(record("A", "2", [5]))
@@ -175,6 +178,7 @@ struct HarnessTests {
 
     @Test func anOutputPathThatIsAFileIsAnError() throws {
         let directory = try temporaryDirectory("file")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let file = directory + "/plain"
         FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
         do {

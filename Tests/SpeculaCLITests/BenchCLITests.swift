@@ -33,6 +33,7 @@ struct BenchCLITests {
 
     @Test func acceptanceWritesResumesAndReports() throws {
         let (directory, common) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try runSpecula(["bench", "acceptance"] + common + ["--temperature", "0.7", "1.0"])
         #expect(first.status == 0, "\(first.standardError)")
         #expect(first.standardError.contains("prompts.jsonl:3:"), "the malformed line is reported by number")
@@ -62,6 +63,7 @@ struct BenchCLITests {
 
     @Test func treesBlockAndSpeedRun() throws {
         let (directory, common) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let trees = try runSpecula(
             ["bench", "trees"] + common + [
                 "--shapes", "binary:3", "drafts:3:2", "sequoia:8", "--verifiers", "rrs", "spechub", "greedy",
@@ -85,6 +87,7 @@ struct BenchCLITests {
 
     @Test func allRunsEveryProtocol() throws {
         let (directory, common) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let all = try runSpecula(
             ["bench", "all"] + common.dropLast(6) + [
                 "--prompts", "1", "--max-tokens", "4", "--out", directory + "/all",
@@ -100,6 +103,7 @@ struct BenchCLITests {
     /// error naming its flag.
     @Test func loneRunsAndChecksItsFlags() throws {
         let (directory, _) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let model = directory + "/synthetic-target.gguf"
         let lone = try runSpecula(["bench", "lone", "--model", model, "--max-tokens", "4", "--pairs", "2"])
         #expect(lone.status == 0, "\(lone.standardError)")
@@ -115,6 +119,7 @@ struct BenchCLITests {
 
     @Test func badInputIsAClearError() throws {
         let (directory, common) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let unknown = try runSpecula(["bench", "acceptance"] + common + ["--dataset", "no-such-set"])
         #expect(unknown.status == 1)
         #expect(unknown.standardError.contains("unknown dataset 'no-such-set'"))

@@ -79,6 +79,7 @@ struct CLITests {
     @Test func boundReadsLogitsFilesAndStandardInput() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("specula-cli-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("target.json")
         try Data("[0, 0, 0, 0]".utf8).write(to: file)
         let result = try runSpecula(
@@ -129,6 +130,7 @@ struct CLITests {
 
     @Test func benchVerifyRunsAndWritesJSON() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("specula-bench-\(getpid()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let result = try runSpecula(["bench", "verify", "--vocabulary-size", "2000", "--runs", "3", "--json", path])
         #expect(result.status == 0, "\(result.standardError)")
         #expect(result.standardOutput.contains("verify kseq"))

@@ -95,6 +95,7 @@ struct ModelCLITests {
         let kinds = try #require((adaptiveStats["adaptive"] as? [String: Any])?["rounds"] as? [String: Int])
         #expect(kinds.values.reduce(0, +) == rounds.count)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("specula-logits-\(getpid()).npy").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let logits = try runSpecula(["logits", "--model", CLIModels.smollm, "--tokens", "1,2,3", "--output", path])
         #expect(logits.status == 0)
         let data = try Data(contentsOf: URL(fileURLWithPath: path))

@@ -53,10 +53,11 @@ static inline void *specula_allocate_weights(size_t bytes) {
     return memory;
 }
 
-/// A 64-byte aligned buffer of at least `bytes`, one per thread, kept for the thread's life (freed when it exits):
-/// the scratch of a packed product's 16-row group (`PackedMatrix.multiplyGroup`), its only user, which never nests.
-/// A pass runs that product some 50,000 times; the 4 KB it needs is above what Swift puts on the stack, and a heap
-/// allocation and free per call cost a few per cent of a pass. Null if the memory cannot be had.
+/// A 64-byte aligned buffer of at least `bytes`, one per thread, kept for the thread's life (freed when it exits; a
+/// larger request replaces it): the working space of one weight-row product call (`PackedMatrix.multiplyGroup`, the
+/// AVX2 kernels' `FastDot.dot32`, `dotQ4K`, `dotQ6K`), which never call one another, so one buffer per thread is
+/// enough. A pass makes some 50,000 such calls; their few kilobytes are above what Swift puts on the stack, and a
+/// heap allocation and free per call cost several per cent of a pass. Null if the memory cannot be had.
 void *specula_product_scratch(size_t bytes);
 
 #endif
