@@ -97,6 +97,8 @@ public final class LoadedModel: @unchecked Sendable {
         } catch {
             return .notWritten(reason: "\(error)")
         }
+        // A new file is written when a model file is new or changed: the files of changed or removed ones go.
+        WeightCache.prune(directory: place.directory, keeping: place.path)
         return reason.map { .rewritten(path: place.path, reason: $0) } ?? .written(path: place.path)
     }
 

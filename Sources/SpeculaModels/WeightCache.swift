@@ -14,8 +14,10 @@ import SpeculaKernels
 ///
 /// A cache file is named after the model and a hash of its key: the cache format, the packed layouts' version, the
 /// kernels compiled in, the model file's identity (device, inode, size, modification time in nanoseconds) and the
-/// re-quantization asked for. A model file changed in any way the file system records gets another key, so a stale
-/// file is never read; it stays on disk until removed (`rm -r` the directory at any time; nothing else is there). A
+/// re-quantization asked for, then the model file's path. A model file changed in any way the file system records
+/// gets another key, so a stale file is never read; the next cache file written removes the files whose model file
+/// is gone or changed (``prune(directory:keeping:)``; `specula cache list` and `specula cache prune` show and remove
+/// them on demand; `rm -r` the directory at any time, nothing else is there). A
 /// file is written whole to a temporary name, flushed, then renamed into place, so a reader sees a complete file or
 /// none; a file that does not parse or does not match the model is rebuilt. The packed bytes are not hashed at load,
 /// as the model file's are not: the cache is as trusted as the model file beside it.
@@ -56,14 +58,28 @@ public enum WeightCache: Sendable, Equatable {
     /// Blobs start at page boundaries (the kernels need 64-byte alignment; a page keeps each matrix's own pages).
     static let alignment = 4096
 
-    /// The key of `modelPath`'s cache (nil when the file cannot be examined).
+    /// The key of `modelPath`'s cache (nil when the file cannot be examined). It ends with the model file's absolute
+    /// path (`source`), which ``prune(directory:keeping:)`` reads to find the files of model files that changed.
     package static func key(modelPath: String, requantization: Requantization?) -> String? {
-        var status = stat()
-        guard stat(modelPath, &status) == 0 else { return nil }
+        guard let identity = identity(of: modelPath) else { return nil }
         let requantized = requantization.map { "\($0.type)\($0.output ? "+output" : "")" } ?? "none"
         return "specula weights \(formatVersion); layout \(layoutVersion); kernels \(FastDot.kernelName); "
-            + "device \(status.st_dev) inode \(status.st_ino) size \(status.st_size) "
-            + "modified \(status.st_mtim.tv_sec).\(status.st_mtim.tv_nsec); requantization \(requantized)"
+            + "\(identity); requantization \(requantized); source \(absolutePath(modelPath))"
+    }
+
+    /// What the file system records of a file's identity: device, inode, size and modification time in nanoseconds
+    /// (nil when it cannot be examined).
+    static func identity(of path: String) -> String? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        return "device \(status.st_dev) inode \(status.st_ino) size \(status.st_size) "
+            + "modified \(status.st_mtim.tv_sec).\(status.st_mtim.tv_nsec)"
+    }
+
+    static func absolutePath(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// The cache file's path for `modelPath` under `directory`.

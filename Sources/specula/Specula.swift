@@ -10,7 +10,7 @@ struct Specula: ParsableCommand {
         abstract: "Exact speculative decoding: verifiers, optimal acceptance rates and benchmarks.",
         subcommands: [
             Bound.self, Inspect.self, Tokenize.self, Generate.self, Serve.self, Logits.self, Audit.self, Bench.self,
-            Synthetic.self,
+            Synthetic.self, Cache.self,
         ]
     )
 

@@ -8,7 +8,9 @@ struct CommandResult {
     var standardError: String
 }
 
-func runSpecula(_ arguments: [String], input: String? = nil) throws -> CommandResult {
+func runSpecula(_ arguments: [String], input: String? = nil, environment: [String: String] = [:]) throws
+    -> CommandResult
+{
     let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     var executable = directory.appendingPathComponent("specula")
     if !FileManager.default.fileExists(atPath: executable.path) {
@@ -18,6 +20,9 @@ func runSpecula(_ arguments: [String], input: String? = nil) throws -> CommandRe
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let output = Pipe()
     let error = Pipe()
     let inputPipe = Pipe()
@@ -126,6 +131,33 @@ struct CLITests {
         #expect(result.standardError.hasPrefix("error: "))
         #expect(result.standardError.contains(mention), "\(result.standardError)")
         #expect(result.standardOutput.isEmpty)
+    }
+
+    /// `specula cache list` and `prune` on a directory: a file that is not a cache file of this format is stale and
+    /// pruned, other files stay; with the cache off and no directory, a clear error.
+    @Test func cacheListsAndPrunesADirectory() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("specula-cache-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("not a cache".utf8).write(to: URL(fileURLWithPath: directory + "/old-0123456789abcdef.weights"))
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: directory + "/notes.txt"))
+        let list = try runSpecula(["cache", "list", "--directory", directory])
+        #expect(list.status == 0, "\(list.standardError)")
+        #expect(list.standardOutput.contains("1 files"))
+        #expect(list.standardOutput.contains("old-0123456789abcdef.weights"))
+        #expect(list.standardOutput.contains("stale: not a weight cache file"))
+        let prune = try runSpecula(["cache", "prune", "--directory", directory, "--json"])
+        #expect(prune.status == 0, "\(prune.standardError)")
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(prune.standardOutput.utf8)) as? [String: Any])
+        let removed = try #require(object["removed"] as? [[String: Any]])
+        #expect(removed.count == 1 && removed.first?["state"] as? String == "stale")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/old-0123456789abcdef.weights"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/notes.txt"))
+        #expect(try runSpecula(["cache", "list", "--directory", directory]).standardOutput.contains("0 files"))
+        let off = try runSpecula(["cache", "list"], environment: ["SPECULA_WEIGHT_CACHE": "off"])
+        #expect(off.status == 1)
+        #expect(off.standardError.contains("the weight cache is off"))
     }
 
     @Test func benchVerifyRunsAndWritesJSON() throws {

@@ -243,6 +243,74 @@ struct WeightCacheTests {
         }
     }
 
+    /// A cache file stays while its model file is unchanged; when the model file changes or goes, the next cache
+    /// file written removes it (and `prune` does on demand), and a file of another model that is still current is
+    /// kept. Files that are not cache files, or not yet renamed into place, are left alone.
+    @Test func filesOfChangedOrRemovedModelsArePruned() throws {
+        guard FastDot.kernelName == "avx512-vnni" else { return }
+        try Self.withDirectory { directory in
+            let cacheDirectory = directory + "/cache"
+            let models = directory + "/models"
+            try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+            let first = models + "/first.gguf"
+            let second = models + "/second.gguf"
+            try FileManager.default.copyItem(atPath: Self.path("smollm2"), toPath: first)
+            try FileManager.default.copyItem(atPath: Self.path("smollm2"), toPath: second)
+            let firstLoad = try LoadedModel(path: first, weightCache: .directory(cacheDirectory))
+            let secondLoad = try LoadedModel(path: second, weightCache: .directory(cacheDirectory))
+            guard case .written(let firstFile) = firstLoad.weightCacheStatus,
+                case .written(let secondFile) = secondLoad.weightCacheStatus
+            else {
+                Issue.record("\(firstLoad.weightCacheStatus); \(secondLoad.weightCacheStatus)")
+                return
+            }
+            // Not cache files, or not in place yet: never touched.
+            try Data("notes".utf8).write(to: URL(fileURLWithPath: cacheDirectory + "/notes.txt"))
+            try Data("partial".utf8).write(to: URL(fileURLWithPath: cacheDirectory + "/.tmp-1-2.weights"))
+            var listed = WeightCache.files(in: cacheDirectory)
+            #expect(listed.map(\.path) == [firstFile, secondFile])
+            #expect(listed.allSatisfy { $0.state == .current })
+            #expect(listed.map(\.source) == [first, second])
+            #expect(WeightCache.prune(directory: cacheDirectory).isEmpty)
+
+            // The first model file changes (its modification time is enough): its file is stale, and loading the
+            // changed file writes a new one and removes the old.
+            var times = [timespec(tv_sec: 1_000_000, tv_nsec: 7), timespec(tv_sec: 1_000_000, tv_nsec: 7)]
+            #expect(utimensat(AT_FDCWD, first, &times, 0) == 0)
+            listed = WeightCache.files(in: cacheDirectory)
+            #expect(listed.first { $0.path == firstFile }?.state == .stale(reason: "its model file has changed"))
+            let reloaded = try LoadedModel(path: first, weightCache: .directory(cacheDirectory))
+            guard case .written(let newFile) = reloaded.weightCacheStatus else {
+                Issue.record("\(reloaded.weightCacheStatus)")
+                return
+            }
+            #expect(newFile != firstFile)
+            #expect(!FileManager.default.fileExists(atPath: firstFile))
+            #expect(FileManager.default.fileExists(atPath: secondFile))
+            // The old mapping still serves the load made from it.
+            let sameLogits = try Self.same(Self.logits(firstLoad), try Self.logits(reloaded))
+            #expect(sameLogits, "logits differ")
+
+            // The second model file goes: `prune` removes its file, keeps the first's, and leaves the rest.
+            try FileManager.default.removeItem(atPath: second)
+            let removed = WeightCache.prune(directory: cacheDirectory)
+            #expect(removed.map(\.path) == [secondFile])
+            #expect(removed.first?.state == .stale(reason: "its model file is gone"))
+            #expect(WeightCache.files(in: cacheDirectory).map(\.path) == [newFile])
+            #expect(FileManager.default.fileExists(atPath: cacheDirectory + "/notes.txt"))
+            #expect(FileManager.default.fileExists(atPath: cacheDirectory + "/.tmp-1-2.weights"))
+
+            // A file that does not parse is stale; a directory that does not exist lists nothing.
+            let garbage = cacheDirectory + "/garbage-0000000000000000.weights"
+            try Data("not a cache".utf8).write(to: URL(fileURLWithPath: garbage))
+            #expect(
+                WeightCache.files(in: cacheDirectory).first { $0.path == garbage }?.state
+                    == .stale(reason: "not a weight cache file"))
+            #expect(WeightCache.prune(directory: cacheDirectory).map(\.path) == [garbage])
+            #expect(WeightCache.files(in: directory + "/none").isEmpty)
+        }
+    }
+
     @Test func theKeyFollowsTheFileAndTheConversion() throws {
         try Self.withDirectory { directory in
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -263,6 +331,8 @@ struct WeightCacheTests {
                     != WeightCache.filePath(directory: "/c", modelPath: file, key: touched))
             #expect(WeightCache.filePath(directory: "/c", modelPath: file, key: key).hasPrefix("/c/model-"))
             #expect(WeightCache.key(modelPath: directory + "/missing.gguf", requantization: nil) == nil)
+            // The key names the model file by its absolute path, last.
+            #expect(key.hasSuffix("; source " + (directory as NSString).resolvingSymlinksInPath + "/model.gguf"))
             #expect(WeightCache.off.resolvedDirectory == nil)
             #expect(WeightCache.directory("/x/y").resolvedDirectory == "/x/y")
         }
