@@ -31,12 +31,19 @@ struct BytePairEncoding: Sendable {
         return map
     }()
 
-    init(tokens: [String], tokenIndex: [String: Int32], merges mergeStrings: [String], path: String) throws {
+    init(tokens: [String], merges mergeStrings: [String], path: String) throws {
+        // Text → id (the first token with a text wins), by the texts' UTF-8 bytes: the merge table needs three
+        // look-ups per merge (150,000 merges for Qwen2.5), and a dictionary keyed by `String` hashed each text's
+        // canonical form (most of a load's tokenizer time). In a byte-level vocabulary two texts are canonically
+        // equivalent only when their bytes are equal (its characters, U+0021–U+0143, hold no combining marks and
+        // none that decomposes into others of them), so comparing bytes finds the same ids.
+        let index = TokenTextIndex(tokens)
         // Some vocabularies (SmolLM2) lack tokens for a few control bytes; such a byte is dropped, as llama.cpp
         // drops it. (Encoding it as the unknown token would put SmolLM2's id 0, `<|endoftext|>`, into plain text.)
         var byteTokens = [Int32](repeating: -1, count: 256)
         for byte in 0..<256 {
-            byteTokens[byte] = tokenIndex[String(Character(Self.byteCharacters[byte]))] ?? -1
+            var text = String(Character(Self.byteCharacters[byte]))
+            byteTokens[byte] = text.withUTF8 { index.id(of: $0[...], $0[$0.count...]) } ?? -1
         }
         if byteTokens.filter({ $0 >= 0 }).count < 128 {
             throw TokenizerError.invalid(path: path, reason: "byte-level BPE vocabulary lacks most single-byte tokens")
@@ -44,17 +51,22 @@ struct BytePairEncoding: Sendable {
         var merges: [UInt64: (rank: Int32, merged: Int32)] = [:]
         merges.reserveCapacity(mergeStrings.count)
         for (rank, merge) in mergeStrings.enumerated() {
-            guard let space = merge.firstIndex(of: " ") else {
+            var text = merge
+            let ids: (Int32, Int32, Int32)?? = text.withUTF8 { bytes in
+                guard let space = bytes.firstIndex(of: 0x20) else { return .none }
+                let left = bytes[..<space]
+                let right = bytes[(space + 1)...]
+                guard let leftId = index.id(of: left, right[right.endIndex...]),
+                    let rightId = index.id(of: right, right[right.endIndex...]),
+                    let mergedId = index.id(of: left, right)
+                else { return .some(nil) }
+                return .some((leftId, rightId, mergedId))
+            }
+            guard let found = ids else {
                 throw TokenizerError.invalid(path: path, reason: "merge \(rank) '\(merge)' has no space")
             }
-            let left = merge[..<space]
-            let right = merge[merge.index(after: space)...]
-            guard let leftId = tokenIndex[String(left)], let rightId = tokenIndex[String(right)],
-                let mergedId = tokenIndex[String(left) + String(right)]
-            else {
-                // A merge whose parts or result are not tokens can never apply; skip it as llama.cpp does.
-                continue
-            }
+            // A merge whose parts or result are not tokens can never apply; skip it as llama.cpp does.
+            guard let (leftId, rightId, mergedId) = found else { continue }
             let key = UInt64(UInt32(bitPattern: leftId)) << 32 | UInt64(UInt32(bitPattern: rightId))
             if merges[key] == nil { merges[key] = (Int32(rank), mergedId) }
         }
@@ -100,5 +112,72 @@ struct BytePairEncoding: Sendable {
         for symbol in symbols {
             if symbol >= 0 { output.append(Int(symbol)) }
         }
+    }
+}
+
+/// Token ids by the UTF-8 bytes of their texts: an open-addressing table (FNV-1a hashes, linear probing) over one
+/// buffer holding every text's bytes. The first token with a text wins.
+struct TokenTextIndex {
+    /// Every token's UTF-8 bytes, one after another; token i's are `bytes[starts[i]..<starts[i + 1]]`.
+    private var bytes: [UInt8] = []
+    private var starts: [Int] = [0]
+    /// Token id per slot, −1 for an empty slot; the count is a power of two at least twice the tokens'.
+    private var slots: [Int32]
+
+    init(_ tokens: [String]) {
+        var size = 1
+        while size < 2 * max(tokens.count, 1) { size <<= 1 }
+        slots = [Int32](repeating: -1, count: size)
+        bytes.reserveCapacity(tokens.count * 8)
+        starts.reserveCapacity(tokens.count + 1)
+        for token in tokens {
+            var text = token
+            text.withUTF8 { bytes.append(contentsOf: $0) }
+            starts.append(bytes.count)
+        }
+        for id in tokens.indices {
+            let (hash, found) = bytes.withUnsafeBufferPointer { all in
+                let own = all[starts[id]..<starts[id + 1]]
+                return (Self.hash(own, all[0..<0]), lookUp(own, all[0..<0], in: all))
+            }
+            if found != nil { continue }
+            var slot = hash & (slots.count - 1)
+            while slots[slot] >= 0 { slot = (slot + 1) & (slots.count - 1) }
+            slots[slot] = Int32(id)
+        }
+    }
+
+    /// The id of the token whose text is the bytes of `first` followed by those of `second` (nil if none).
+    func id(of first: Slice<UnsafeBufferPointer<UInt8>>, _ second: Slice<UnsafeBufferPointer<UInt8>>) -> Int32? {
+        bytes.withUnsafeBufferPointer { lookUp(first, second, in: $0) }
+    }
+
+    private func lookUp(
+        _ first: Slice<UnsafeBufferPointer<UInt8>>, _ second: Slice<UnsafeBufferPointer<UInt8>>,
+        in all: UnsafeBufferPointer<UInt8>
+    ) -> Int32? {
+        var slot = Self.hash(first, second) & (slots.count - 1)
+        let length = first.count + second.count
+        while slots[slot] >= 0 {
+            let id = Int(slots[slot])
+            let start = starts[id]
+            if starts[id + 1] - start == length
+                && zip(first, all[start..<(start + first.count)]).allSatisfy({ $0 == $1 })
+                && zip(second, all[(start + first.count)..<(start + length)]).allSatisfy({ $0 == $1 })
+            {
+                return Int32(id)
+            }
+            slot = (slot + 1) & (slots.count - 1)
+        }
+        return nil
+    }
+
+    private static func hash(
+        _ first: Slice<UnsafeBufferPointer<UInt8>>, _ second: Slice<UnsafeBufferPointer<UInt8>>
+    ) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in first { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        for byte in second { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: hash ^ (hash >> 29))
     }
 }

@@ -158,11 +158,7 @@ public final class Tokenizer: Sendable {
         self.addSpacePrefix = addSpacePrefix
         switch model {
         case .bytePairEncoding:
-            // Text → id (the first token with a text wins), for the merge table; SentencePiece has its own table.
-            var index: [String: Int32] = [:]
-            index.reserveCapacity(tokens.count)
-            for (id, text) in tokens.enumerated() where index[text] == nil { index[text] = Int32(id) }
-            bpe = try BytePairEncoding(tokens: tokens, tokenIndex: index, merges: merges, path: path)
+            bpe = try BytePairEncoding(tokens: tokens, merges: merges, path: path)
             spm = nil
         case .sentencePiece:
             bpe = nil

@@ -307,4 +307,51 @@ struct CraftedTokenizerComparisonTests {
         #expect(throws: TokenizerError.self) { try a.requireSameVocabulary(as: try tokenizer(base + ["extra"])) }
         try a.requireSameVocabulary(as: try tokenizer(base))
     }
+
+    /// The merge table finds tokens by their texts' bytes: the first of two tokens with one text wins, a merge of
+    /// multi-byte characters (`Ġ`, a space) applies, a merge whose result is not a token is skipped, and a merge with
+    /// no space is an error that names it.
+    @Test func mergesFindTokensByTheirTexts() throws {
+        // GPT-2's byte characters: printable Latin-1 bytes as themselves, the others from U+0100 in byte order.
+        var next: UInt32 = 256
+        let byteTexts = (0..<256).map { byte -> String in
+            let printable = (0x21...0x7E).contains(byte) || (0xA1...0xAC).contains(byte) || (0xAE...0xFF).contains(byte)
+            if printable { return String(Character(Unicode.Scalar(UInt8(byte)))) }
+            defer { next += 1 }
+            return String(Character(Unicode.Scalar(next) ?? " "))
+        }
+        #expect(byteTexts[0x20] == "Ġ")
+        func tokenizer(_ tokens: [String], merges: [String]) throws -> Tokenizer {
+            var b = GGUFBuilder()
+            b.bytes += Array("GGUF".utf8)
+            b.u32(3)
+            b.u64(0)
+            b.u64(3)
+            b.string("tokenizer.ggml.model")
+            b.u32(8)
+            b.string("gpt2")
+            b.string("tokenizer.ggml.tokens")
+            b.u32(9)
+            b.u32(8)
+            b.u64(UInt64(tokens.count))
+            for t in tokens { b.string(t) }
+            b.string("tokenizer.ggml.merges")
+            b.u32(9)
+            b.u32(8)
+            b.u64(UInt64(merges.count))
+            for m in merges { b.string(m) }
+            return try Tokenizer(gguf: GGUFFile(file: MappedFile(copying: b.bytes)))
+        }
+        let tokens = byteTexts + ["ab", "Ġa", "ab", "Ġab"]
+        let bpe = try tokenizer(tokens, merges: ["a b", "Ġ a", "x y", "Ġa b"])
+        let id = { (text: String) in tokens.firstIndex(of: text) ?? -1 }
+        #expect(bpe.encode("ab", addSpecial: false) == [256])
+        #expect(bpe.encode(" a", addSpecial: false) == [257])
+        // Lowest rank first: `a b` (rank 0) merges before `Ġ a` can, and no merge joins `Ġ` with `ab`.
+        #expect(bpe.encode(" ab", addSpecial: false) == [32, 256])
+        #expect(bpe.encode("xy", addSpecial: false) == [id("x"), id("y")])
+        #expect(throws: TokenizerError.invalid(path: "<memory>", reason: "merge 1 'ab' has no space")) {
+            try tokenizer(tokens, merges: ["a b", "ab"])
+        }
+    }
 }
