@@ -22,9 +22,10 @@ public enum Linear {
                 let values32 = v32.baseAddress
                 let values256 = v256.baseAddress
                 if let packed = matrix.packed {
-                    // Chunks of 4 groups (64 rows) handed out at run time: the two cores rarely run at the same
-                    // speed on a shared machine, and a fixed half each left one waiting.
-                    pool.parallelForBalanced(count: packed.groupCount, chunk: 4) { range in
+                    // Runs of groups handed out at run time, long first and down to 4 groups (64 rows): the two
+                    // cores rarely run at the same speed on a shared machine, and a fixed half each left one
+                    // waiting; long runs keep each core's weight stream contiguous.
+                    pool.parallelForGuided(count: packed.groupCount, minimumChunk: 4) { range in
                         for group in range {
                             let first = group * PackedMatrix.groupRows
                             packed.multiplyGroup(

@@ -167,6 +167,39 @@ public final class WorkerPool: @unchecked Sendable {
     }
 }
 
+extension WorkerPool {
+    /// Like ``parallelForBalanced(count:chunk:_:)``, but each take is a share of what is left (a `1 / (2 ·
+    /// threadCount)` share, at least `minimumChunk`): the first takes are long contiguous runs, the last ones short
+    /// enough to even out two cores that run at different speeds. A product streams its weights fastest in long runs
+    /// (the hardware prefetchers and the kernels' prefetch hints follow one run; fixed small chunks taken in turn
+    /// break each core's stream at every chunk). Which worker runs a range varies; what each element computes must
+    /// not depend on it.
+    public func parallelForGuided(count: Int, minimumChunk: Int, _ body: @escaping (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let minimum = max(1, minimumChunk)
+        if threadCount == 1 || count <= minimum {
+            body(0..<count)
+            return
+        }
+        let cursor = Cursor()
+        let share = 2 * threadCount
+        runOnEachWorker { _ in
+            var lower = cursor.next.load(ordering: .relaxed)
+            while lower < count {
+                let take = min(count - lower, max(minimum, (count - lower) / share))
+                let (exchanged, original) = cursor.next.compareExchange(
+                    expected: lower, desired: lower + take, ordering: .relaxed)
+                if exchanged {
+                    body(lower..<(lower + take))
+                    lower = cursor.next.load(ordering: .relaxed)
+                } else {
+                    lower = original
+                }
+            }
+        }
+    }
+}
+
 /// A fair lock: callers enter in the order they asked (a ticket each), each waiter asleep on a condition variable.
 /// Uncontended, `enter` and `leave` are one mutex round each. Public for the kernel tests, which the portable
 /// package links from outside this one.
@@ -218,6 +251,6 @@ public final class TurnQueue: @unchecked Sendable {
 }
 
 /// The shared position of a balanced loop.
-private final class Cursor: Sendable {
+final class Cursor: Sendable {
     let next = Atomic<Int>(0)
 }
