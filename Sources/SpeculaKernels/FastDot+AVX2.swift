@@ -1,5 +1,4 @@
 #if SPECULA_AVX2
-    import CSpeculaSystem
     import _Builtin_intrinsics.intel
 
     /// The AVX2 kernels, for hosts with AVX2, FMA and F16C but without AVX-512 VNNI (Package.swift sets
@@ -26,10 +25,7 @@
             let mask = _mm256_set1_epi8(0x0F)
             let columns = blocks * 256
             // The rows' totals in the thread's scratch: a pass's prompt rows are more than the stack takes.
-            guard let scratch = specula_product_scratch(max(64, count * MemoryLayout<Float>.stride)) else {
-                preconditionFailure("no memory for a product's scratch")
-            }
-            let t = scratch.bindMemory(to: Float.self, capacity: count)
+            let t = productScratch(count * MemoryLayout<Float>.stride).bindMemory(to: Float.self, capacity: count)
             t.initialize(repeating: 0, count: count)
             withUnsafeTemporaryAllocation(of: __m256i.self, capacity: 16) { unpacked in
                 guard let q = unpacked.baseAddress else { return }
@@ -90,10 +86,7 @@
             let bits45 = _mm256_set1_epi8(0x30)
             let columns = blocks * 256
             // The rows' totals in the thread's scratch: a pass's prompt rows are more than the stack takes.
-            guard let scratch = specula_product_scratch(max(64, count * MemoryLayout<Float>.stride)) else {
-                preconditionFailure("no memory for a product's scratch")
-            }
-            let t = scratch.bindMemory(to: Float.self, capacity: count)
+            let t = productScratch(count * MemoryLayout<Float>.stride).bindMemory(to: Float.self, capacity: count)
             t.initialize(repeating: 0, count: count)
             withUnsafeTemporaryAllocation(of: __m256i.self, capacity: 16) { unpacked in
                 guard let q = unpacked.baseAddress else { return }
@@ -189,9 +182,7 @@
             // The unpacked row and its constants in the thread's scratch (64-byte aligned): a few kilobytes per weight
             // row, more than the stack takes, and a heap allocation per row cost more than the row's products.
             let vectorBytes = 2 * blocks * MemoryLayout<__m256i>.stride
-            guard
-                let scratch = specula_product_scratch(vectorBytes + (2 * blocks + count) * MemoryLayout<Float>.stride)
-            else { preconditionFailure("no memory for a product's scratch") }
+            let scratch = productScratch(vectorBytes + (2 * blocks + count) * MemoryLayout<Float>.stride)
             let signed = scratch.bindMemory(to: __m256i.self, capacity: 2 * blocks)
             let d = (scratch + vectorBytes).bindMemory(to: Float.self, capacity: 2 * blocks + count)
             let magnitudes = signed + blocks

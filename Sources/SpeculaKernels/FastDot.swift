@@ -1,3 +1,5 @@
+import CSpeculaSystem
+
 #if SPECULA_AVX512 || SPECULA_AVX2
     import _Builtin_intrinsics.intel
 #endif
@@ -33,6 +35,15 @@ public enum FastDot {
         #else
             return "portable"
         #endif
+    }
+
+    /// The calling thread's product scratch (`specula_product_scratch`): at least `bytes`, 64-byte aligned, for the
+    /// working space of one product call (a packed group's accumulators, an AVX2 kernel's unpacked row and totals).
+    static func productScratch(_ bytes: Int) -> UnsafeMutableRawPointer {
+        guard let scratch = specula_product_scratch(max(64, bytes)) else {
+            preconditionFailure("no memory for a product's scratch")
+        }
+        return scratch
     }
 
     /// Whether the 32-element formats give ``ReferenceDot``'s floats exactly (the portable kernels) or agree to

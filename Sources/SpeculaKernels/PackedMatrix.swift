@@ -179,9 +179,7 @@ public final class PackedMatrix: @unchecked Sendable {
         #if SPECULA_AVX512
             precondition(x.columnCount == columnCount)
             // The float accumulators of the tile's tokens, then their integer sums, 64-byte aligned.
-            guard let aligned = specula_product_scratch(Self.tokenTile * 128) else {
-                preconditionFailure("no memory for a product's scratch")
-            }
+            let aligned = FastDot.productScratch(Self.tokenTile * 128)
             let floats = aligned.bindMemory(to: Float.self, capacity: Self.tokenTile * 16)
             let integers = aligned + Self.tokenTile * 64
             var first = 0

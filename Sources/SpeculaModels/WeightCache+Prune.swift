@@ -86,16 +86,7 @@ extension WeightCacheFile {
         guard count >= 0 else { throw Invalid(reason: "cannot read it: \(String(cString: strerror(errno)))") }
         return try header.withUnsafeBytes { raw in
             var reader = Reader(bytes: UnsafeRawBufferPointer(rebasing: raw.prefix(count)))
-            guard try reader.bytes(WeightCache.magic.count) == WeightCache.magic else {
-                throw Invalid(reason: "not a weight cache file")
-            }
-            let version = try reader.u32()
-            guard version == WeightCache.formatVersion else { throw Invalid(reason: "format version \(version)") }
-            _ = try reader.u32()
-            let length = try reader.count(limit: 4096)
-            guard let key = String(validating: try reader.bytes(length), as: UTF8.self) else {
-                throw Invalid(reason: "its key is not text")
-            }
+            guard let key = try reader.key() else { throw Invalid(reason: "its key is not text") }
             return key
         }
     }

@@ -165,14 +165,7 @@ package final class WeightCacheFile: @unchecked Sendable {
         _ bytes: UnsafeRawBufferPointer, fileSize: Int, key: String
     ) throws -> [String: WeightCacheEntry] {
         var reader = Reader(bytes: bytes)
-        guard try reader.bytes(WeightCache.magic.count) == WeightCache.magic else {
-            throw Invalid(reason: "not a weight cache file")
-        }
-        let version = try reader.u32()
-        guard version == WeightCache.formatVersion else { throw Invalid(reason: "format version \(version)") }
-        _ = try reader.u32()
-        let keyLength = try reader.count(limit: 4096)
-        guard let stored = String(validating: try reader.bytes(keyLength), as: UTF8.self), stored == key else {
+        guard let stored = try reader.key(), stored == key else {
             throw Invalid(reason: "made for another model file or build")
         }
         let count = try reader.count(limit: 100_000)
@@ -243,6 +236,18 @@ package final class WeightCacheFile: @unchecked Sendable {
             guard count >= 0, count <= bytes.count - offset else { throw Invalid(reason: "truncated header") }
             defer { offset += count }
             return Array(bytes[offset..<offset + count])
+        }
+
+        /// The header's start: the magic and this format's version (else ``Invalid``), then the stored key (nil
+        /// when it is not UTF-8 text).
+        mutating func key() throws -> String? {
+            guard try bytes(WeightCache.magic.count) == WeightCache.magic else {
+                throw Invalid(reason: "not a weight cache file")
+            }
+            let version = try u32()
+            guard version == WeightCache.formatVersion else { throw Invalid(reason: "format version \(version)") }
+            _ = try u32()
+            return String(validating: try bytes(try count(limit: 4096)), as: UTF8.self)
         }
 
         mutating func u32() throws -> UInt32 {

@@ -38,11 +38,7 @@ struct Cache: ParsableCommand {
                 print(Cache.json(directory: directory, files: files, key: "files").rendered(indent: 2))
                 return
             }
-            print("\(directory): \(files.count) files, \(Cache.mebibytes(files.reduce(0) { $0 + $1.bytes }))")
-            for file in files {
-                let name = file.path.split(separator: "/").last.map(String.init) ?? file.path
-                print("  \(name)  \(Cache.mebibytes(file.bytes))  \(Cache.describe(file))")
-            }
+            Cache.show(files, heading: "\(directory): \(files.count) files")
         }
     }
 
@@ -60,12 +56,16 @@ struct Cache: ParsableCommand {
                 print(Cache.json(directory: directory, files: removed, key: "removed").rendered(indent: 2))
                 return
             }
-            print(
-                "\(directory): removed \(removed.count) files, \(Cache.mebibytes(removed.reduce(0) { $0 + $1.bytes }))")
-            for file in removed {
-                let name = file.path.split(separator: "/").last.map(String.init) ?? file.path
-                print("  \(name)  \(Cache.mebibytes(file.bytes))  \(Cache.describe(file))")
-            }
+            Cache.show(removed, heading: "\(directory): removed \(removed.count) files")
+        }
+    }
+
+    /// The heading with the files' total size, then a line per file: name, size, state and model file.
+    static func show(_ files: [WeightCacheFileInfo], heading: String) {
+        print("\(heading), \(mebibytes(files.reduce(0) { $0 + $1.bytes }))")
+        for file in files {
+            let name = file.path.split(separator: "/").last.map(String.init) ?? file.path
+            print("  \(name)  \(mebibytes(file.bytes))  \(describe(file))")
         }
     }
 

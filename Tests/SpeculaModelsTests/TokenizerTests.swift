@@ -269,27 +269,32 @@ struct TokenizerComparisonTests {
 
 @Suite("Tokenizer comparison on crafted vocabularies")
 struct CraftedTokenizerComparisonTests {
+    /// A byte-level BPE tokenizer (`gpt2`) from a file holding only these tokens and merges.
+    static func byteLevelTokenizer(tokens: [String], merges: [String]) throws -> Tokenizer {
+        var b = GGUFBuilder()
+        b.bytes += Array("GGUF".utf8)
+        b.u32(3)
+        b.u64(0)
+        b.u64(3)
+        b.string("tokenizer.ggml.model")
+        b.u32(8)
+        b.string("gpt2")
+        b.string("tokenizer.ggml.tokens")
+        b.u32(9)
+        b.u32(8)
+        b.u64(UInt64(tokens.count))
+        for t in tokens { b.string(t) }
+        b.string("tokenizer.ggml.merges")
+        b.u32(9)
+        b.u32(8)
+        b.u64(UInt64(merges.count))
+        for m in merges { b.string(m) }
+        return try Tokenizer(gguf: GGUFFile(file: MappedFile(copying: b.bytes)))
+    }
+
     @Test func firstDifferingTokenIsNamed() throws {
         func tokenizer(_ tokens: [String]) throws -> Tokenizer {
-            var b = GGUFBuilder()
-            b.bytes += Array("GGUF".utf8)
-            b.u32(3)
-            b.u64(0)
-            b.u64(3)
-            b.string("tokenizer.ggml.model")
-            b.u32(8)
-            b.string("gpt2")
-            b.string("tokenizer.ggml.tokens")
-            b.u32(9)
-            b.u32(8)
-            b.u64(UInt64(tokens.count))
-            for t in tokens { b.string(t) }
-            b.string("tokenizer.ggml.merges")
-            b.u32(9)
-            b.u32(8)
-            b.u64(1)
-            b.string("a b")
-            return try Tokenizer(gguf: GGUFFile(file: MappedFile(copying: b.bytes)))
+            try Self.byteLevelTokenizer(tokens: tokens, merges: ["a b"])
         }
         let bytes = (0..<256).map { String(Character(Unicode.Scalar(UInt8($0)))) }
         // Bytes as GPT-2 characters are not all printable; the builder only needs most single-byte tokens.
@@ -321,29 +326,8 @@ struct CraftedTokenizerComparisonTests {
             return String(Character(Unicode.Scalar(next) ?? " "))
         }
         #expect(byteTexts[0x20] == "Ġ")
-        func tokenizer(_ tokens: [String], merges: [String]) throws -> Tokenizer {
-            var b = GGUFBuilder()
-            b.bytes += Array("GGUF".utf8)
-            b.u32(3)
-            b.u64(0)
-            b.u64(3)
-            b.string("tokenizer.ggml.model")
-            b.u32(8)
-            b.string("gpt2")
-            b.string("tokenizer.ggml.tokens")
-            b.u32(9)
-            b.u32(8)
-            b.u64(UInt64(tokens.count))
-            for t in tokens { b.string(t) }
-            b.string("tokenizer.ggml.merges")
-            b.u32(9)
-            b.u32(8)
-            b.u64(UInt64(merges.count))
-            for m in merges { b.string(m) }
-            return try Tokenizer(gguf: GGUFFile(file: MappedFile(copying: b.bytes)))
-        }
         let tokens = byteTexts + ["ab", "Ġa", "ab", "Ġab"]
-        let bpe = try tokenizer(tokens, merges: ["a b", "Ġ a", "x y", "Ġa b"])
+        let bpe = try Self.byteLevelTokenizer(tokens: tokens, merges: ["a b", "Ġ a", "x y", "Ġa b"])
         let id = { (text: String) in tokens.firstIndex(of: text) ?? -1 }
         #expect(bpe.encode("ab", addSpecial: false) == [256])
         #expect(bpe.encode(" a", addSpecial: false) == [257])
@@ -351,7 +335,7 @@ struct CraftedTokenizerComparisonTests {
         #expect(bpe.encode(" ab", addSpecial: false) == [32, 256])
         #expect(bpe.encode("xy", addSpecial: false) == [id("x"), id("y")])
         #expect(throws: TokenizerError.invalid(path: "<memory>", reason: "merge 1 'ab' has no space")) {
-            try tokenizer(tokens, merges: ["a b", "ab"])
+            try Self.byteLevelTokenizer(tokens: tokens, merges: ["a b", "ab"])
         }
     }
 }
