@@ -13,6 +13,9 @@ let cpuFlags =
 /// `SPECULA_KERNELS=avx2` or `=portable` builds a set below the host's best, so that one host can test the others'
 /// kernels (`scripts/test-portable`); `SPECULA_PORTABLE` is the older spelling of `=portable`.
 let forcedKernels = ProcessInfo.processInfo.environment["SPECULA_KERNELS"]
+if let forcedKernels, !["avx2", "portable"].contains(forcedKernels) {
+    fatalError("SPECULA_KERNELS is '\(forcedKernels)'; it takes avx2 or portable (unset: the host's best kernels)")
+}
 let portableOnly = ProcessInfo.processInfo.environment["SPECULA_PORTABLE"] != nil || forcedKernels == "portable"
 let vectorKernels =
     !portableOnly && forcedKernels == nil
