@@ -20,6 +20,12 @@ struct BenchKernels: ParsableCommand {
         name: .long, parsing: .upToNextOption,
         help: "Tensors to time (default: layer 0's q, gate and down projections and the output matrix).")
     var tensors: [String] = []
+    @Flag(
+        name: .long,
+        help:
+            "Also time each layer tensor (blk.L.…) streamed: the same tensor of every layer in turn, so that its weights come from memory as in a forward pass, against the one matrix repeated from the caches."
+    )
+    var streamed = false
 
     func validate() throws {
         if runs < 1 { throw ValidationError("--runs must be ≥ 1") }
@@ -80,6 +86,72 @@ struct BenchKernels: ParsableCommand {
                 }
                 print(line)
             }
+            if streamed, let layers = layerMatrices(like: name, in: file) {
+                try timeStreamed(layers, name: name)
+            }
+        }
+    }
+
+    /// The packed matrices of `name`'s tensor in every layer (`blk.0.ffn_gate.weight` → `blk.L.ffn_gate.weight` for
+    /// every L), or nil when `name` is not a layer tensor or has no packed layout.
+    func layerMatrices(like name: String, in file: GGUFFile) -> [QuantizedMatrix]? {
+        let parts = name.split(separator: ".", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "blk", Int(parts[1]) != nil else { return nil }
+        var matrices: [QuantizedMatrix] = []
+        var layer = 0
+        while let (info, bytes) = try? file.data(ofTensorNamed: "blk.\(layer).\(parts[2])"), info.dimensions.count == 2,
+            let base = bytes.baseAddress
+        {
+            let matrix = QuantizedMatrix(
+                type: info.type, rowCount: info.dimensions[1], columnCount: info.dimensions[0], data: base
+            ).packed()
+            guard matrix.packed != nil else { return nil }
+            matrices.append(matrix)
+            layer += 1
+        }
+        return matrices.count > 1 ? matrices : nil
+    }
+
+    /// Per-product time of one pass over `layers` in turn (streamed from memory) against the first one repeated as
+    /// often (from the caches), alternated, for each batch size.
+    func timeStreamed(_ layers: [QuantizedMatrix], name: String) throws {
+        let first = layers[0]
+        let bytes = layers.reduce(0) { $0 + ($1.packed?.byteCount ?? 0) }
+        print(
+            "  \(name) in \(layers.count) layers (\(bytes / 1_048_576) MiB packed), per product: streamed vs cached")
+        var single: Double?
+        for n in batch {
+            let input = (0..<(n * first.columnCount)).map { Float(sin(Double($0) * 0.37)) }
+            let x = input.withUnsafeBufferPointer {
+                QuantizedActivations($0, rowCount: n, columnCount: first.columnCount)
+            }
+            var output = [Float](repeating: 0, count: n * first.rowCount)
+            var times: [String: [Double]] = ["streamed": [], "cached": []]
+            for run in 0..<(runs + 1) {
+                for label in ["streamed", "cached"] {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    output.withUnsafeMutableBufferPointer { out in
+                        guard let base = out.baseAddress else { return }
+                        for matrix in layers { Linear.multiply(label == "streamed" ? matrix : first, x, into: base) }
+                    }
+                    let time = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(layers.count)
+                    if run > 0 { times[label, default: []].append(time) }
+                }
+            }
+            var line = "    N=\(n):"
+            for label in ["streamed", "cached"] {
+                let values = (times[label] ?? []).sorted()
+                guard !values.isEmpty else { continue }
+                let median = values[values.count / 2]
+                line += " \(label) \(String(format: "%.3f", median * 1000)) ms"
+                if label == "streamed" {
+                    if n == batch.first { single = median }
+                    line += " (\(String(format: "%.1f", Double(bytes / layers.count) / median / 1e9)) GB/s"
+                    if let single, n != batch.first { line += ", ×\(String(format: "%.2f", median / single))" }
+                    line += ")"
+                }
+            }
+            print(line)
         }
     }
 }

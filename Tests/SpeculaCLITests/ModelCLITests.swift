@@ -34,6 +34,23 @@ struct ModelCLITests {
         #expect(tokenizer["tokens"] as? Int == 151_936)
     }
 
+    /// `bench kernels --streamed` times a layer tensor across every layer and from the caches, per batch size; a
+    /// tensor outside the layers gets only the one-matrix timing.
+    @Test func kernelsBenchTimesALayerTensorStreamed() throws {
+        let run = try runSpecula([
+            "bench", "kernels", "--model", CLIModels.draft, "--runs", "1", "--batch", "1", "2", "--tensors",
+            "blk.0.ffn_gate.weight", "output_norm.weight", "--streamed",
+        ])
+        let lines = run.standardOutput.split(separator: "\n").map(String.init)
+        #expect(run.status == 1, "a vector is not a matrix: \(run.standardOutput)")
+        #expect(run.standardError.contains("output_norm.weight: not a matrix"), "\(run.standardError)")
+        #expect(
+            lines.contains { $0.contains("blk.0.ffn_gate.weight in 24 layers") && $0.contains("streamed vs cached") })
+        let timed = lines.filter { $0.hasPrefix("    N=") && $0.contains("streamed") && $0.contains("cached") }
+        #expect(timed.count == 2, "\(lines)")
+        #expect(timed.last?.contains("×") == true)
+    }
+
     @Test func generateAndLogits() throws {
         let plain = try runSpecula([
             "generate", "--model", CLIModels.smollm, "--prompt", "The capital of France is", "--max-tokens", "6",
