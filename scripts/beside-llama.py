@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 
 from benchlib import t975
 
@@ -49,17 +50,17 @@ def geometric(ratios):
     return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
 
 
-def load(arguments):
+def load(llama_path, specula_path, temperature):
     llama = {}
-    with open(arguments.llama) as handle:
+    with open(llama_path) as handle:
         for line in handle:
             if line.strip():
                 record = json.loads(line)
-                if abs(record["temperature"] - arguments.temperature) < 1e-9:
+                if abs(record["temperature"] - temperature) < 1e-9:
                     llama[(record["task"], str(record["id"]))] = record
     specula = {}
-    suffix = f" T={arguments.temperature:g}"
-    with open(arguments.specula) as handle:
+    suffix = f" T={temperature:g}"
+    with open(specula_path) as handle:
         for line in handle:
             if not line.strip():
                 continue
@@ -111,13 +112,7 @@ def row(task, keys, llama, specula):
 
 def table(llama_path, specula_path, temperature=0.0):
     """The markdown lines: header, one row per task, a blank line, the pooled line."""
-
-    class Arguments:
-        pass
-
-    arguments = Arguments()
-    arguments.llama, arguments.specula, arguments.temperature = llama_path, specula_path, temperature
-    llama, specula = load(arguments)
+    llama, specula = load(llama_path, specula_path, temperature)
     lines = [
         "| task | Specula plain tok/s | llama.cpp plain tok/s | llama.cpp best mode | its ratio to its plain "
         "| Specula default tok/s | Specula default ÷ llama.cpp best | prompts won |",
@@ -144,7 +139,13 @@ def main():
     parser.add_argument("--specula", required=True)
     parser.add_argument("--temperature", type=float, default=0.0)
     arguments = parser.parse_args()
-    print("\n".join(table(arguments.llama, arguments.specula, arguments.temperature)))
+    try:
+        lines = table(arguments.llama, arguments.specula, arguments.temperature)
+    except OSError as error:
+        sys.exit(f"beside-llama: {error.filename}: {error.strerror}")
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        sys.exit(f"beside-llama: a record of {arguments.llama} or {arguments.specula} is not of its benchmark: {error!r}")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -41,34 +41,22 @@ struct BenchKernels: ParsableCommand {
             } : tensors
         print("\(file.path): \(WorkerPool.shared.threadCount) threads; median of \(runs) runs, layouts alternated")
         for name in names {
-            let (info, bytes) = try file.data(ofTensorNamed: name)
-            guard info.dimensions.count == 2, let base = bytes.baseAddress else {
-                throw CommandError("\(name): not a matrix")
-            }
-            let plain = QuantizedMatrix(
-                type: info.type, rowCount: info.dimensions[1], columnCount: info.dimensions[0], data: base)
+            let (plain, info, bytes) = try Self.storedMatrix(name, in: file)
             let packed = plain.packed()
             print(
                 "\(name) \(info.type) [\(plain.rowCount) × \(plain.columnCount)], \(bytes.count / 1024) KiB\(packed.packed == nil ? " (no packed layout)" : "")"
             )
             var singles: [String: Double] = [:]
+            let layouts = [("packed", packed), ("stored", plain)].filter { $0.0 == "stored" || packed.packed != nil }
             for n in batch {
-                let input = (0..<(n * plain.columnCount)).map { Float(sin(Double($0) * 0.37)) }
-                let x = input.withUnsafeBufferPointer {
-                    QuantizedActivations($0, rowCount: n, columnCount: plain.columnCount)
-                }
+                let x = Self.activations(rows: n, columns: plain.columnCount)
                 var output = [Float](repeating: 0, count: n * plain.rowCount)
-                var times: [String: [Double]] = ["packed": [], "stored": []]
-                for run in 0..<(runs + 1) {
-                    for (label, matrix) in [("packed", packed), ("stored", plain)]
-                    where label == "stored" || packed.packed != nil {
-                        let start = DispatchTime.now().uptimeNanoseconds
-                        output.withUnsafeMutableBufferPointer { out in
-                            if let base = out.baseAddress { Linear.multiply(matrix, x, into: base) }
-                        }
-                        let time = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                        if run > 0 { times[label, default: []].append(time) }
+                let times = timeAlternated(layouts.map(\.0)) { label in
+                    let matrix = label == "packed" ? packed : plain
+                    output.withUnsafeMutableBufferPointer { out in
+                        if let base = out.baseAddress { Linear.multiply(matrix, x, into: base) }
                     }
+                    return 1
                 }
                 var line = "  N=\(n):"
                 for label in ["packed", "stored"] {
@@ -92,6 +80,41 @@ struct BenchKernels: ParsableCommand {
         }
     }
 
+    /// The tensor `name` as a matrix in its stored layout, with its description and bytes; an error names a tensor
+    /// that is missing or not two-dimensional.
+    static func storedMatrix(_ name: String, in file: GGUFFile) throws -> (
+        QuantizedMatrix, GGUFTensorInfo, UnsafeRawBufferPointer
+    ) {
+        let (info, bytes) = try file.data(ofTensorNamed: name)
+        guard info.dimensions.count == 2, let base = bytes.baseAddress else {
+            throw CommandError("\(name): not a matrix")
+        }
+        let matrix = QuantizedMatrix(
+            type: info.type, rowCount: info.dimensions[1], columnCount: info.dimensions[0], data: base)
+        return (matrix, info, bytes)
+    }
+
+    /// `rows` × `columns` activation rows of a fixed smooth pattern, quantized.
+    static func activations(rows: Int, columns: Int) -> QuantizedActivations {
+        let input = (0..<(rows * columns)).map { Float(sin(Double($0) * 0.37)) }
+        return input.withUnsafeBufferPointer { QuantizedActivations($0, rowCount: rows, columnCount: columns) }
+    }
+
+    /// Seconds per product of `run(label)` (which returns how many products it ran) for each label, the labels
+    /// alternated within each of `runs` timed rounds after one untimed round.
+    func timeAlternated(_ labels: [String], _ run: (String) -> Int) -> [String: [Double]] {
+        var times: [String: [Double]] = [:]
+        for round in 0..<(runs + 1) {
+            for label in labels {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let products = run(label)
+                let time = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(products)
+                if round > 0 { times[label, default: []].append(time) }
+            }
+        }
+        return times
+    }
+
     /// The packed matrices of `name`'s tensor in every layer (`blk.0.ffn_gate.weight` → `blk.L.ffn_gate.weight` for
     /// every L), or nil when `name` is not a layer tensor or has no packed layout.
     func layerMatrices(like name: String, in file: GGUFFile) -> [QuantizedMatrix]? {
@@ -99,12 +122,8 @@ struct BenchKernels: ParsableCommand {
         guard parts.count == 3, parts[0] == "blk", Int(parts[1]) != nil else { return nil }
         var matrices: [QuantizedMatrix] = []
         var layer = 0
-        while let (info, bytes) = try? file.data(ofTensorNamed: "blk.\(layer).\(parts[2])"), info.dimensions.count == 2,
-            let base = bytes.baseAddress
-        {
-            let matrix = QuantizedMatrix(
-                type: info.type, rowCount: info.dimensions[1], columnCount: info.dimensions[0], data: base
-            ).packed()
+        while let (stored, _, _) = try? Self.storedMatrix("blk.\(layer).\(parts[2])", in: file) {
+            let matrix = stored.packed()
             guard matrix.packed != nil else { return nil }
             matrices.append(matrix)
             layer += 1
@@ -121,22 +140,14 @@ struct BenchKernels: ParsableCommand {
             "  \(name) in \(layers.count) layers (\(bytes / 1_048_576) MiB packed), per product: streamed vs cached")
         var single: Double?
         for n in batch {
-            let input = (0..<(n * first.columnCount)).map { Float(sin(Double($0) * 0.37)) }
-            let x = input.withUnsafeBufferPointer {
-                QuantizedActivations($0, rowCount: n, columnCount: first.columnCount)
-            }
+            let x = Self.activations(rows: n, columns: first.columnCount)
             var output = [Float](repeating: 0, count: n * first.rowCount)
-            var times: [String: [Double]] = ["streamed": [], "cached": []]
-            for run in 0..<(runs + 1) {
-                for label in ["streamed", "cached"] {
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    output.withUnsafeMutableBufferPointer { out in
-                        guard let base = out.baseAddress else { return }
-                        for matrix in layers { Linear.multiply(label == "streamed" ? matrix : first, x, into: base) }
-                    }
-                    let time = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(layers.count)
-                    if run > 0 { times[label, default: []].append(time) }
+            let times = timeAlternated(["streamed", "cached"]) { label in
+                output.withUnsafeMutableBufferPointer { out in
+                    guard let base = out.baseAddress else { return }
+                    for matrix in layers { Linear.multiply(label == "streamed" ? matrix : first, x, into: base) }
                 }
+                return layers.count
             }
             var line = "    N=\(n):"
             for label in ["streamed", "cached"] {
