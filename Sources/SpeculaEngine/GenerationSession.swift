@@ -160,6 +160,9 @@ public final class GenerationSession: @unchecked Sendable {
     /// The adaptive modes: a policy from an earlier generation on the same models whose measured costs this one
     /// starts from (``AdaptivePolicy/inheritCosts(from:)``); nil: learn them from this generation's rounds alone.
     public var adaptiveCosts: AdaptivePolicy?
+    /// Where the target's passes over this generation's cache spend their time, part by part (nil: not measured;
+    /// `bench batch --phases`). In a batched pass the first member's profile times the whole pass.
+    public var targetProfile: ForwardProfile?
     /// Runs this generation's passes together with other generations' (continuous batching): set before
     /// ``start(prompt:)``. The output is the same token for token as alone (``ForwardBatcher``); the generation
     /// leaves the batcher when it ends, or at ``leaveBatch()``.
@@ -428,6 +431,7 @@ public final class GenerationSession: @unchecked Sendable {
             }
             cachedPromptTokens = kept
             cache.batchMember = member
+            cache.profile = targetProfile
             plainCache = cache
             plainRandom = SplitMix64(seed: plan.seed)
             plainRounds = 0
@@ -537,6 +541,7 @@ public final class GenerationSession: @unchecked Sendable {
             try decoder.adopt(target: target, holding: tokens, draft: draft?.0, holding: draft?.1 ?? [])
         }
         decoder.targetCache.batchMember = member
+        decoder.targetCache.profile = targetProfile
         decoder.draftCache?.batchMember = member
         decoder.tokensLeft = plan.stop.maxTokens
         decoder.recordEmittedLogits = logprobs != nil

@@ -12,13 +12,19 @@ public final class KVCache: @unchecked Sendable {
     public let capacity: Int
     public let layerCount: Int
     public let width: Int
-    /// keys[layer]: [capacity, width]
+    /// Key-value heads, and the floats of one head's row (``width`` = heads × headWidth).
+    public let heads: Int
+    public let headWidth: Int
+    /// keys[layer]: [heads, capacity, headWidth] — head by head, each head's rows contiguous, so that a thread
+    /// attending with one head streams one contiguous run of memory (``offset(head:row:)``).
     let keys: [KVRows]
     let values: [KVRows]
     /// Position id of each row.
     var positions: [Int]
     /// Rows in use.
     public private(set) var length = 0
+    /// Rows below this were written by ``fillWithPlaceholders(length:)`` (or by passes before it).
+    private var placeholderRows = 0
     /// A reduced output head of the model this cache belongs to (``Transformer/makeOutputHead(tokens:)``): passes
     /// over this cache compute only its tokens' logits. Per cache, so one conversation's reduced head never
     /// changes another's output. Nil: the model's own head.
@@ -34,11 +40,16 @@ public final class KVCache: @unchecked Sendable {
         self.capacity = capacity
         layerCount = config.layerCount
         width = config.kvWidth
+        heads = config.kvHeadCount
+        headWidth = config.headDimension
         let elements = capacity * config.kvWidth
         keys = (0..<config.layerCount).map { _ in KVRows(count: elements) }
         values = (0..<config.layerCount).map { _ in KVRows(count: elements) }
         positions = [Int](repeating: 0, count: capacity)
     }
+
+    /// Where head `head` of row `row` starts in a layer's keys or values.
+    @inline(__always) func offset(head: Int, row: Int) -> Int { (head * capacity + row) * headWidth }
 
     /// Bytes held by the cache.
     public var byteCount: Int { 2 * layerCount * capacity * width * 4 }
@@ -52,10 +63,28 @@ public final class KVCache: @unchecked Sendable {
     }
 
     /// Sets the length to `length` with placeholder rows (zeros) at consecutive positions, for benchmarks that time a
-    /// decoding step at a given context: attention costs the same whatever the rows hold.
+    /// decoding step at a given context: attention costs the same whatever the rows hold, as long as they are in
+    /// memory. Rows never written before are written here: an untouched row of a mapped layer reads the kernel's
+    /// one shared zero page, which sits in the core's caches, so a step over such rows would time attention far
+    /// faster than over a conversation's rows.
     public func fillWithPlaceholders(length newLength: Int) throws {
         if newLength > capacity { throw ModelError.contextOverflow(needed: newLength, capacity: capacity) }
         for row in length..<newLength { positions[row] = row }
+        let from = max(length, placeholderRows)
+        if newLength > from {
+            for layer in 0..<layerCount {
+                for rows in [keys[layer], values[layer]] {
+                    rows.withUnsafeMutableBufferPointer { buffer in
+                        guard let base = buffer.baseAddress else { return }
+                        for head in 0..<heads {
+                            (base + offset(head: head, row: from)).update(
+                                repeating: 0, count: (newLength - from) * headWidth)
+                        }
+                    }
+                }
+            }
+            placeholderRows = newLength
+        }
         length = newLength
     }
 
@@ -79,11 +108,14 @@ public final class KVCache: @unchecked Sendable {
             precondition(from < length && index >= slot, "kept rows must be ascending batch indices")
             if from == to { continue }
             for layer in 0..<layerCount {
-                keys[layer].withUnsafeMutableBufferPointer { k in
-                    for c in 0..<width { k[to * width + c] = k[from * width + c] }
-                }
-                values[layer].withUnsafeMutableBufferPointer { v in
-                    for c in 0..<width { v[to * width + c] = v[from * width + c] }
+                for rows in [keys[layer], values[layer]] {
+                    rows.withUnsafeMutableBufferPointer { buffer in
+                        guard let base = buffer.baseAddress else { return }
+                        for head in 0..<heads {
+                            (base + offset(head: head, row: to)).update(
+                                from: base + offset(head: head, row: from), count: headWidth)
+                        }
+                    }
                 }
             }
             positions[to] = positions[from]

@@ -24,7 +24,6 @@ extension Transformer {
         let hd = c.headDimension
         let group = c.headCount / c.kvHeadCount
         let scale = c.attentionScale
-        let kvWidth = c.kvWidth
         let queryWidth = c.queryWidth
         let block = Self.attentionBlock
         q.withUnsafeBufferPointer { qs in
@@ -59,8 +58,8 @@ extension Transformer {
                                         rows.append(prefix + j)
                                     }
                                     let count = rows.count
-                                    let keyBase = kb + kvHead * hd
-                                    let valueBase = vb + kvHead * hd
+                                    let keyBase = kb + cache.offset(head: kvHead, row: 0)
+                                    let valueBase = vb + cache.offset(head: kvHead, row: 0)
                                     func query(_ g: Int) -> UnsafePointer<Float> {
                                         qb + i * queryWidth + (kvHead * group + g) * hd
                                     }
@@ -75,7 +74,7 @@ extension Transformer {
                                                 let upper = min(lower + block, count)
                                                 for g in 0..<group {
                                                     Ops.attentionScores(
-                                                        query(g), keys: keyBase, stride: kvWidth, rows: rb + lower,
+                                                        query(g), keys: keyBase, stride: hd, rows: rb + lower,
                                                         first: 0, count: upper - lower, dimension: hd, scale: scale,
                                                         into: sb + g * count + lower)
                                                 }
@@ -88,7 +87,7 @@ extension Transformer {
                                                 let upper = min(lower + block, count)
                                                 for g in 0..<group {
                                                     Ops.accumulateValues(
-                                                        sb + g * count + lower, values: valueBase, stride: kvWidth,
+                                                        sb + g * count + lower, values: valueBase, stride: hd,
                                                         rows: rb + lower, first: 0, count: upper - lower,
                                                         dimension: hd, into: result(g))
                                                 }
@@ -126,7 +125,6 @@ extension Transformer {
         let hd = c.headDimension
         let group = c.headCount / c.kvHeadCount
         let scale = c.attentionScale
-        let kvWidth = c.kvWidth
         let queryWidth = c.queryWidth
         let block = Self.attentionBlock
         // Rows after the shared ones, per token: its tree rows in the cache, then its visible batch rows.
@@ -146,8 +144,8 @@ extension Transformer {
                             scores.withUnsafeMutableBufferPointer { scoreBuffer in
                                 guard let sb = scoreBuffer.baseAddress else { return }
                                 for kvHead in range {
-                                    let keyBase = kb + kvHead * hd
-                                    let valueBase = vb + kvHead * hd
+                                    let keyBase = kb + cache.offset(head: kvHead, row: 0)
+                                    let valueBase = vb + cache.offset(head: kvHead, row: 0)
                                     func query(_ i: Int, _ g: Int) -> UnsafePointer<Float> {
                                         qb + i * queryWidth + (kvHead * group + g) * hd
                                     }
@@ -163,7 +161,7 @@ extension Transformer {
                                         for i in 0..<n {
                                             for g in 0..<group {
                                                 Ops.attentionScores(
-                                                    query(i, g), keys: keyBase, stride: kvWidth, rows: nil,
+                                                    query(i, g), keys: keyBase, stride: hd, rows: nil,
                                                     first: lower, count: upper - lower, dimension: hd, scale: scale,
                                                     into: headScores(i, g) + lower)
                                             }
@@ -173,7 +171,7 @@ extension Transformer {
                                         extra[i].withUnsafeBufferPointer { own in
                                             for g in 0..<group {
                                                 Ops.attentionScores(
-                                                    query(i, g), keys: keyBase, stride: kvWidth,
+                                                    query(i, g), keys: keyBase, stride: hd,
                                                     rows: own.baseAddress, first: 0, count: own.count,
                                                     dimension: hd, scale: scale, into: headScores(i, g) + treeBase)
                                             }
@@ -191,7 +189,7 @@ extension Transformer {
                                         for i in 0..<n {
                                             for g in 0..<group {
                                                 Ops.accumulateValues(
-                                                    headScores(i, g) + lower, values: valueBase, stride: kvWidth,
+                                                    headScores(i, g) + lower, values: valueBase, stride: hd,
                                                     rows: nil, first: lower, count: upper - lower, dimension: hd,
                                                     into: result(i, g))
                                             }
@@ -201,7 +199,7 @@ extension Transformer {
                                         extra[i].withUnsafeBufferPointer { own in
                                             for g in 0..<group {
                                                 Ops.accumulateValues(
-                                                    headScores(i, g) + treeBase, values: valueBase, stride: kvWidth,
+                                                    headScores(i, g) + treeBase, values: valueBase, stride: hd,
                                                     rows: own.baseAddress, first: 0, count: own.count,
                                                     dimension: hd, into: result(i, g))
                                             }

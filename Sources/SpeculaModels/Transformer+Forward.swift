@@ -120,8 +120,8 @@ extension Transformer {
             for i in 0..<counts[index] { segment.cache.positions[start + i] = allPositions[offsets[index] + i] }
             starts.append(start)
         }
-        // The profile of a pass over one cache (a batch of several is not profiled).
-        let profile = segments.count == 1 ? segments[0].cache.profile : nil
+        // The profile of the first segment's cache times the whole pass (every segment's phases).
+        let profile = segments.first?.cache.profile
         let c = config
         let d = c.embeddingLength
         // [n, d] residual stream
@@ -159,21 +159,23 @@ extension Transformer {
             let rope = ropeByBase[base] ?? []
             prepareHeads(&q, heads: c.headCount, norm: layer.queryNorm, positions: allPositions, rope: rope)
             prepareHeads(&k, heads: c.kvHeadCount, norm: layer.keyNorm, positions: allPositions, rope: rope)
-            // Store each segment's keys and values in its cache.
+            // Store each segment's keys and values in its cache, head by head (``KVCache/offset(head:row:)``).
             for (s, segment) in segments.enumerated() {
-                let from = offsets[s] * c.kvWidth
-                let to = starts[s] * c.kvWidth
-                let count = counts[s] * c.kvWidth
-                segment.cache.keys[index].withUnsafeMutableBufferPointer { keys in
-                    k.withUnsafeBufferPointer { source in
-                        guard let destination = keys.baseAddress, let base = source.baseAddress else { return }
-                        (destination + to).update(from: base + from, count: count)
-                    }
-                }
-                segment.cache.values[index].withUnsafeMutableBufferPointer { values in
-                    v.withUnsafeBufferPointer { source in
-                        guard let destination = values.baseAddress, let base = source.baseAddress else { return }
-                        (destination + to).update(from: base + from, count: count)
+                let cache = segment.cache
+                for (source, rows) in [(k, cache.keys[index]), (v, cache.values[index])] {
+                    rows.withUnsafeMutableBufferPointer { destination in
+                        source.withUnsafeBufferPointer { sourceBuffer in
+                            guard let target = destination.baseAddress, let base = sourceBuffer.baseAddress else {
+                                return
+                            }
+                            for i in 0..<counts[s] {
+                                let row = base + (offsets[s] + i) * c.kvWidth
+                                for head in 0..<cache.heads {
+                                    (target + cache.offset(head: head, row: starts[s] + i)).update(
+                                        from: row + head * cache.headWidth, count: cache.headWidth)
+                                }
+                            }
+                        }
                     }
                 }
             }

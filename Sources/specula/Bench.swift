@@ -13,6 +13,6 @@ struct Bench: ParsableCommand {
         subcommands: [
             BenchVerify.self, BenchTokenizer.self, BenchModel.self, BenchKernels.self, BenchSpeed.self, BenchTrees.self,
             BenchBlock.self, BenchAll.self,
-            BenchAcceptance.self, BenchLone.self,
+            BenchAcceptance.self, BenchLone.self, BenchBatch.self,
         ])
 }

@@ -150,12 +150,14 @@ struct BenchModel: ParsableCommand {
         // Batched decoding: one token for each of S sequences in one pass, relative to one token alone.
         var sequenceRatios: [(String, JSONValue)] = []
         let extra = (0..<(sequences.max() ?? 0)).map { _ in transformer.makeCache(capacity: 256 + 1) }
+        if phases, let first = extra.first { first.profile = ForwardProfile() }
         for count in sequences {
             var times: [Double] = []
+            defer { if phases { printPhases("\(count) sequences", extra.first?.profile, passes: runs) } }
             for run in 0..<(runs + 1) {
                 let time = try ModelTiming.batchedStep(
                     transformer, caches: Array(extra.prefix(count)), context: 256, seed: run)
-                if run > 0 { times.append(time) }
+                if run > 0 { times.append(time) } else { extra.first?.profile?.reset() }
             }
             let ratio = median(times) / median(single)
             print(

@@ -117,6 +117,53 @@ struct BenchCLITests {
         #expect(missing.status == 1 && missing.standardError.contains("none.gguf"), "\(missing.standardError)")
     }
 
+    /// `bench batch` runs its prompts alone and together on the synthetic pair, checks that each together output
+    /// equals its lone one (greedy), and writes a record per repetition; bad flags are errors naming the flag.
+    @Test func batchRunsTogetherAndAloneAndChecksItsFlags() throws {
+        let (directory, _) = try Self.setUp()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let target = directory + "/synthetic-target.gguf"
+        let draft = directory + "/synthetic-draft.gguf"
+        let prompts = directory + "/prompts.jsonl"
+        let records = directory + "/batch.jsonl"
+        for method in ["plain", "adaptive"] {
+            let run = try runSpecula([
+                "bench", "batch", "--model", target, "--draft", draft, "--dataset", prompts, "--sequences", "3",
+                "--max-tokens", "6", "--repeats", "2", "--method", method, "--context", "256", "--phases", "--out",
+                records,
+            ])
+            #expect(run.status == 0, "\(method): \(run.standardError)")
+            #expect(run.standardOutput.contains("repeat 2: alone"), "\(run.standardOutput)")
+            #expect(run.standardOutput.contains("(mean of 2 repetitions, Student-t 95 %)"), "\(run.standardOutput)")
+            #expect(run.standardOutput.contains("together, ms per pass over"), "\(run.standardOutput)")
+        }
+        let lines = try String(contentsOfFile: records, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 4)
+        for line in lines {
+            let record = try #require(
+                try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            // Greedy: the same tokens together as alone, three sequences of at most 6 tokens.
+            let lone = try #require(record["loneTokens"] as? Double)
+            #expect(lone == (record["batchedTokens"] as? Double) && lone >= 3 && lone <= 18, "\(record)")
+            #expect((record["passes"] as? Double ?? 0) >= 1)
+        }
+        for (flags, named) in [
+            (["--sequences", "0"], "--sequences"), (["--repeats", "0"], "--repeats"),
+            (["--max-tokens", "1"], "--max-tokens"), (["--method", "chain:0/token"], "method"),
+        ] {
+            let bad = try runSpecula(["bench", "batch", "--model", target, "--dataset", prompts] + flags)
+            #expect(bad.status != 0 && bad.standardError.contains(named), "\(flags): \(bad.standardError)")
+        }
+        let noDraft = try runSpecula([
+            "bench", "batch", "--model", target, "--dataset", prompts, "--method", "adaptive", "--max-tokens", "4",
+        ])
+        #expect(noDraft.status != 0 && noDraft.standardError.contains("--draft"), "\(noDraft.standardError)")
+        let small = try runSpecula([
+            "bench", "batch", "--model", target, "--dataset", prompts, "--context", "64", "--max-tokens", "60",
+        ])
+        #expect(small.status != 0 && small.standardError.contains("--context 64"), "\(small.standardError)")
+    }
+
     @Test func badInputIsAClearError() throws {
         let (directory, common) = try Self.setUp()
         defer { try? FileManager.default.removeItem(atPath: directory) }
