@@ -78,11 +78,13 @@ struct BenchBatch: ParsableCommand {
 
         let batchedPlan = plan
         let context = self.context
-        // One generation; returns its tokens and its seconds from the prompt pass to the last token.
+        // One generation; returns its tokens, its seconds from the prompt pass to the last token, and its adaptive
+        // rounds by kind.
         let loneProfile = phases ? ForwardProfile() : nil
         let batchedProfile = phases ? ForwardProfile() : nil
-        @Sendable func generate(_ prompt: [Int], plan: DecodingPlan, batcher: ForwardBatcher?) throws -> ([Int], Double)
-        {
+        @Sendable func generate(_ prompt: [Int], plan: DecodingPlan, batcher: ForwardBatcher?) throws -> (
+            [Int], Double, [String: Int]
+        ) {
             let session = try GenerationSession(target: target, draft: draftModel, plan: plan, context: context)
             session.batcher = batcher
             session.targetProfile = batcher == nil ? loneProfile : batchedProfile
@@ -90,19 +92,22 @@ struct BenchBatch: ParsableCommand {
             let start = ContinuousClock.now
             try session.start(prompt: prompt)
             try session.run()
-            return (session.generated, (ContinuousClock.now - start).inSeconds)
+            let seconds = (ContinuousClock.now - start).inSeconds
+            return (session.generated, seconds, session.stats.adaptive?.rounds ?? [:])
         }
         func lone() throws -> (outputs: [[Int]], seconds: Double) {
             var outputs: [[Int]] = []
             var seconds = 0.0
             for prompt in prompts {
-                let (tokens, time) = try generate(prompt, plan: .plain(stop: stop), batcher: nil)
+                let (tokens, time, _) = try generate(prompt, plan: .plain(stop: stop), batcher: nil)
                 outputs.append(tokens)
                 seconds += time
             }
             return (outputs, seconds)
         }
-        func together() throws -> (outputs: [[Int]], seconds: Double, statistics: ForwardBatcher.Statistics) {
+        func together() throws -> (
+            outputs: [[Int]], seconds: Double, statistics: ForwardBatcher.Statistics, rounds: [String: Int]
+        ) {
             let batcher = ForwardBatcher(
                 priority: [draftModel?.transformer, target.transformer].compactMap { $0 },
                 prefillBound: prefillPassMs == 0 ? nil : prefillPassMs / 1000)
@@ -114,8 +119,8 @@ struct BenchBatch: ParsableCommand {
                 let thread = Thread {
                     defer { finished.leave() }
                     do {
-                        let (tokens, _) = try generate(prompt, plan: batchedPlan, batcher: batcher)
-                        results.set(index, .success(tokens))
+                        let (tokens, _, rounds) = try generate(prompt, plan: batchedPlan, batcher: batcher)
+                        results.set(index, .success(tokens), rounds: rounds)
                     } catch {
                         results.set(index, .failure(error))
                     }
@@ -125,7 +130,7 @@ struct BenchBatch: ParsableCommand {
             }
             finished.wait()
             let seconds = (ContinuousClock.now - start).inSeconds
-            return (try results.values(), seconds, batcher.statistics)
+            return (try results.values(), seconds, batcher.statistics, results.rounds)
         }
 
         // A one-row step and a pass of N one-token rows (each its own cache), in this process, for the reading.
@@ -150,7 +155,10 @@ struct BenchBatch: ParsableCommand {
         let greedy = plan.sampling.isGreedy
         for repeatIndex in 0..<repeats {
             var alone: (outputs: [[Int]], seconds: Double) = ([], 0)
-            var batched: (outputs: [[Int]], seconds: Double, statistics: ForwardBatcher.Statistics)?
+            var batched:
+                (
+                    outputs: [[Int]], seconds: Double, statistics: ForwardBatcher.Statistics, rounds: [String: Int]
+                )?
             for part in repeatIndex % 2 == 0 ? [0, 1] : [1, 0] {
                 if part == 0 { alone = try lone() } else { batched = try together() }
             }
@@ -180,6 +188,12 @@ struct BenchBatch: ParsableCommand {
                     ratio, statistics.passes, Double(statistics.segments) / Double(max(1, statistics.passes)),
                     secondsPerPass * 1000, statistics.passSeconds, passes.one * 1000, sequences, passes.many * 1000,
                     passes.many / passes.one))
+            if !batched.rounds.isEmpty {
+                print(
+                    "  together, the adaptive rounds by kind: "
+                        + batched.rounds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(
+                            separator: ", "))
+            }
             if let loneProfile, let batchedProfile {
                 printPhases("alone", loneProfile, passes: loneTokens)
                 printPhases("together", batchedProfile, passes: statistics.passes)
@@ -197,6 +211,7 @@ struct BenchBatch: ParsableCommand {
                     ("passSeconds", .number(statistics.passSeconds)), ("stepSeconds", .number(passes.one)),
                     ("batchedStepSeconds", .number(passes.many)),
                     ("threads", .number(Double(WorkerPool.shared.threadCount))),
+                    ("rounds", .object(batched.rounds.sorted { $0.key < $1.key }.map { ($0.key, .integer($0.value)) })),
                 ]
                 try appendLine(JSONValue.object(record).rendered(), to: out)
             }
@@ -246,12 +261,15 @@ struct BenchBatch: ParsableCommand {
 private final class Results: @unchecked Sendable {
     private let lock = NSLock()
     private var slots: [Result<[Int], any Error>?]
+    /// The adaptive rounds by kind, summed over the generations.
+    private(set) var rounds: [String: Int] = [:]
 
     init(count: Int) { slots = Array(repeating: nil, count: count) }
 
-    func set(_ index: Int, _ value: Result<[Int], any Error>) {
+    func set(_ index: Int, _ value: Result<[Int], any Error>, rounds: [String: Int] = [:]) {
         lock.lock()
         slots[index] = value
+        for (kind, count) in rounds { self.rounds[kind, default: 0] += count }
         lock.unlock()
     }
 

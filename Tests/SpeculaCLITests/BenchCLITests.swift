@@ -146,6 +146,14 @@ struct BenchCLITests {
             let lone = try #require(record["loneTokens"] as? Double)
             #expect(lone == (record["batchedTokens"] as? Double) && lone >= 3 && lone <= 18, "\(record)")
             #expect((record["passes"] as? Double ?? 0) >= 1)
+            // The adaptive generations' rounds by kind; plain decoding has none.
+            let rounds = try #require(record["rounds"] as? [String: Int])
+            let total = rounds.values.reduce(0, +)
+            if record["method"] as? String == "adaptive" {
+                #expect(total >= 3, "\(record)")
+            } else {
+                #expect(total == 0, "\(record)")
+            }
         }
         for (flags, named) in [
             (["--sequences", "0"], "--sequences"), (["--repeats", "0"], "--repeats"),
