@@ -54,3 +54,19 @@ public enum ModelTiming {
         return samples.sorted()[samples.count / 2]
     }
 }
+
+extension AdaptivePolicy {
+    /// The priors of generations that run beside others (``targetStepPrior``, ``draftTokenPrior``): each model's
+    /// one-row step measured alone, after a warm-up round (each model's first passes after a load run cold, about a
+    /// third slower). A few hundred milliseconds; a server with several slots measures them once at start.
+    public static func measuredAlone(target: Transformer, draft: Transformer?) -> AdaptivePolicy {
+        var policy = AdaptivePolicy(hasDraftModel: draft != nil)
+        func step(_ model: Transformer) -> Double? {
+            _ = try? ModelTiming.stepSeconds(model, repeats: 3)
+            return try? ModelTiming.stepSeconds(model)
+        }
+        policy.targetStepPrior = step(target)
+        if let draft { policy.draftTokenPrior = step(draft) }
+        return policy
+    }
+}

@@ -129,9 +129,11 @@ extension SpeculativeDecoder {
         let proposeSeconds = Self.seconds(since: draftStart)
         let backlog = draftBacklog.count
         // In a batch: the rows and generations that shared this generation's last target pass (a policy with fixed
-        // costs plans from acceptance alone).
+        // costs plans from acceptance alone). Another member's prompt fed in pieces passes once: priced as if it
+        // stayed, it made the next pass look so long that a chain's draft passes, which every member waits
+        // through, looked nearly free.
         let shared = policy.fixedCosts ? nil : targetCache.lastPass
-        let otherRows = shared.map { $0.rows - $0.ownRows } ?? 0
+        let otherRows = shared?.otherDecodingRows ?? 0
         // The first round after a prompt pass that fed the root is a plain step from that pass's last row.
         let fed = promptRootLogits
         let (choice, rate) =

@@ -46,19 +46,27 @@ public final class ForwardBatcher: @unchecked Sendable {
     }
 
     /// A pass as one member saw it: all its rows, the member's own, how many sequences it carried, and the seconds
-    /// the pass itself took (its forward call, not the member's wait for the others to line up).
+    /// the pass itself took (its forward call, not the member's wait for the others to line up). `otherPieceRows`:
+    /// the rows of other members' prompts fed in pieces in it — rows that pass once, not a member's steady share
+    /// of the passes to come.
     public struct PassShare: Sendable, Equatable {
         public var rows = 0
         public var ownRows = 0
         public var segments = 0
         public var seconds = 0.0
+        public var otherPieceRows = 0
 
-        public init(rows: Int = 0, ownRows: Int = 0, segments: Int = 0, seconds: Double = 0) {
+        public init(rows: Int = 0, ownRows: Int = 0, segments: Int = 0, seconds: Double = 0, otherPieceRows: Int = 0) {
             self.rows = rows
             self.ownRows = ownRows
             self.segments = segments
             self.seconds = seconds
+            self.otherPieceRows = otherPieceRows
         }
+
+        /// The other members' rows that decode (their chains, trees and steps), without their prompt pieces: what
+        /// the passes to come are expected to carry beside this member.
+        public var otherDecodingRows: Int { max(0, rows - ownRows - otherPieceRows) }
     }
 
     /// Counters since the batcher was made.
@@ -240,10 +248,13 @@ public final class ForwardBatcher: @unchecked Sendable {
         var taken: [Int] = []
         var included: [Request] = []
         var pieceRows = 0
+        // Per included request, its rows counted as prompt pieces.
+        var pieceTaken: [Int] = []
         for request in group {
             let segment = request.segment
             let remaining = segment.tokens.count - request.fed
             var take = remaining
+            var asPiece = 0
             // The rows fed before the first row whose logits are asked for: a prompt's (all of them, or all but
             // the last), a draft's catch-up before its chain; none of a chain or tree to verify.
             let feedable = (request.rows.min() ?? segment.tokens.count) - request.fed
@@ -253,10 +264,10 @@ public final class ForwardBatcher: @unchecked Sendable {
                 take = left >= feedable ? remaining : left
                 if take == 0 { continue }  // the budget is spent: this prompt waits for the next pass
                 budget = max(0, left - take)
-                pieceRows += take
+                asPiece = take
             } else if budget == nil && shared && segment.isSplittable {
                 take = min(remaining, prefillChunk)
-                if take < remaining || request.fed > 0 { pieceRows += take }
+                if take < remaining || request.fed > 0 { asPiece = take }
             }
             var piece = segment
             if take < segment.tokens.count {
@@ -270,6 +281,8 @@ public final class ForwardBatcher: @unchecked Sendable {
                 pieces.append(piece)
                 taken.append(take)
                 included.append(request)
+                pieceRows += asPiece
+                pieceTaken.append(asPiece)
             } catch {
                 request.error = error
                 request.done = true
@@ -308,7 +321,8 @@ public final class ForwardBatcher: @unchecked Sendable {
             request.logits += results[index]
             request.fed += taken[index]
             request.segment.cache.lastPass = PassShare(
-                rows: rows, ownRows: taken[index], segments: pieces.count, seconds: seconds)
+                rows: rows, ownRows: taken[index], segments: pieces.count, seconds: seconds,
+                otherPieceRows: pieceRows - pieceTaken[index])
             if request.fed == request.segment.tokens.count { request.done = true }
         }
         pending.removeAll { $0.done }

@@ -290,14 +290,8 @@ extension GenerationWorker {
     /// one-row steps are measured here once, before the first request (five passes each, a few hundred
     /// milliseconds, after as many again to warm up), as the default mode's priors (``AdaptivePolicy/targetStepPrior``).
     func measureAlone() {
-        var policy = AdaptivePolicy(hasDraftModel: models.usableDraft != nil)
-        // Each model's first passes after the load run cold (a third slower here): a warm-up round first.
-        func step(_ model: Transformer) -> Double? {
-            _ = try? ModelTiming.stepSeconds(model, repeats: 3)
-            return try? ModelTiming.stepSeconds(model)
-        }
-        policy.targetStepPrior = step(models.target.transformer)
-        if let draft = models.usableDraft { policy.draftTokenPrior = step(draft.transformer) }
+        let policy = AdaptivePolicy.measuredAlone(
+            target: models.target.transformer, draft: models.usableDraft?.transformer)
         condition.lock()
         measuredAlone = policy
         condition.unlock()

@@ -80,6 +80,8 @@ struct BenchBatch: ParsableCommand {
         let context = self.context
         // One generation; returns its tokens, its seconds from the prompt pass to the last token, and its adaptive
         // rounds by kind.
+        // As the server's slots do: generations that run beside others start from each model's step measured alone.
+        let priors = AdaptivePolicy.measuredAlone(target: target.transformer, draft: draftModel?.transformer)
         let loneProfile = phases ? ForwardProfile() : nil
         let batchedProfile = phases ? ForwardProfile() : nil
         @Sendable func generate(_ prompt: [Int], plan: DecodingPlan, batcher: ForwardBatcher?) throws -> (
@@ -88,6 +90,7 @@ struct BenchBatch: ParsableCommand {
             let session = try GenerationSession(target: target, draft: draftModel, plan: plan, context: context)
             session.batcher = batcher
             session.targetProfile = batcher == nil ? loneProfile : batchedProfile
+            if batcher != nil { session.adaptiveCosts = priors }
             defer { session.leaveBatch() }
             let start = ContinuousClock.now
             try session.start(prompt: prompt)

@@ -91,6 +91,54 @@ struct BatchingTests {
         #expect(batcher.members == 0)
     }
 
+    /// What a member sees of a pass it shared: another member's prompt fed in pieces counts as piece rows, not as
+    /// rows the passes to come will carry (the default mode prices its rounds with `otherDecodingRows`); another
+    /// member's decoding step counts as a decoding row.
+    @Test(arguments: [true, false])
+    func aSharedPassTellsPromptPiecesFromDecodingRows(otherIsPrompt: Bool) throws {
+        let model = try Self.target.load()
+        var seen: ForwardBatcher.PassShare?
+        // A's first pass counts it as a member; B's pass then waits for A's next one, and the two share it. (If A's
+        // step were asked before B's pass, A would run alone: run again until they shared a pass.)
+        for _ in 0..<50 where seen?.segments != 2 {
+            let batcher = ForwardBatcher(priority: [model], prefillChunk: 8)
+            let (a, b) = (model.makeCache(capacity: 64), model.makeCache(capacity: 64))
+            _ = try model.forward(tokens: [4, 5], cache: b, logitRows: [])
+            let (memberA, memberB) = (batcher.join(), batcher.join())
+            a.batchMember = memberA
+            b.batchMember = memberB
+            let counted = DispatchSemaphore(value: 0)
+            let group = DispatchGroup()
+            group.enter()
+            Thread {
+                _ = try? model.forward(tokens: [1, 2, 3], cache: a, logitRows: [])
+                counted.signal()
+                Thread.sleep(forTimeInterval: 0.02)
+                _ = try? model.forward(tokens: [7], cache: a)
+                memberA.leave()
+                group.leave()
+            }.start()
+            group.enter()
+            Thread {
+                counted.wait()
+                _ = try? model.forward(tokens: otherIsPrompt ? Array(10..<30) : [8], cache: b)
+                memberB.leave()
+                group.leave()
+            }.start()
+            group.wait()
+            seen = a.lastPass
+        }
+        let share = try #require(seen)
+        try #require(share.segments == 2, "the two members never shared a pass")
+        #expect(share.ownRows == 1)
+        if otherIsPrompt {
+            // The prompt's first piece: 8 of its 20 rows, all of them piece rows.
+            #expect(share.rows == 9 && share.otherPieceRows == 8 && share.otherDecodingRows == 0, "\(share)")
+        } else {
+            #expect(share.rows == 2 && share.otherPieceRows == 0 && share.otherDecodingRows == 1, "\(share)")
+        }
+    }
+
     // MARK: - Generations side by side
 
     struct Job: Sendable, CustomStringConvertible {
