@@ -51,6 +51,14 @@ public final class KVCache: @unchecked Sendable {
     /// Where head `head` of row `row` starts in a layer's keys or values.
     @inline(__always) func offset(head: Int, row: Int) -> Int { (head * capacity + row) * headWidth }
 
+    /// Calls `body` with the start of each layer's keys, then of its values.
+    private func forEachLayerBuffer(_ body: (UnsafeMutablePointer<Float>) -> Void) {
+        for layer in 0..<layerCount {
+            keys[layer].withUnsafeMutableBufferPointer { if let base = $0.baseAddress { body(base) } }
+            values[layer].withUnsafeMutableBufferPointer { if let base = $0.baseAddress { body(base) } }
+        }
+    }
+
     /// Bytes held by the cache.
     public var byteCount: Int { 2 * layerCount * capacity * width * 4 }
 
@@ -72,15 +80,9 @@ public final class KVCache: @unchecked Sendable {
         for row in length..<newLength { positions[row] = row }
         let from = max(length, placeholderRows)
         if newLength > from {
-            for layer in 0..<layerCount {
-                for rows in [keys[layer], values[layer]] {
-                    rows.withUnsafeMutableBufferPointer { buffer in
-                        guard let base = buffer.baseAddress else { return }
-                        for head in 0..<heads {
-                            (base + offset(head: head, row: from)).update(
-                                repeating: 0, count: (newLength - from) * headWidth)
-                        }
-                    }
+            forEachLayerBuffer { base in
+                for head in 0..<heads {
+                    (base + offset(head: head, row: from)).update(repeating: 0, count: (newLength - from) * headWidth)
                 }
             }
             placeholderRows = newLength
@@ -107,15 +109,10 @@ public final class KVCache: @unchecked Sendable {
             let to = prefix + slot
             precondition(from < length && index >= slot, "kept rows must be ascending batch indices")
             if from == to { continue }
-            for layer in 0..<layerCount {
-                for rows in [keys[layer], values[layer]] {
-                    rows.withUnsafeMutableBufferPointer { buffer in
-                        guard let base = buffer.baseAddress else { return }
-                        for head in 0..<heads {
-                            (base + offset(head: head, row: to)).update(
-                                from: base + offset(head: head, row: from), count: headWidth)
-                        }
-                    }
+            forEachLayerBuffer { base in
+                for head in 0..<heads {
+                    (base + offset(head: head, row: to)).update(
+                        from: base + offset(head: head, row: from), count: headWidth)
                 }
             }
             positions[to] = positions[from]

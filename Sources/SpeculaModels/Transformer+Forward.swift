@@ -162,7 +162,7 @@ extension Transformer {
             // Store each segment's keys and values in its cache, head by head (``KVCache/offset(head:row:)``).
             for (s, segment) in segments.enumerated() {
                 let cache = segment.cache
-                for (source, rows) in [(k, cache.keys[index]), (v, cache.values[index])] {
+                func store(_ source: [Float], into rows: KVRows) {
                     rows.withUnsafeMutableBufferPointer { destination in
                         source.withUnsafeBufferPointer { sourceBuffer in
                             guard let target = destination.baseAddress, let base = sourceBuffer.baseAddress else {
@@ -178,6 +178,8 @@ extension Transformer {
                         }
                     }
                 }
+                store(k, into: cache.keys[index])
+                store(v, into: cache.values[index])
             }
             profile?.mark("rope, cache store")
             let window = sliding ? c.slidingWindow : nil

@@ -55,6 +55,15 @@ struct BenchBatch: ParsableCommand {
         #if DEBUG
             FileHandle.standardError.write(Data("warning: debug build; time with `swift build -c release`\n".utf8))
         #endif
+        // The records file must be writable before minutes of runs, not after the first repetition.
+        if let out {
+            let exists = FileManager.default.fileExists(atPath: out)
+            guard
+                exists
+                    ? FileManager.default.isWritableFile(atPath: out)
+                    : FileManager.default.createFile(atPath: out, contents: nil)
+            else { throw ValidationError("cannot write '\(out)'") }
+        }
         let stop = StopConditions(maxTokens: maxTokens)
         var plan = try DecodingPlan.method(method)
         plan.stop = stop
@@ -80,8 +89,11 @@ struct BenchBatch: ParsableCommand {
         let context = self.context
         // One generation; returns its tokens, its seconds from the prompt pass to the last token, and its adaptive
         // rounds by kind.
-        // As the server's slots do: generations that run beside others start from each model's step measured alone.
-        let priors = AdaptivePolicy.measuredAlone(target: target.transformer, draft: draftModel?.transformer)
+        // As the server's slots do: adaptive generations that run beside others start from each model's step
+        // measured alone.
+        let priors =
+            plan.shape == .adaptive
+            ? AdaptivePolicy.measuredAlone(target: target.transformer, draft: draftModel?.transformer) : nil
         let loneProfile = phases ? ForwardProfile() : nil
         let batchedProfile = phases ? ForwardProfile() : nil
         @Sendable func generate(_ prompt: [Int], plan: DecodingPlan, batcher: ForwardBatcher?) throws -> (
@@ -219,10 +231,9 @@ struct BenchBatch: ParsableCommand {
                 try appendLine(JSONValue.object(record).rendered(), to: out)
             }
         }
-        if ratios.count > 1 {
-            let mean = ratios.reduce(0, +) / Double(ratios.count)
-            let variance = ratios.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(ratios.count - 1)
-            let half = StudentT.interval95(groups: ratios.count) * (variance / Double(ratios.count)).squareRoot()
+        let summary = ClusteredMean(groups: ratios.map { [$0] })
+        if let half = summary.halfWidth {
+            let mean = summary.meanOfGroups
             print(
                 String(
                     format: "together ÷ alone: %.2f ± %.2f (mean of %d repetitions, Student-t 95 %%), median %.2f",
@@ -242,13 +253,8 @@ struct BenchBatch: ParsableCommand {
         )
     }
 
-    /// Appends one line to `path` (created when missing).
+    /// Appends one line to `path` (made writable at the start of the run).
     private func appendLine(_ line: String, to path: String) throws {
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw ValidationError("cannot create '\(path)'")
-            }
-        }
         guard let handle = FileHandle(forWritingAtPath: path) else { throw ValidationError("cannot write '\(path)'") }
         defer { try? handle.close() }
         do {

@@ -170,6 +170,9 @@ struct BenchCLITests {
             "bench", "batch", "--model", target, "--dataset", prompts, "--context", "64", "--max-tokens", "60",
         ])
         #expect(small.status != 0 && small.standardError.contains("--context 64"), "\(small.standardError)")
+        let unwritable = directory + "/no-such-directory/batch.jsonl"
+        let noOut = try runSpecula(["bench", "batch", "--model", target, "--dataset", prompts, "--out", unwritable])
+        #expect(noOut.status != 0 && noOut.standardError.contains(unwritable), "\(noOut.standardError)")
     }
 
     @Test func badInputIsAClearError() throws {
