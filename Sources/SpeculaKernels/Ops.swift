@@ -238,6 +238,129 @@ public enum Ops {
         }
     }
 
+    /// ``attentionScores(_:keys:stride:rows:first:count:dimension:scale:into:)`` for several queries over the same
+    /// rows (the query heads that share a key-value head, or every token of a batch over a shared prefix):
+    /// `outputs[q][j] = dot(queries[q], key_j) · scale`. Four key rows are read, then scored against every query
+    /// while they are in the core's cache, so the rows stream in at an even pace between the arithmetic instead of
+    /// in bursts (one query's pass over a block from memory, then the others' from the cache). Each score is
+    /// computed exactly as there.
+    @inlinable
+    public static func attentionScores(
+        queries: UnsafePointer<UnsafePointer<Float>>, queryCount: Int, keys: UnsafePointer<Float>, stride: Int,
+        rows: UnsafePointer<Int>?, first: Int, count: Int, dimension: Int, scale: Float,
+        into outputs: UnsafePointer<UnsafeMutablePointer<Float>>
+    ) {
+        @inline(__always) func key(_ j: Int) -> UnsafePointer<Float> { keys + (rows?[j] ?? (first + j)) * stride }
+        var j = 0
+        while j + 4 <= count {
+            let (k0, k1, k2, k3) = (key(j), key(j + 1), key(j + 2), key(j + 3))
+            for q in 0..<queryCount {
+                let d = dot4(queries[q], k0, k1, k2, k3, count: dimension)
+                let out = outputs[q] + j
+                out[0] = d[0] * scale
+                out[1] = d[1] * scale
+                out[2] = d[2] * scale
+                out[3] = d[3] * scale
+            }
+            j += 4
+        }
+        while j < count {
+            let k = key(j)
+            for q in 0..<queryCount { outputs[q][j] = dot(queries[q], k, count: dimension) * scale }
+            j += 1
+        }
+    }
+
+    /// ``accumulateValues(_:values:stride:rows:first:count:dimension:into:)`` for several queries over the same
+    /// rows: `results[q][k] += weights[q][j] · value_j[k]` for `j` in `0..<count`, in that order. Rows go in blocks
+    /// of 32 (16 KB at 128 dimensions, which stay in the core's cache); within a block, three queries at a time
+    /// keep 64 elements each of their results in registers while every value row is read once for the three. Each
+    /// element is updated row by row as `result[k] + weights[j] · value_j[k]`, exactly as there, so the results
+    /// are the same bits.
+    @inlinable
+    public static func accumulateValues(
+        weights: UnsafePointer<UnsafePointer<Float>>, queryCount: Int, values: UnsafePointer<Float>, stride: Int,
+        rows: UnsafePointer<Int>?, first: Int, count: Int, dimension: Int,
+        into results: UnsafePointer<UnsafeMutablePointer<Float>>
+    ) {
+        let block = 32
+        for lower in Swift.stride(from: 0, to: count, by: block) {
+            let upper = min(lower + block, count)
+            var q = 0
+            if dimension % 64 == 0 {
+                while q + 3 <= queryCount {
+                    accumulateValues3(
+                        weights: weights + q, values: values, stride: stride, rows: rows, first: first,
+                        lower: lower, upper: upper, dimension: dimension, into: results + q)
+                    q += 3
+                }
+            }
+            while q < queryCount {
+                accumulateValues(
+                    weights[q] + lower, values: values, stride: stride, rows: rows.map { $0 + lower },
+                    first: first + lower, count: upper - lower, dimension: dimension, into: results[q])
+                q += 1
+            }
+        }
+    }
+
+    /// Rows `lower..<upper` of ``accumulateValues(weights:queryCount:values:stride:rows:first:count:dimension:into:)``
+    /// for three queries, 64 result elements of each (twelve 16-lane registers) at a time.
+    @inlinable
+    static func accumulateValues3(
+        weights w: UnsafePointer<UnsafePointer<Float>>, values: UnsafePointer<Float>, stride: Int,
+        rows: UnsafePointer<Int>?, first: Int, lower: Int, upper: Int, dimension: Int,
+        into results: UnsafePointer<UnsafeMutablePointer<Float>>
+    ) {
+        typealias V = SIMD16<Float>
+        let (w0, w1, w2) = (w[0], w[1], w[2])
+        for c in Swift.stride(from: 0, to: dimension, by: 64) {
+            let o0 = UnsafeMutableRawPointer(results[0] + c)
+            let o1 = UnsafeMutableRawPointer(results[1] + c)
+            let o2 = UnsafeMutableRawPointer(results[2] + c)
+            var a00 = o0.loadUnaligned(fromByteOffset: 0, as: V.self)
+            var a01 = o0.loadUnaligned(fromByteOffset: 64, as: V.self)
+            var a02 = o0.loadUnaligned(fromByteOffset: 128, as: V.self)
+            var a03 = o0.loadUnaligned(fromByteOffset: 192, as: V.self)
+            var a10 = o1.loadUnaligned(fromByteOffset: 0, as: V.self)
+            var a11 = o1.loadUnaligned(fromByteOffset: 64, as: V.self)
+            var a12 = o1.loadUnaligned(fromByteOffset: 128, as: V.self)
+            var a13 = o1.loadUnaligned(fromByteOffset: 192, as: V.self)
+            var a20 = o2.loadUnaligned(fromByteOffset: 0, as: V.self)
+            var a21 = o2.loadUnaligned(fromByteOffset: 64, as: V.self)
+            var a22 = o2.loadUnaligned(fromByteOffset: 128, as: V.self)
+            var a23 = o2.loadUnaligned(fromByteOffset: 192, as: V.self)
+            for j in lower..<upper {
+                let v = UnsafeRawPointer(values + (rows?[j] ?? (first + j)) * stride + c)
+                let x0 = v.loadUnaligned(fromByteOffset: 0, as: V.self)
+                let x1 = v.loadUnaligned(fromByteOffset: 64, as: V.self)
+                let x2 = v.loadUnaligned(fromByteOffset: 128, as: V.self)
+                let x3 = v.loadUnaligned(fromByteOffset: 192, as: V.self)
+                let s0 = V(repeating: w0[j])
+                (a00, a01) = (a00 + s0 * x0, a01 + s0 * x1)
+                (a02, a03) = (a02 + s0 * x2, a03 + s0 * x3)
+                let s1 = V(repeating: w1[j])
+                (a10, a11) = (a10 + s1 * x0, a11 + s1 * x1)
+                (a12, a13) = (a12 + s1 * x2, a13 + s1 * x3)
+                let s2 = V(repeating: w2[j])
+                (a20, a21) = (a20 + s2 * x0, a21 + s2 * x1)
+                (a22, a23) = (a22 + s2 * x2, a23 + s2 * x3)
+            }
+            o0.storeBytes(of: a00, toByteOffset: 0, as: V.self)
+            o0.storeBytes(of: a01, toByteOffset: 64, as: V.self)
+            o0.storeBytes(of: a02, toByteOffset: 128, as: V.self)
+            o0.storeBytes(of: a03, toByteOffset: 192, as: V.self)
+            o1.storeBytes(of: a10, toByteOffset: 0, as: V.self)
+            o1.storeBytes(of: a11, toByteOffset: 64, as: V.self)
+            o1.storeBytes(of: a12, toByteOffset: 128, as: V.self)
+            o1.storeBytes(of: a13, toByteOffset: 192, as: V.self)
+            o2.storeBytes(of: a20, toByteOffset: 0, as: V.self)
+            o2.storeBytes(of: a21, toByteOffset: 64, as: V.self)
+            o2.storeBytes(of: a22, toByteOffset: 128, as: V.self)
+            o2.storeBytes(of: a23, toByteOffset: 192, as: V.self)
+        }
+    }
+
     /// The sum of 16 lanes by halves (8 + 8, 4 + 4, 2 + 2, 1 + 1): four vector additions instead of the 15
     /// dependent scalar additions of an in-order sum; the same fixed order every time.
     @inlinable

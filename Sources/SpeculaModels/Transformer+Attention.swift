@@ -25,7 +25,6 @@ extension Transformer {
         let group = c.headCount / c.kvHeadCount
         let scale = c.attentionScale
         let queryWidth = c.queryWidth
-        let block = Self.attentionBlock
         q.withUnsafeBufferPointer { qs in
             cache.keys[layer].withUnsafeBufferPointer { keys in
                 cache.values[layer].withUnsafeBufferPointer { values in
@@ -40,6 +39,19 @@ extension Transformer {
                             pool.parallelFor(count: n * c.kvHeadCount) { range in
                                 var rows: [Int] = []
                                 var scores = [Float](repeating: 0, count: group * (prefix + n))
+                                // Per query head of the group: its query, scores (then weights) and result.
+                                let queries = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: group)
+                                let scoreRows = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(
+                                    capacity: group)
+                                let weightRows = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: group)
+                                let results = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(
+                                    capacity: group)
+                                defer {
+                                    queries.deallocate()
+                                    scoreRows.deallocate()
+                                    weightRows.deallocate()
+                                    results.deallocate()
+                                }
                                 for item in range {
                                     let i = item / c.kvHeadCount
                                     let kvHead = item % c.kvHeadCount
@@ -66,32 +78,28 @@ extension Transformer {
                                     func result(_ g: Int) -> UnsafeMutablePointer<Float> {
                                         ob + i * queryWidth + (kvHead * group + g) * hd
                                     }
+                                    for g in 0..<group {
+                                        queries[g] = UnsafePointer(query(g))
+                                        results[g] = result(g)
+                                    }
                                     rows.withUnsafeBufferPointer { rowBuffer in
                                         scores.withUnsafeMutableBufferPointer { scoreBuffer in
                                             guard let sb = scoreBuffer.baseAddress, let rb = rowBuffer.baseAddress
                                             else { return }
-                                            for lower in Swift.stride(from: 0, to: count, by: block) {
-                                                let upper = min(lower + block, count)
-                                                for g in 0..<group {
-                                                    Ops.attentionScores(
-                                                        query(g), keys: keyBase, stride: hd, rows: rb + lower,
-                                                        first: 0, count: upper - lower, dimension: hd, scale: scale,
-                                                        into: sb + g * count + lower)
-                                                }
-                                            }
+                                            for g in 0..<group { scoreRows[g] = sb + g * count }
+                                            Ops.attentionScores(
+                                                queries: queries, queryCount: group, keys: keyBase, stride: hd,
+                                                rows: rb, first: 0, count: count, dimension: hd, scale: scale,
+                                                into: scoreRows)
                                             for g in 0..<group {
                                                 Self.softmaxWeights(sb + g * count, count: count)
                                                 result(g).initialize(repeating: 0, count: hd)
+                                                weightRows[g] = UnsafePointer(scoreRows[g])
                                             }
-                                            for lower in Swift.stride(from: 0, to: count, by: block) {
-                                                let upper = min(lower + block, count)
-                                                for g in 0..<group {
-                                                    Ops.accumulateValues(
-                                                        sb + g * count + lower, values: valueBase, stride: hd,
-                                                        rows: rb + lower, first: 0, count: upper - lower,
-                                                        dimension: hd, into: result(g))
-                                                }
-                                            }
+                                            Ops.accumulateValues(
+                                                weights: weightRows, queryCount: group, values: valueBase,
+                                                stride: hd, rows: rb, first: 0, count: count, dimension: hd,
+                                                into: results)
                                         }
                                     }
                                 }
@@ -126,7 +134,6 @@ extension Transformer {
         let group = c.headCount / c.kvHeadCount
         let scale = c.attentionScale
         let queryWidth = c.queryWidth
-        let block = Self.attentionBlock
         // Rows after the shared ones, per token: its tree rows in the cache, then its visible batch rows.
         let extra = (0..<n).map { cacheVisibility[$0] + visibility[$0].map { prefix + $0 } }
         let widths = extra.map { treeBase + $0.count }
@@ -141,68 +148,62 @@ extension Transformer {
                         else { return }
                         pool.parallelFor(count: c.kvHeadCount) { range in
                             var scores = [Float](repeating: 0, count: offsets[n])
+                            // Per (token, query head of the group), token-major: query, scores and result.
+                            let width = n * group
+                            let queries = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: width)
+                            let scoreRows = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: width)
+                            let weightRows = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: width)
+                            let results = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: width)
+                            defer {
+                                queries.deallocate()
+                                scoreRows.deallocate()
+                                weightRows.deallocate()
+                                results.deallocate()
+                            }
                             scores.withUnsafeMutableBufferPointer { scoreBuffer in
                                 guard let sb = scoreBuffer.baseAddress else { return }
                                 for kvHead in range {
                                     let keyBase = kb + cache.offset(head: kvHead, row: 0)
                                     let valueBase = vb + cache.offset(head: kvHead, row: 0)
-                                    func query(_ i: Int, _ g: Int) -> UnsafePointer<Float> {
-                                        qb + i * queryWidth + (kvHead * group + g) * hd
-                                    }
-                                    func result(_ i: Int, _ g: Int) -> UnsafeMutablePointer<Float> {
-                                        ob + i * queryWidth + (kvHead * group + g) * hd
-                                    }
-                                    func headScores(_ i: Int, _ g: Int) -> UnsafeMutablePointer<Float> {
-                                        sb + offsets[i] + g * widths[i]
-                                    }
-                                    // Scores: shared rows block by block for every token, then each token's own rows.
-                                    for lower in Swift.stride(from: 0, to: treeBase, by: block) {
-                                        let upper = min(lower + block, treeBase)
-                                        for i in 0..<n {
-                                            for g in 0..<group {
-                                                Ops.attentionScores(
-                                                    query(i, g), keys: keyBase, stride: hd, rows: nil,
-                                                    first: lower, count: upper - lower, dimension: hd, scale: scale,
-                                                    into: headScores(i, g) + lower)
-                                            }
+                                    for i in 0..<n {
+                                        for g in 0..<group {
+                                            let head = (kvHead * group + g) * hd
+                                            queries[i * group + g] = UnsafePointer(qb + i * queryWidth + head)
+                                            scoreRows[i * group + g] = sb + offsets[i] + g * widths[i]
+                                            results[i * group + g] = ob + i * queryWidth + head
+                                            weightRows[i * group + g] = UnsafePointer(scoreRows[i * group + g])
                                         }
                                     }
+                                    // Scores: the shared rows for every token, then each token's own rows.
+                                    Ops.attentionScores(
+                                        queries: queries, queryCount: width, keys: keyBase, stride: hd, rows: nil,
+                                        first: 0, count: treeBase, dimension: hd, scale: scale, into: scoreRows)
                                     for i in 0..<n {
+                                        for g in 0..<group { scoreRows[i * group + g] += treeBase }
                                         extra[i].withUnsafeBufferPointer { own in
-                                            for g in 0..<group {
-                                                Ops.attentionScores(
-                                                    query(i, g), keys: keyBase, stride: hd,
-                                                    rows: own.baseAddress, first: 0, count: own.count,
-                                                    dimension: hd, scale: scale, into: headScores(i, g) + treeBase)
-                                            }
+                                            Ops.attentionScores(
+                                                queries: queries + i * group, queryCount: group, keys: keyBase,
+                                                stride: hd, rows: own.baseAddress, first: 0, count: own.count,
+                                                dimension: hd, scale: scale, into: scoreRows + i * group)
                                         }
                                     }
                                     for i in 0..<n {
                                         for g in 0..<group {
-                                            Self.softmaxWeights(headScores(i, g), count: widths[i])
-                                            result(i, g).initialize(repeating: 0, count: hd)
+                                            Self.softmaxWeights(sb + offsets[i] + g * widths[i], count: widths[i])
+                                            results[i * group + g].initialize(repeating: 0, count: hd)
                                         }
                                     }
                                     // Values in the same row order.
-                                    for lower in Swift.stride(from: 0, to: treeBase, by: block) {
-                                        let upper = min(lower + block, treeBase)
-                                        for i in 0..<n {
-                                            for g in 0..<group {
-                                                Ops.accumulateValues(
-                                                    headScores(i, g) + lower, values: valueBase, stride: hd,
-                                                    rows: nil, first: lower, count: upper - lower, dimension: hd,
-                                                    into: result(i, g))
-                                            }
-                                        }
-                                    }
+                                    Ops.accumulateValues(
+                                        weights: weightRows, queryCount: width, values: valueBase, stride: hd,
+                                        rows: nil, first: 0, count: treeBase, dimension: hd, into: results)
                                     for i in 0..<n {
+                                        for g in 0..<group { weightRows[i * group + g] += treeBase }
                                         extra[i].withUnsafeBufferPointer { own in
-                                            for g in 0..<group {
-                                                Ops.accumulateValues(
-                                                    headScores(i, g) + treeBase, values: valueBase, stride: hd,
-                                                    rows: own.baseAddress, first: 0, count: own.count,
-                                                    dimension: hd, into: result(i, g))
-                                            }
+                                            Ops.accumulateValues(
+                                                weights: weightRows + i * group, queryCount: group,
+                                                values: valueBase, stride: hd, rows: own.baseAddress, first: 0,
+                                                count: own.count, dimension: hd, into: results + i * group)
                                         }
                                     }
                                 }

@@ -113,4 +113,99 @@ struct OpsTests {
         w[1] = 1
         #expect(Ops.treeSum(w) == 1)
     }
+
+    /// Random floats with a fixed seed (a linear congruential generator), so a failure repeats.
+    static func randomFloats(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        return (0..<count).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) / 1_000_000
+        }
+    }
+
+    /// The grouped score kernel gives each query the bits the one-query kernel gives it, over direct and listed
+    /// rows, any row count (whole quartets and the rest) and any number of queries.
+    @Test func groupedScoresEqualOneQueryAtATime() {
+        for (dimension, queryCount, count) in [(128, 6, 37), (128, 7, 64), (64, 1, 3), (80, 4, 9), (128, 12, 0)] {
+            let stride = dimension + 16
+            let keys = Self.randomFloats(stride * 80, seed: UInt64(dimension * 100 + count))
+            let queries = Self.randomFloats(queryCount * dimension, seed: UInt64(queryCount))
+            let listed = (0..<count).map { (($0 * 7) + 3) % 80 }
+            for rows in [nil, listed] {
+                var grouped = [Float](repeating: .nan, count: queryCount * count)
+                var single = [Float](repeating: .nan, count: queryCount * count)
+                keys.withUnsafeBufferPointer { k in
+                    queries.withUnsafeBufferPointer { q in
+                        grouped.withUnsafeMutableBufferPointer { g in
+                            single.withUnsafeMutableBufferPointer { s in
+                                let queryRows = (0..<queryCount).map { q.baseAddress! + $0 * dimension }
+                                let outputs = (0..<queryCount).map { g.baseAddress! + $0 * count }
+                                let rowList = rows ?? []
+                                rowList.withUnsafeBufferPointer { r in
+                                    let listedRows = rows == nil ? nil : r.baseAddress
+                                    Ops.attentionScores(
+                                        queries: queryRows, queryCount: queryCount, keys: k.baseAddress!,
+                                        stride: stride, rows: listedRows, first: 5, count: count,
+                                        dimension: dimension, scale: 0.125, into: outputs)
+                                    for i in 0..<queryCount {
+                                        Ops.attentionScores(
+                                            queryRows[i], keys: k.baseAddress!, stride: stride, rows: listedRows,
+                                            first: 5, count: count, dimension: dimension, scale: 0.125,
+                                            into: s.baseAddress! + i * count)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                #expect(
+                    grouped.map(\.bitPattern) == single.map(\.bitPattern),
+                    "dimension \(dimension), \(queryCount) queries, \(count) rows, listed: \(rows != nil)")
+            }
+        }
+    }
+
+    /// The grouped value sums give each element `result + w · value` added row by row in order (the definition,
+    /// computed here one float at a time), over direct and listed rows, whole blocks of 32 rows and the rest,
+    /// and query counts with and without a remainder after groups of three.
+    @Test func groupedValueSumsAddRowByRowInOrder() {
+        for (dimension, queryCount, count) in [(128, 6, 70), (128, 7, 33), (64, 2, 5), (80, 4, 40), (192, 3, 1)] {
+            let stride = dimension + 16
+            let values = Self.randomFloats(stride * 100, seed: UInt64(dimension + count))
+            let weights = Self.randomFloats(queryCount * count, seed: UInt64(queryCount * 31))
+            let start = Self.randomFloats(queryCount * dimension, seed: 99)
+            let listed = (0..<count).map { (($0 * 13) + 1) % 100 }
+            for rows in [nil, listed] {
+                var expected = start
+                for q in 0..<queryCount {
+                    for j in 0..<count {
+                        let row = rows?[j] ?? (7 + j)
+                        for k in 0..<dimension {
+                            let product = weights[q * count + j] * values[row * stride + k]
+                            expected[q * dimension + k] = expected[q * dimension + k] + product
+                        }
+                    }
+                }
+                var grouped = start
+                values.withUnsafeBufferPointer { v in
+                    weights.withUnsafeBufferPointer { w in
+                        grouped.withUnsafeMutableBufferPointer { g in
+                            let weightRows = (0..<queryCount).map { w.baseAddress! + $0 * count }
+                            let results = (0..<queryCount).map { g.baseAddress! + $0 * dimension }
+                            let rowList = rows ?? []
+                            rowList.withUnsafeBufferPointer { r in
+                                Ops.accumulateValues(
+                                    weights: weightRows, queryCount: queryCount, values: v.baseAddress!,
+                                    stride: stride, rows: rows == nil ? nil : r.baseAddress, first: 7, count: count,
+                                    dimension: dimension, into: results)
+                            }
+                        }
+                    }
+                }
+                #expect(
+                    grouped.map(\.bitPattern) == expected.map(\.bitPattern),
+                    "dimension \(dimension), \(queryCount) queries, \(count) rows, listed: \(rows != nil)")
+            }
+        }
+    }
 }
