@@ -1,3 +1,7 @@
+#if SPECULA_AVX512
+    import _Builtin_intrinsics.intel
+#endif
+
 /// A batch of activation rows quantized to int8 for integer dot products with quantized weights: per row, blocks
 /// of 32 with a float scale and the sum of their quantized values (for the 32-element weight formats), and, when the
 /// row length is a multiple of 256, blocks of 256 with a scale and sums per 16 values (for the K-quants). The float
@@ -177,9 +181,17 @@ public struct QuantizedActivations: Sendable {
         let half = unsafeBitCast((bits & 0x8000_0000) | 0x3F00_0000, to: SIMD16<Float>.self)
         let nearest = even.replacing(with: x + half, where: abs16(x - even) .== 0.5)
         let rounded = nearest.replacing(with: 127, where: nearest .> 127).replacing(with: -127, where: nearest .< -127)
-        let q = unsafeBitCast(rounded + 12_582_912, to: SIMD16<Int32>.self) &- 0x4B40_0000
-        UnsafeMutableRawPointer(output).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: q), as: SIMD16<Int8>.self)
-        return q.wrappedSum()
+        #if SPECULA_AVX512
+            // The generic int8 narrowing and lane sum run 128 bits at a time; one conversion (exact: the values are
+            // whole numbers), one narrowing store and one reduction instead.
+            let q = _mm512_cvtps_epi32(unsafeBitCast(rounded, to: __m512.self))
+            UnsafeMutableRawPointer(output).storeBytes(of: _mm512_cvtepi32_epi8(q), as: __m128i.self)
+            return _mm512_reduce_add_epi32(q)
+        #else
+            let q = unsafeBitCast(rounded + 12_582_912, to: SIMD16<Int32>.self) &- 0x4B40_0000
+            UnsafeMutableRawPointer(output).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: q), as: SIMD16<Int8>.self)
+            return q.wrappedSum()
+        #endif
     }
 
     @inline(__always)
