@@ -36,16 +36,15 @@ def parse_phases(text):
             continue
         label, parts, total = match.groups()
         phases = {}
+        # Phase names hold commas ("gate, up products 16.27"): a part without a number joins the next one.
+        pending = []
         for part in parts.split(", "):
-            # Phase names hold commas ("gate, up products 16.27"): a part without a number joins the next one.
-            phases.setdefault("_pending", [])
             piece = PHASE.match(part)
             if piece is None:
-                phases["_pending"].append(part)
+                pending.append(part)
                 continue
-            name = ", ".join(phases.pop("_pending") + [piece.group(1)])
-            phases[name] = float(piece.group(2))
-        phases.pop("_pending", None)
+            phases[", ".join(pending + [piece.group(1)])] = float(piece.group(2))
+            pending = []
         phases["total"] = float(total)
         result[label] = phases
     return result

@@ -312,52 +312,58 @@ public enum Ops {
         rows: UnsafePointer<Int>?, first: Int, lower: Int, upper: Int, dimension: Int,
         into results: UnsafePointer<UnsafeMutablePointer<Float>>
     ) {
-        typealias V = SIMD16<Float>
         let (w0, w1, w2) = (w[0], w[1], w[2])
         for c in Swift.stride(from: 0, to: dimension, by: 64) {
             let o0 = UnsafeMutableRawPointer(results[0] + c)
             let o1 = UnsafeMutableRawPointer(results[1] + c)
             let o2 = UnsafeMutableRawPointer(results[2] + c)
-            var a00 = o0.loadUnaligned(fromByteOffset: 0, as: V.self)
-            var a01 = o0.loadUnaligned(fromByteOffset: 64, as: V.self)
-            var a02 = o0.loadUnaligned(fromByteOffset: 128, as: V.self)
-            var a03 = o0.loadUnaligned(fromByteOffset: 192, as: V.self)
-            var a10 = o1.loadUnaligned(fromByteOffset: 0, as: V.self)
-            var a11 = o1.loadUnaligned(fromByteOffset: 64, as: V.self)
-            var a12 = o1.loadUnaligned(fromByteOffset: 128, as: V.self)
-            var a13 = o1.loadUnaligned(fromByteOffset: 192, as: V.self)
-            var a20 = o2.loadUnaligned(fromByteOffset: 0, as: V.self)
-            var a21 = o2.loadUnaligned(fromByteOffset: 64, as: V.self)
-            var a22 = o2.loadUnaligned(fromByteOffset: 128, as: V.self)
-            var a23 = o2.loadUnaligned(fromByteOffset: 192, as: V.self)
+            var (r0, r1, r2) = (Lanes64(o0), Lanes64(o1), Lanes64(o2))
             for j in lower..<upper {
-                let v = UnsafeRawPointer(values + (rows?[j] ?? (first + j)) * stride + c)
-                let x0 = v.loadUnaligned(fromByteOffset: 0, as: V.self)
-                let x1 = v.loadUnaligned(fromByteOffset: 64, as: V.self)
-                let x2 = v.loadUnaligned(fromByteOffset: 128, as: V.self)
-                let x3 = v.loadUnaligned(fromByteOffset: 192, as: V.self)
-                let s0 = V(repeating: w0[j])
-                (a00, a01) = (a00 + s0 * x0, a01 + s0 * x1)
-                (a02, a03) = (a02 + s0 * x2, a03 + s0 * x3)
-                let s1 = V(repeating: w1[j])
-                (a10, a11) = (a10 + s1 * x0, a11 + s1 * x1)
-                (a12, a13) = (a12 + s1 * x2, a13 + s1 * x3)
-                let s2 = V(repeating: w2[j])
-                (a20, a21) = (a20 + s2 * x0, a21 + s2 * x1)
-                (a22, a23) = (a22 + s2 * x2, a23 + s2 * x3)
+                let x = Lanes64(UnsafeRawPointer(values + (rows?[j] ?? (first + j)) * stride + c))
+                r0 = r0.adding(x, times: w0[j])
+                r1 = r1.adding(x, times: w1[j])
+                r2 = r2.adding(x, times: w2[j])
             }
-            o0.storeBytes(of: a00, toByteOffset: 0, as: V.self)
-            o0.storeBytes(of: a01, toByteOffset: 64, as: V.self)
-            o0.storeBytes(of: a02, toByteOffset: 128, as: V.self)
-            o0.storeBytes(of: a03, toByteOffset: 192, as: V.self)
-            o1.storeBytes(of: a10, toByteOffset: 0, as: V.self)
-            o1.storeBytes(of: a11, toByteOffset: 64, as: V.self)
-            o1.storeBytes(of: a12, toByteOffset: 128, as: V.self)
-            o1.storeBytes(of: a13, toByteOffset: 192, as: V.self)
-            o2.storeBytes(of: a20, toByteOffset: 0, as: V.self)
-            o2.storeBytes(of: a21, toByteOffset: 64, as: V.self)
-            o2.storeBytes(of: a22, toByteOffset: 128, as: V.self)
-            o2.storeBytes(of: a23, toByteOffset: 192, as: V.self)
+            r0.store(o0)
+            r1.store(o1)
+            r2.store(o2)
+        }
+    }
+
+    /// 64 consecutive floats in four 16-lane registers, for ``accumulateValues3(weights:values:stride:rows:first:lower:upper:dimension:into:)``.
+    @usableFromInline
+    struct Lanes64 {
+        @usableFromInline var lanes: (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)
+
+        @inlinable @inline(__always)
+        init(_ p: UnsafeRawPointer) {
+            lanes = (
+                p.loadUnaligned(fromByteOffset: 0, as: SIMD16<Float>.self),
+                p.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self),
+                p.loadUnaligned(fromByteOffset: 128, as: SIMD16<Float>.self),
+                p.loadUnaligned(fromByteOffset: 192, as: SIMD16<Float>.self)
+            )
+        }
+
+        @inlinable @inline(__always)
+        init(lanes: (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)) { self.lanes = lanes }
+
+        /// Each element `self[k] + weight · x[k]`: the scaled add of the one-query value sum.
+        @inlinable @inline(__always)
+        func adding(_ x: Lanes64, times weight: Float) -> Lanes64 {
+            let s = SIMD16<Float>(repeating: weight)
+            return Lanes64(
+                lanes: (
+                    lanes.0 + s * x.lanes.0, lanes.1 + s * x.lanes.1, lanes.2 + s * x.lanes.2, lanes.3 + s * x.lanes.3
+                ))
+        }
+
+        @inlinable @inline(__always)
+        func store(_ p: UnsafeMutableRawPointer) {
+            p.storeBytes(of: lanes.0, toByteOffset: 0, as: SIMD16<Float>.self)
+            p.storeBytes(of: lanes.1, toByteOffset: 64, as: SIMD16<Float>.self)
+            p.storeBytes(of: lanes.2, toByteOffset: 128, as: SIMD16<Float>.self)
+            p.storeBytes(of: lanes.3, toByteOffset: 192, as: SIMD16<Float>.self)
         }
     }
 
