@@ -43,22 +43,28 @@ HUMANEVAL = "humaneval"
 
 
 def humaneval_prompts(path):
-    """HumanEval's tasks as records whose first turn is the prompt `specula bench speed` builds from them."""
+    """HumanEval's tasks as records whose first turn is the prompt `specula bench speed` builds from them. A file
+    that cannot be read, a line that is not a task, or no task at all stops the script naming the file (and line)."""
     if not os.path.exists(path):
         sys.exit(f"no such file: {path} (scripts/fetch-models humaneval fetches it)")
     records = []
-    with open(path) as file:
-        for number, line in enumerate(file, 1):
-            if not line.strip():
-                continue
-            try:
-                task = json.loads(line)
-            except json.JSONDecodeError as error:
-                sys.exit(f"{path}:{number}: not JSON ({error})")
-            if not isinstance(task, dict) or not isinstance(task.get("prompt"), str):
-                sys.exit(f"{path}:{number}: no \"prompt\" string")
-            text = "Complete the following Python function.\n\n```python\n" + task["prompt"] + "```"
-            records.append({"turns": [text], "question_id": task.get("task_id", f"line{number}")})
+    try:
+        with open(path, encoding="utf-8") as file:
+            for number, line in enumerate(file, 1):
+                if not line.strip():
+                    continue
+                try:
+                    task = json.loads(line)
+                except json.JSONDecodeError as error:
+                    sys.exit(f"{path}:{number}: not JSON ({error})")
+                if not isinstance(task, dict) or not isinstance(task.get("prompt"), str):
+                    sys.exit(f"{path}:{number}: no \"prompt\" string")
+                text = "Complete the following Python function.\n\n```python\n" + task["prompt"] + "```"
+                records.append({"turns": [text], "question_id": task.get("task_id", f"line{number}")})
+    except (OSError, UnicodeDecodeError) as error:
+        sys.exit(f"{path}: cannot be read ({error})")
+    if not records:
+        sys.exit(f"{path}: no HumanEval tasks in it")
     return records
 
 
@@ -120,6 +126,8 @@ def main():
             sys.exit(f"no such file: {path}")
     caches = {"on": [True], "off": [False], "both": [True, False]}[args.weight_cache]
     records = benchlib.load_records(args.data)
+    # Read before any process runs, so that a bad file stops the script before it has spent anything.
+    humaneval = humaneval_prompts(args.humaneval) if HUMANEVAL in args.tasks else []
     host = benchlib.host()
     out = open(args.out, "a")
     if True in caches:
@@ -132,7 +140,7 @@ def main():
     order = 0
     for task in args.tasks:
         if task == HUMANEVAL:
-            prompts = spread(humaneval_prompts(args.humaneval), args.prompts)
+            prompts = spread(humaneval, args.prompts)
         else:
             prompts = spread([r for r in records if r.get("category") in TASKS[task]], args.prompts)
         for index, record in enumerate(prompts):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tests of scripts/bench-process.py's prompt choice: HumanEval's tasks worded as `specula bench speed` words them
-(Sources/SpeculaBench/Dataset.swift), bad files named with their line, and prompts spread as `bench speed --prompts`
-spreads them. Run: python3 scripts/test_bench_process.py (CI runs it)."""
+(Sources/SpeculaBench/Dataset.swift), bad files (a line that is no task, no task at all, not text, missing) named
+with their line, and prompts spread as `bench speed --prompts` spreads them. Run: python3 scripts/test_bench_process.py (CI runs it)."""
 import importlib.util
 import json
 import os
@@ -37,23 +37,37 @@ class HumanEvalTests(unittest.TestCase):
         self.assertEqual(records[0]["turns"][0],
                          "Complete the following Python function.\n\n```python\ndef f(x):\n    \"\"\"Twice x.\"\"\"\n```")
 
-    def test_bad_line_is_named(self):
-        path = write([json.dumps({"task_id": "a", "prompt": "x"}), "{not json"])
+    def assert_stops_naming(self, contents, where):
+        """`humaneval_prompts` of a file holding `contents` (bytes) stops with a message naming `where` (a format
+        string of the file's path)."""
+        file = tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False)
+        file.write(contents)
+        file.close()
         try:
             with self.assertRaises(SystemExit) as caught:
-                bp.humaneval_prompts(path)
+                bp.humaneval_prompts(file.name)
         finally:
-            os.unlink(path)
-        self.assertIn(f"{path}:2", str(caught.exception))
+            os.unlink(file.name)
+        self.assertIn(where.format(path=file.name), str(caught.exception))
+
+    def test_bad_line_is_named(self):
+        self.assert_stops_naming(json.dumps({"task_id": "a", "prompt": "x"}).encode() + b"\n{not json\n",
+                                 "{path}:2: not JSON")
 
     def test_missing_prompt_is_named(self):
-        path = write([json.dumps({"task_id": "a", "text": "x"})])
-        try:
-            with self.assertRaises(SystemExit) as caught:
-                bp.humaneval_prompts(path)
-        finally:
-            os.unlink(path)
-        self.assertIn(f"{path}:1", str(caught.exception))
+        self.assert_stops_naming(json.dumps({"task_id": "a", "text": "x"}).encode() + b"\n",
+                                 "{path}:1: no \"prompt\"")
+
+    def test_file_without_tasks_is_named(self):
+        self.assert_stops_naming(b"\n  \n", "{path}: no HumanEval tasks")
+
+    def test_file_that_is_not_text_is_named(self):
+        self.assert_stops_naming(b"\xff\xfe\x00garbage\n", "{path}: cannot be read")
+
+    def test_missing_file_is_named(self):
+        with self.assertRaises(SystemExit) as caught:
+            bp.humaneval_prompts("/nonexistent/HumanEval.jsonl")
+        self.assertIn("no such file: /nonexistent/HumanEval.jsonl", str(caught.exception))
 
     def test_spread_picks_as_bench_speed(self):
         # 164 tasks, 10 prompts: indices i * 164 // 10.
